@@ -1,0 +1,5 @@
+import sys
+
+from kuairec.cli import main
+
+sys.exit(main())

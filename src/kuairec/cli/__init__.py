@@ -1,0 +1,76 @@
+"""The ``kuairec`` command line: a thin layer over library functions.
+
+Each command group lives in its own module (``data``, ``run``, ``eda`` ...). ``main()``
+maps every :class:`~kuairec.errors.KuaiRecError` (and a few OS errors) to a one-line
+message on stderr and a non-zero exit code: the user never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from kuairec import __version__
+from kuairec.errors import KuaiRecError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kuairec")
+def app() -> None:
+    """kuairec: load, explore, train, compare and serve recommenders on KuaiRec 2.0.
+
+    Without --data, commands use the synthetic KuaiRec-shaped default data, generated on
+    demand into the cache folder ($KUAIREC_CACHE or the per-user cache directory).
+    """
+
+
+def _register() -> None:
+    # Each module adds its commands to `app`; imports inside them stay light.
+    from kuairec.cli import data as _data  # noqa: F401
+
+    for mod in ("run", "eda"):
+        try:
+            __import__(f"kuairec.cli.{mod}")
+        except ModuleNotFoundError as exc:  # a command group not built yet
+            if exc.name != f"kuairec.cli.{mod}":
+                raise
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning library errors into one-line messages."""
+    try:
+        app.main(args=argv, prog_name="kuairec", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KuaiRecError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except MemoryError:
+        click.echo("error: out of memory (try a smaller --scale or fewer models)", err=True)
+        return 1
+    except Exception as exc:  # last resort: one line, and a hint to get the traceback
+        if os.environ.get("KUAIREC_DEBUG"):
+            raise
+        click.echo(f"error: {type(exc).__name__}: {exc} (set KUAIREC_DEBUG=1 for a traceback)",
+                   err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

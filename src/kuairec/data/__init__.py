@@ -1,0 +1,1 @@
+"""The data layer: files -> validated frames -> a typed dataset object."""

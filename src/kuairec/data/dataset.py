@@ -1,0 +1,299 @@
+"""The typed dataset object: id maps, per-pair interaction matrices and features.
+
+Ids are mapped once, here, at the data boundary: raw KuaiRec ids (``user_id``,
+``video_id``) become contiguous indices (``user_idx``, ``item_idx``). Models and metrics
+only ever see indices.
+
+Index spaces: users are the union of the big and small matrices' users, items the union
+of their videos, both sorted by raw id. Side-file rows whose ids are absent from the
+matrices are dropped (and counted) by the loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from kuairec.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
+    import scipy.sparse as sp
+
+Unknown = Literal["error", "drop", "mask"]
+
+
+@dataclass(frozen=True, eq=False)
+class IdMap:
+    """Raw ids <-> contiguous indices. ``raw`` is sorted ascending; index = position.
+
+    Unknown raw ids follow an explicit rule: ``"error"`` raises :class:`DataError`,
+    ``"drop"`` removes them (returning only known ids' indices), ``"mask"`` maps them to -1.
+    """
+
+    raw: np.ndarray
+    name: str = "id"
+
+    def __post_init__(self) -> None:
+        raw = np.asarray(self.raw, dtype=np.int64)
+        if raw.ndim != 1 or (raw.size > 1 and not np.all(raw[1:] > raw[:-1])):
+            raise ValueError(f"IdMap({self.name}): raw ids must be 1-D, sorted and unique")
+        object.__setattr__(self, "raw", raw)
+
+    def __len__(self) -> int:
+        return int(self.raw.size)
+
+    def to_index(self, raw_ids: Any, unknown: Unknown = "error") -> np.ndarray:
+        ids = np.asarray(raw_ids, dtype=np.int64).ravel()
+        pos = np.searchsorted(self.raw, ids)
+        pos_c = np.minimum(pos, max(len(self) - 1, 0))
+        known = (pos < len(self)) & (self.raw[pos_c] == ids) if len(self) else np.zeros(ids.size, bool)
+        if known.all():
+            return pos.astype(np.int64)
+        if unknown == "error":
+            bad = ids[~known][:5].tolist()
+            raise DataError(f"unknown {self.name} {bad} (not in the training data's id map)")
+        if unknown == "drop":
+            return pos[known].astype(np.int64)
+        return np.where(known, pos, -1).astype(np.int64)
+
+    def to_raw(self, index: Any) -> np.ndarray:
+        idx = np.asarray(index, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise DataError(f"{self.name} index out of range [0, {len(self)})")
+        return self.raw[idx]
+
+    def fingerprint(self) -> str:
+        """A short hash of the raw ids: two maps with equal fingerprints map ids alike."""
+        return hashlib.sha256(self.raw.tobytes()).hexdigest()[:16]
+
+
+@dataclass(eq=False)
+class Interactions:
+    """A per-pair aggregate of an interaction log as CSR arrays over (n_users, n_items).
+
+    One stored entry per (user, item) pair, rows sorted by user and, inside a row, by item.
+    ``views`` counts the (deduplicated) log rows of the pair; ``watch_ratio_mean`` and
+    ``watch_ratio_max`` aggregate their watch_ratio; timestamps are NaN when the log had
+    none (the small matrix's rows without time).
+    """
+
+    indptr: np.ndarray  # int64, n_users + 1
+    indices: np.ndarray  # int32, item_idx
+    views: np.ndarray  # int32
+    watch_ratio_mean: np.ndarray  # float32
+    watch_ratio_max: np.ndarray  # float32
+    first_timestamp: np.ndarray  # float64, NaN = unknown
+    last_timestamp: np.ndarray  # float64, NaN = unknown
+    n_items: int
+
+    VALUE_FIELDS = ("views", "watch_ratio_mean", "watch_ratio_max", "first_timestamp", "last_timestamp")
+
+    @property
+    def n_users(self) -> int:
+        return int(self.indptr.size - 1)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_users, self.n_items)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.size)
+
+    def row_users(self) -> np.ndarray:
+        """user_idx of every stored entry (the COO row array)."""
+        return np.repeat(np.arange(self.n_users, dtype=np.int32), np.diff(self.indptr))
+
+    def user_counts(self) -> np.ndarray:
+        """Number of distinct items per user."""
+        return np.diff(self.indptr)
+
+    def item_counts(self) -> np.ndarray:
+        """Number of distinct users per item."""
+        return np.bincount(self.indices, minlength=self.n_items)
+
+    def csr(self, values: str = "watch_ratio_mean", dtype: Any = np.float32) -> sp.csr_matrix:
+        """A scipy CSR matrix of one value field, or ``"ones"`` for the binary pattern."""
+        import scipy.sparse as sp
+
+        if values == "ones":
+            data = np.ones(self.nnz, dtype=dtype)
+        elif values in self.VALUE_FIELDS:
+            data = np.asarray(getattr(self, values), dtype=dtype)
+        else:
+            raise ValueError(f"values must be 'ones' or one of {self.VALUE_FIELDS}, got {values!r}")
+        return sp.csr_matrix((data, self.indices, self.indptr), shape=self.shape)
+
+    def select(self, mask: np.ndarray) -> Interactions:
+        """Keep the entries where ``mask`` (length nnz) is True."""
+        mask = np.asarray(mask, dtype=bool)
+        counts = np.add.reduceat(mask.astype(np.int64), self.indptr[:-1]) if self.nnz else None
+        if counts is None:
+            return self
+        counts[np.diff(self.indptr) == 0] = 0
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return Interactions(
+            indptr=indptr,
+            indices=self.indices[mask],
+            n_items=self.n_items,
+            **{f: getattr(self, f)[mask] for f in self.VALUE_FIELDS},
+        )
+
+    @classmethod
+    def from_log(
+        cls,
+        user_idx: np.ndarray,
+        item_idx: np.ndarray,
+        watch_ratio: np.ndarray,
+        timestamp: np.ndarray | None,
+        shape: tuple[int, int],
+    ) -> Interactions:
+        """Aggregate a row-level log (repeated views allowed) into per-pair entries."""
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        wr = np.asarray(watch_ratio, dtype=np.float64)
+        ts = (
+            np.full(wr.shape, np.nan)
+            if timestamp is None
+            else np.asarray(timestamp, dtype=np.float64)
+        )
+        n_users, n_items = shape
+        key = user_idx * n_items + item_idx
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if key.size else np.array([], np.int64)
+        wr, ts = wr[order], ts[order]
+        views = np.diff(np.append(starts, key.size)).astype(np.int32)
+        if key.size:
+            mean = np.add.reduceat(wr, starts) / views
+            mx = np.maximum.reduceat(wr, starts)
+            ts_filled_lo = np.where(np.isnan(ts), np.inf, ts)
+            ts_filled_hi = np.where(np.isnan(ts), -np.inf, ts)
+            first = np.minimum.reduceat(ts_filled_lo, starts)
+            last = np.maximum.reduceat(ts_filled_hi, starts)
+            first[~np.isfinite(first)] = np.nan
+            last[~np.isfinite(last)] = np.nan
+        else:
+            mean = mx = first = last = np.array([], np.float64)
+        pair = key[starts] if key.size else key
+        rows = pair // n_items
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+        return cls(
+            indptr=indptr,
+            indices=(pair % n_items).astype(np.int32),
+            views=views,
+            watch_ratio_mean=mean.astype(np.float32),
+            watch_ratio_max=mx.astype(np.float32),
+            first_timestamp=first,
+            last_timestamp=last,
+            n_items=n_items,
+        )
+
+
+@dataclass
+class CleaningReport:
+    """What the loader did to the raw files, for ``describe()`` and the reports."""
+
+    rows_read: dict[str, int] = field(default_factory=dict)  # file key -> data rows read
+    duplicates_dropped: int = 0  # exact duplicate rows dropped from big_matrix
+    small_rows_without_time: int = 0
+    side_ids_dropped: dict[str, int] = field(default_factory=dict)  # file key -> rows dropped
+    missing_files: list[str] = field(default_factory=list)  # optional files absent
+    cold_test_users: int = 0  # small-matrix users absent from big_matrix
+    cold_test_items: int = 0  # small-matrix videos absent from big_matrix
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class KuaiRecDataset:
+    """Everything a model, an evaluation or a report needs, in index space.
+
+    Built by :func:`kuairec.data.load.load_dataset` (which validates, cleans and caches);
+    tests may build one directly from arrays.
+    """
+
+    users: IdMap
+    items: IdMap
+    big: Interactions  # training log aggregated per pair (duplicates dropped)
+    small: Interactions  # fully observed test matrix, one row per pair
+    video_duration: np.ndarray  # float64 ms per item_idx (median over the matrices' rows)
+    item_tags: sp.csr_matrix | None = None  # (n_items, 31) multi-hot from item_categories
+    user_features: pl.DataFrame | None = None  # one row per user_idx, in order; raw columns
+    item_daily: pl.DataFrame | None = None  # one row per item_idx with data: aggregated stats
+    captions: pl.DataFrame | None = None  # item_idx + caption/category columns
+    social: sp.csr_matrix | None = None  # (n_users, n_users) friend adjacency
+    truth: Interactions | None = None  # synthetic only: expected watch_ratio on small pairs
+    report: CleaningReport = field(default_factory=CleaningReport)
+    source: Path | None = None  # the data folder
+    source_checksum: str = ""  # identity of the source files (see cache.py)
+    cache_path: Path | None = None  # where the row-level logs are cached (see ``log``)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def fingerprint(self) -> str:
+        """Identity of the id maps: a saved model is only valid for an equal fingerprint."""
+        return f"{self.users.fingerprint()}-{self.items.fingerprint()}"
+
+    def log(self, which: Literal["big", "small"] = "big") -> pl.DataFrame:
+        """The deduplicated row-level log (user_idx, item_idx, play_duration,
+        video_duration, date, timestamp, watch_ratio), read lazily from the cache."""
+        from kuairec.data.load import read_log
+
+        return read_log(self, which)
+
+    def train_set(self) -> TrainSet:
+        """The default protocol's training data: the big matrix and the features."""
+        return TrainSet(
+            interactions=self.big,
+            users=self.users,
+            items=self.items,
+            video_duration=self.video_duration,
+            item_tags=self.item_tags,
+            user_features=self.user_features,
+            truth=self.truth,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        from kuairec.data.describe import describe
+
+        return describe(self)
+
+
+@dataclass(eq=False)
+class TrainSet:
+    """What ``Recommender.fit`` receives: training interactions plus side information.
+
+    ``truth`` is set only for synthetic data (the oracle uses it); learned models must
+    never read it.
+    """
+
+    interactions: Interactions
+    users: IdMap
+    items: IdMap
+    video_duration: np.ndarray | None = None
+    item_tags: sp.csr_matrix | None = None
+    user_features: pl.DataFrame | None = None
+    truth: Interactions | None = None
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def fingerprint(self) -> str:
+        return f"{self.users.fingerprint()}-{self.items.fingerprint()}"
