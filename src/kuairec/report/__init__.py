@@ -1,0 +1,1 @@
+"""Reports: the main job's benchmark report and the shared HTML helpers."""
