@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # last resort: one line, and a hint to get the traceback
         if os.environ.get("KUAIREC_DEBUG"):
             raise
-        click.echo(f"error: {type(exc).__name__}: {exc} (set KUAIREC_DEBUG=1 for a traceback)",
-                   err=True)
+        click.echo(
+            f"error: {type(exc).__name__}: {exc} (set KUAIREC_DEBUG=1 for a traceback)", err=True
+        )
         return 1
     return 0
 

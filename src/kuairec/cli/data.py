@@ -46,12 +46,20 @@ def describe_cmd(data: Path | None, as_json: bool, no_cache: bool) -> None:
 
 
 @data_group.command("generate")
-@click.option("--scale", type=click.FloatRange(min=0, min_open=True, max=4.0),
-              default=config.DEFAULT_SCALE, show_default=True,
-              help="Size relative to the real KuaiRec (1.0: 7,176 users x 10,728 videos).")
+@click.option(
+    "--scale",
+    type=click.FloatRange(min=0, min_open=True, max=4.0),
+    default=config.DEFAULT_SCALE,
+    show_default=True,
+    help="Size relative to the real KuaiRec (1.0: 7,176 users x 10,728 videos).",
+)
 @click.option("--seed", type=int, default=config.DEFAULT_SEED, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Folder to write the seven CSV files (and small_matrix_truth.csv) into.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder to write the seven CSV files (and small_matrix_truth.csv) into.",
+)
 def generate_cmd(scale: float, seed: int, out: Path) -> None:
     """Write synthetic KuaiRec-shaped data: the seven files, same schema and quirks."""
     from kuairec.data.synthetic import generate
@@ -63,8 +71,13 @@ def generate_cmd(scale: float, seed: int, out: Path) -> None:
 
 
 @data_group.command("download")
-@click.option("--to", "to", type=click.Path(path_type=Path), required=True,
-              help="Folder to download and unzip the archive into.")
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder to download and unzip the archive into.",
+)
 @click.option("--url", default=None, help="Archive URL (default: the official Zenodo record).")
 @click.option("--no-unzip", is_flag=True, help="Only download the zip.")
 def download_cmd(to: Path, url: str | None, no_unzip: bool) -> None:

@@ -51,7 +51,9 @@ class IdMap:
         ids = np.asarray(raw_ids, dtype=np.int64).ravel()
         pos = np.searchsorted(self.raw, ids)
         pos_c = np.minimum(pos, max(len(self) - 1, 0))
-        known = (pos < len(self)) & (self.raw[pos_c] == ids) if len(self) else np.zeros(ids.size, bool)
+        known = (
+            (pos < len(self)) & (self.raw[pos_c] == ids) if len(self) else np.zeros(ids.size, bool)
+        )
         if known.all():
             return pos.astype(np.int64)
         if unknown == "error":
@@ -91,7 +93,13 @@ class Interactions:
     last_timestamp: np.ndarray  # float64, NaN = unknown
     n_items: int
 
-    VALUE_FIELDS = ("views", "watch_ratio_mean", "watch_ratio_max", "first_timestamp", "last_timestamp")
+    VALUE_FIELDS = (
+        "views",
+        "watch_ratio_mean",
+        "watch_ratio_max",
+        "first_timestamp",
+        "last_timestamp",
+    )
 
     @property
     def n_users(self) -> int:
@@ -166,7 +174,11 @@ class Interactions:
         key = user_idx * n_items + item_idx
         order = np.argsort(key, kind="stable")
         key = key[order]
-        starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if key.size else np.array([], np.int64)
+        starts = (
+            np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+            if key.size
+            else np.array([], np.int64)
+        )
         wr, ts = wr[order], ts[order]
         views = np.diff(np.append(starts, key.size)).astype(np.int32)
         if key.size:

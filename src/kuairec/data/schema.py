@@ -109,7 +109,12 @@ _DAILY_COUNTS_2 = (
     "cancel_follow_user_num share_cnt share_user_num download_cnt download_user_num "
     "report_cnt report_user_num reduce_similar_cnt reduce_similar_user_num"
 ).split()
-COLLECT_COLUMNS = ("collect_cnt", "collect_user_num", "cancel_collect_cnt", "cancel_collect_user_num")
+COLLECT_COLUMNS = (
+    "collect_cnt",
+    "collect_user_num",
+    "cancel_collect_cnt",
+    "cancel_collect_user_num",
+)
 
 ITEM_DAILY_FEATURES = FileSpec(
     name="item_daily_features.csv",
@@ -176,4 +181,3 @@ TRUTH = FileSpec(
 
 N_TAGS = 31  # tag ids 0..30 in item_categories.feat
 MISSING_CATEGORY_ID = -124
-

@@ -46,16 +46,13 @@ def img_tag(png: bytes, alt: str) -> str:
 def figure_html(png: bytes, caption: str, alt: str | None = None) -> str:
     """A <figure> with the embedded image and a caption (the figure's takeaway)."""
     return (
-        f"<figure>{img_tag(png, alt or caption)}"
-        f"<figcaption>{escape(caption)}</figcaption></figure>"
+        f"<figure>{img_tag(png, alt or caption)}<figcaption>{escape(caption)}</figcaption></figure>"
     )
 
 
 def table_html(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows
-    )
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

@@ -1,0 +1,329 @@
+"""The main job: train every registered model, evaluate it, and write a run folder.
+
+``runs/<timestamp>-<name>/`` holds report.md/html, metrics.json, recommendations/,
+config.json, manifest.json, models/ and eda/. The folder is built under a temporary
+name and renamed only when complete: an existing run is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kuairec import atomic
+from kuairec.report.progress import Progress
+from kuairec.report.resources import measure
+from kuairec.report.run_config import RunConfig
+
+PAIRED_METRIC = "ndcg@10"
+
+
+@dataclass
+class ModelOutcome:
+    name: str
+    entry: dict[str, Any]  # what goes under metrics.json["models"][name]
+    per_user: dict[str, np.ndarray]  # for paired bootstrap between models
+    top_items: np.ndarray
+    top_scores: np.ndarray
+    model: Any = None
+
+
+@dataclass
+class Experiment:
+    """The data, split and labels one run evaluates every model on."""
+
+    dataset: Any  # KuaiRecDataset, or None for the temporal protocol
+    train: Any  # TrainSet
+    test: Any  # TestSet
+    protocol: dict[str, Any]
+    data_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(cfg: RunConfig, progress: Progress) -> Experiment:
+    """Load the data and build the split named by ``cfg.protocol``."""
+    if cfg.protocol == "temporal":
+        from kuairec.evaluation.protocols import temporal_experiment
+
+        with progress.stage("loading interactions"):
+            train, test = temporal_experiment(Path(cfg.interactions), cfg.test_fraction)
+        protocol = {
+            "name": "temporal",
+            "train": f"{Path(cfg.interactions).name}: each user's earlier rows",
+            "test": f"each user's last {cfg.test_fraction:.0%} of rows",
+            "data": str(cfg.interactions),
+        }
+        return Experiment(None, train, test, protocol | _protocol_common(cfg, test), None)
+
+    from kuairec.data.default import resolve_data_dir
+    from kuairec.data.load import load_dataset
+    from kuairec.evaluation.protocols import default_protocol
+
+    with progress.stage("preparing data"):
+        folder = _data_folder(cfg, progress)
+        ds = load_dataset(folder, progress=progress.enabled)
+        train, test = default_protocol(ds)
+    protocol = {
+        "name": "kuairec-small",
+        "train": "big_matrix",
+        "test": "small_matrix (fully observed)",
+        "data": str(folder),
+        "synthetic": ds.truth is not None,
+        "scale": cfg.scale if cfg.data is None and _uses_default(cfg) else None,
+    }
+    return Experiment(ds, train, test, protocol | _protocol_common(cfg, test), folder)
+
+
+def _uses_default(cfg: RunConfig) -> bool:
+    from kuairec import config
+
+    return cfg.data is None and config.data_dir_from_env() is None
+
+
+def _data_folder(cfg: RunConfig, progress: Progress) -> Path:
+    from kuairec.data.default import ensure_synthetic, resolve_data_dir
+
+    if _uses_default(cfg):
+        return ensure_synthetic(cfg.scale, cfg.seed, progress=progress.enabled)
+    return resolve_data_dir(cfg.data, progress=progress.enabled)
+
+
+def _protocol_common(cfg: RunConfig, test: Any) -> dict[str, Any]:
+    return {
+        "n_test_users": int(len(test.users)),
+        "n_candidates": int(len(test.candidates)),
+        "default_label": cfg.label,
+        "labels": list(cfg.labels),
+        "ks": list(cfg.ks),
+        "n_bootstrap": cfg.n_bootstrap,
+        "seed": cfg.seed,
+        "tuned_on": "temporal holdout of the training log" if cfg.tune else None,
+    }
+
+
+def model_names(cfg: RunConfig) -> list[str]:
+    from kuairec.models.registry import available_models, get_model_class
+
+    names = list(cfg.models) if cfg.models else available_models()
+    for name in names:
+        get_model_class(name)  # unknown names fail before any work is done
+    return names
+
+
+def run_model(
+    name: str, exp: Experiment, cfg: RunConfig, params: dict[str, Any], progress: Progress
+) -> ModelOutcome:
+    """Fit one model, recommend for every test user, evaluate; time and memory each."""
+    from kuairec.evaluation.evaluate import evaluate
+    from kuairec.models.registry import create_model
+
+    model = create_model(name, params)
+    with progress.stage(f"{name}: fit"), measure() as fit_cost:
+        model.fit(exp.train, progress=progress.enabled)
+    test = exp.test
+    with progress.stage(f"{name}: evaluate"), measure() as eval_cost:
+        items, scores = model.recommend(
+            test.users, max(cfg.ks), exclude=test.exclude, candidates=test.candidates
+        )
+        predictions = _predictions(model, test)
+        result = evaluate(
+            items,
+            test,
+            exp.train,
+            ks=tuple(cfg.ks),
+            labels=tuple(cfg.labels),
+            default_label=cfg.label,
+            n_bootstrap=cfg.n_bootstrap,
+            seed=cfg.seed,
+            predictions=predictions,
+        )
+    entry = result.to_json()
+    entry.update(
+        fit_seconds=round(fit_cost.seconds, 3),
+        eval_seconds=round(eval_cost.seconds, 3),
+        peak_rss_mb=round(max(fit_cost.peak_rss_mb, eval_cost.peak_rss_mb), 1),
+        config=_model_config(model),
+    )
+    return ModelOutcome(name, entry, result.per_user, items, scores, model)
+
+
+def _predictions(model: Any, test: Any) -> np.ndarray | None:
+    if not getattr(model, "predicts_ratings", False):
+        return None
+    rel = test.relevance.tocsr()
+    rows = np.repeat(np.arange(rel.shape[0]), np.diff(rel.indptr))
+    return model.predict(test.users[rows], rel.indices.astype(np.int64))
+
+
+def _model_config(model: Any) -> dict[str, Any]:
+    from kuairec.models.registry import config_to_dict
+
+    return config_to_dict(model.config)
+
+
+def paired_comparisons(outcomes: dict[str, ModelOutcome], cfg: RunConfig) -> dict[str, Any]:
+    """Paired bootstrap of ndcg@10: the best learned model against every other model."""
+    from kuairec.evaluation.bootstrap import paired_bootstrap
+
+    metric = PAIRED_METRIC if PAIRED_METRIC in _first(outcomes).per_user else None
+    if metric is None:
+        return {}
+    learned = [n for n in outcomes if n not in ("oracle", "random")]
+    if not learned:
+        return {}
+    best = max(learned, key=lambda n: outcomes[n].entry["metrics"].get(metric, -1.0))
+    out: dict[str, Any] = {}
+    for other in outcomes:
+        if other == best:
+            continue
+        res = paired_bootstrap(
+            outcomes[best].per_user[metric],
+            outcomes[other].per_user[metric],
+            n_bootstrap=max(cfg.n_bootstrap, 1),
+            seed=cfg.seed,
+        )
+        out[f"{best} vs {other}"] = {"metric": metric, **res}
+    return out
+
+
+def _first(d: dict[str, Any]) -> Any:
+    return next(iter(d.values()))
+
+
+def write_recommendations(path: Path, outcome: ModelOutcome, exp: Experiment) -> None:
+    """``user_id, rank, video_id, score`` for every test user, in raw ids."""
+    import polars as pl
+
+    items, scores = outcome.top_items, outcome.top_scores
+    n_users, k = items.shape
+    valid = items >= 0
+    users_raw = exp.train.users.to_raw(exp.test.users)
+    frame = pl.DataFrame(
+        {
+            "user_id": np.repeat(users_raw, k)[valid.ravel()],
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n_users)[valid.ravel()],
+            "video_id": exp.train.items.to_raw(items[valid]),
+            "score": scores[valid].astype(np.float32),
+        }
+    )
+    with atomic.temp_path(path) as tmp:
+        frame.write_parquet(tmp)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def clean_nans(obj: Any) -> Any:
+    """NaN/inf -> None so metrics.json stays strict JSON."""
+    if isinstance(obj, dict):
+        return {k: clean_nans(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [clean_nans(v) for v in obj]
+    if isinstance(obj, float | np.floating) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def run_folder_name(cfg: RunConfig) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.name}"
+
+
+def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
+    """Run the main job and return the finished run folder."""
+    from kuairec.report.manifest import build_manifest
+    from kuairec.report.render import render_report
+    from kuairec.report.tuning import choose_params
+
+    progress = progress or Progress(enabled=False)
+    names = model_names(cfg)
+    target = _new_run_path(cfg)
+    exp = prepare(cfg, progress)
+    outcomes: dict[str, ModelOutcome] = {}
+    skipped: dict[str, str] = {}
+    tuning: dict[str, Any] = {}
+    for name in progress.iterate(names, "models"):
+        reason = _unavailable(name, exp)
+        if reason:
+            skipped[name] = reason
+            continue
+        params = dict(cfg.model_params.get(name, {}))
+        if cfg.tune:
+            chosen, info = choose_params(name, exp.train, params, cfg, progress)
+            params, tuning[name] = chosen, info
+        outcomes[name] = run_model(name, exp, cfg, params, progress)
+    metrics = _metrics_document(exp, outcomes, skipped, tuning, cfg)
+    with progress.stage("writing the run folder"), atomic.new_directory(target) as tmp:
+        (tmp / "metrics.json").write_text(_json(metrics))
+        (tmp / "config.json").write_text(_json(cfg.to_dict()))
+        manifest = build_manifest(cfg, exp.data_dir)
+        (tmp / "manifest.json").write_text(_json(manifest))
+        _write_outputs(tmp, outcomes, exp, cfg)
+        extra = {"manifest": manifest}
+        if cfg.eda and exp.dataset is not None:
+            from kuairec.eda import write_eda_report
+
+            write_eda_report(exp.dataset, tmp / "eda", progress=progress.enabled)
+            extra["eda_link"] = "eda/report.html"
+        render_report(metrics, tmp, extra=extra)
+    return target
+
+
+def _unavailable(name: str, exp: Experiment) -> str | None:
+    from kuairec.models.registry import get_model_class
+
+    try:
+        return get_model_class(name).unavailable_reason(exp.train)
+    except ImportError as exc:  # an optional backend (e.g. pyspark) is not installed
+        return f"needs an optional package that is not installed: {exc.name}"
+
+
+def _new_run_path(cfg: RunConfig) -> Path:
+    runs = Path(cfg.runs_dir)
+    base = run_folder_name(cfg)
+    target, i = runs / base, 1
+    while target.exists():  # two runs in one second: never overwrite, add a suffix
+        i += 1
+        target = runs / f"{base}-{i}"
+    return target
+
+
+def _metrics_document(exp, outcomes, skipped, tuning, cfg) -> dict[str, Any]:  # noqa: ANN001
+    from kuairec.evaluation.evaluate import flips
+
+    doc: dict[str, Any] = {
+        "protocol": exp.protocol,
+        "models": {n: o.entry for n, o in outcomes.items()},
+        "skipped": skipped,
+    }
+    if len(outcomes) > 1:
+        doc["paired"] = paired_comparisons(outcomes, cfg)
+        doc["label_flips"] = flips({n: o.entry for n, o in outcomes.items()}, PAIRED_METRIC)
+    if tuning:
+        doc["tuning"] = tuning
+    return clean_nans(doc)
+
+
+def _write_outputs(tmp: Path, outcomes: dict[str, ModelOutcome], exp: Experiment, cfg) -> None:  # noqa: ANN001
+    (tmp / "recommendations").mkdir()
+    for name, outcome in outcomes.items():
+        write_recommendations(tmp / "recommendations" / f"{name}.parquet", outcome, exp)
+        if cfg.save_models and outcome.model is not None:
+            outcome.model.save(tmp / "models" / name)
