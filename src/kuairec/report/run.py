@@ -43,6 +43,15 @@ class Experiment:
     protocol: dict[str, Any]
     data_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
+    _validation: tuple[Any, Any] | None = None
+
+    def validation(self) -> tuple[Any, Any]:
+        """The temporal holdout of the training log (built once, on first use)."""
+        if self._validation is None:
+            from kuairec.report.tuning import validation_split
+
+            self._validation = validation_split(self.train)
+        return self._validation
 
 
 def prepare(cfg: RunConfig, progress: Progress) -> Experiment:
@@ -60,7 +69,6 @@ def prepare(cfg: RunConfig, progress: Progress) -> Experiment:
         }
         return Experiment(None, train, test, protocol | _protocol_common(cfg, test), None)
 
-    from kuairec.data.default import resolve_data_dir
     from kuairec.data.load import load_dataset
     from kuairec.evaluation.protocols import default_protocol
 
@@ -266,7 +274,7 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
             continue
         params = dict(cfg.model_params.get(name, {}))
         if cfg.tune:
-            chosen, info = choose_params(name, exp.train, params, cfg, progress)
+            chosen, info = choose_params(name, exp.validation, params, cfg, progress)
             params, tuning[name] = chosen, info
         outcomes[name] = run_model(name, exp, cfg, params, progress)
     metrics = _metrics_document(exp, outcomes, skipped, tuning, cfg)

@@ -1,0 +1,274 @@
+"""``kuairec run | evaluate | recommend | tune``: the main job and saved models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kuairec import config as _paths
+from kuairec.cli import app
+from kuairec.cli.data import DATA_OPTION
+
+
+def _k_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        ks = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not ks or min(ks) <= 0:
+        raise click.BadParameter(f"every K must be a positive integer, got {value!r}")
+    return ks
+
+
+def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _label(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from kuairec.evaluation.labels import parse_label
+
+    parse_label(value)  # a NaN threshold or an unknown name fails here, before any work
+    return value
+
+
+SEED = click.option(
+    "--seed", type=int, default=None, help=f"Random seed [default: {_paths.DEFAULT_SEED}]."
+)
+SCALE = click.option(
+    "--scale", type=float, default=None, help="Scale of the synthetic default data [default: 0.2]."
+)
+LABEL = click.option(
+    "--label",
+    default=None,
+    callback=_label,
+    help="Positive label: 'wr>2' (default), 'wr>=1', 'duration', 'graded', "
+    "or a threshold such as 'wr>1.5'.",
+)
+QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+
+def _progress(quiet: bool) -> Any:
+    from kuairec.report.progress import Progress
+
+    return Progress(enabled=not quiet)
+
+
+@app.command("run")
+@DATA_OPTION
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TOML or JSON file of run settings ([params.<model>] for hyperparameters).",
+)
+@SCALE
+@SEED
+@click.option(
+    "--models",
+    callback=_names,
+    default=None,
+    help="Comma-separated model names [default: every registered model].",
+)
+@click.option(
+    "-k", "--ks", callback=_k_list, default=None, help="Cut-offs K [default: 5,10,20,50]."
+)
+@LABEL
+@click.option(
+    "--protocol",
+    type=click.Choice(["kuairec", "temporal"]),
+    default=None,
+    help="kuairec: train on big, test on small (default); temporal: per-user "
+    "temporal holdout of --interactions.",
+)
+@click.option(
+    "--interactions",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="CSV with user_id,video_id,timestamp,watch_ratio (temporal protocol).",
+)
+@click.option(
+    "--bootstrap",
+    "n_bootstrap",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Bootstrap resamples for the confidence intervals [default: 1000].",
+)
+@click.option(
+    "--no-tune",
+    is_flag=True,
+    default=None,
+    help="Keep default hyperparameters (no temporal-holdout tuning).",
+)
+@click.option("--no-eda", is_flag=True, default=None, help="Skip the dataset report.")
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to create the run folder [default: ./runs].",
+)
+@click.option("--name", default=None, help="Suffix of the run folder name [default: kuairec].")
+@QUIET
+def run_cmd(
+    config_file: Path | None, quiet: bool, no_tune: bool | None, no_eda: bool | None, **options: Any
+) -> None:
+    """Train every model, evaluate on the fully observed small matrix, write a report.
+
+    Creates runs/<timestamp>-<name>/ with report.md, report.html, metrics.json,
+    recommendations/, models/, config.json, manifest.json and eda/report.html.
+    """
+    from kuairec.report.run import execute
+    from kuairec.report.run_config import load_run_config
+
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+    options["tune"] = False if no_tune else None
+    options["eda"] = False if no_eda else None
+    cfg = load_run_config(config_file, options)
+    with _progress(quiet) as progress:
+        folder = execute(cfg, progress)
+    _print_leaderboard(folder / "metrics.json")
+    click.echo(f"\nrun written to {folder}\n  report: {folder / 'report.html'}")
+
+
+def _print_leaderboard(metrics_path: Path) -> None:
+    doc = json.loads(metrics_path.read_text())
+    rows = sorted(doc["models"].items(), key=lambda kv: -(kv[1]["metrics"].get("ndcg@10") or 0))
+    click.echo(f"\n{'model':<22}{'ndcg@10':>9}  {'95% CI':<17}{'recall@10':>10}{'fit s':>8}")
+    for name, m in rows:
+        ci = m.get("ci", {}).get("ndcg@10") or [float("nan")] * 2
+        mm = m["metrics"]
+        click.echo(
+            f"{name:<22}{mm.get('ndcg@10', float('nan')):>9.4f}  "
+            f"[{ci[0]:.4f}, {ci[1]:.4f}]  {mm.get('recall@10', float('nan')):>9.4f}"
+            f"{m.get('fit_seconds', float('nan')):>8.1f}"
+        )
+    for name, why in doc.get("skipped", {}).items():
+        click.echo(f"{name:<22}skipped: {why}")
+
+
+MODEL_DIR = click.option(
+    "--model-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A saved model folder, e.g. runs/<run>/models/ease.",
+)
+
+
+@app.command("evaluate")
+@MODEL_DIR
+@DATA_OPTION
+@SEED
+@LABEL
+@click.option("-k", "--ks", callback=_k_list, default=None, help="Cut-offs K.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@QUIET
+def evaluate_cmd(
+    model_dir: Path,
+    data: Path | None,
+    seed: int | None,
+    label: str | None,
+    ks: list[int] | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Re-evaluate a saved model on the data it was trained on (or --data)."""
+    from kuairec.report.saved import config_for_model_dir, evaluate_saved
+
+    cfg = config_for_model_dir(
+        model_dir, {"data": str(data) if data else None, "seed": seed, "label": label, "ks": ks}
+    )
+    with _progress(quiet) as progress:
+        result = evaluate_saved(model_dir, cfg, progress)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"model: {result['model']}")
+    for key, value in result["metrics"].items():
+        ci = result.get("ci", {}).get(key)
+        extra = f"  [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+        click.echo(
+            f"  {key:<22}{value:.4f}{extra}" if isinstance(value, float) else f"  {key:<22}{value}"
+        )
+
+
+@app.command("recommend")
+@MODEL_DIR
+@click.option("--user", "user_id", type=int, required=True, help="Raw KuaiRec user_id.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@DATA_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def recommend_cmd(model_dir: Path, user_id: int, k: int, data: Path | None, as_json: bool) -> None:
+    """Print a saved model's top-k videos for one user, with tags and caption category."""
+    from kuairec.report.saved import config_for_model_dir, recommend_for_user
+
+    cfg = config_for_model_dir(model_dir, {"data": str(data) if data else None})
+    rows = recommend_for_user(model_dir, user_id, k, cfg, _progress(True))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{'rank':>4}  {'video_id':>8}  {'score':>9}  {'tags':<14}category")
+    for r in rows:
+        tags = ",".join(map(str, r.get("tags", []))) or "-"
+        click.echo(
+            f"{r['rank']:>4}  {r['video_id']:>8}  {r['score']:>9.4f}  {tags:<14}"
+            f"{r.get('category', '-')}"
+        )
+
+
+@app.command("tune")
+@click.option(
+    "--model", "model_name", required=True, help="Model to tune: als, bpr, ease or itemknn."
+)
+@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True)
+@DATA_OPTION
+@SCALE
+@SEED
+@LABEL
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the best parameters as a TOML file usable with `kuairec run --config`.",
+)
+@QUIET
+def tune_cmd(
+    model_name: str,
+    trials: int,
+    data: Path | None,
+    scale: float | None,
+    seed: int | None,
+    label: str | None,
+    out: Path | None,
+    quiet: bool,
+) -> None:
+    """Search hyperparameters with Optuna on a temporal holdout of the training log.
+
+    The last days of the big matrix are the validation set; the small matrix is never
+    looked at.
+    """
+    from kuairec.report.run import prepare
+    from kuairec.report.run_config import load_run_config
+    from kuairec.report.tuning import format_toml, study
+
+    cfg = load_run_config(
+        None, {"data": str(data) if data else None, "scale": scale, "seed": seed, "label": label}
+    )
+    with _progress(quiet) as progress:
+        exp = prepare(cfg, progress)
+        with progress.stage(f"{model_name}: {trials} trials"):
+            res = study(model_name, exp.train, n_trials=trials, label=cfg.label, seed=cfg.seed)
+    click.echo(f"best {res['objective']}: {res['best_value']:.4f}")
+    for key, value in res["best_params"].items():
+        click.echo(f"  {key} = {value}")
+    if out is not None:
+        from kuairec import atomic
+
+        atomic.write_text(out, format_toml(model_name, res["best_params"]))
+        click.echo(f"wrote {out} (use: kuairec run --config {out})")

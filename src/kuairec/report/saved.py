@@ -1,0 +1,124 @@
+"""Working with saved models: re-evaluate one, or recommend for one user.
+
+A model saved by ``kuairec run`` lives in ``<run>/models/<name>/``; the run's
+``config.json`` two levels up says which data it was trained on, so ``--data`` can be
+left out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kuairec.errors import DataError, ModelError
+from kuairec.report.progress import Progress
+from kuairec.report.run_config import RunConfig, load_run_config
+
+
+def config_for_model_dir(model_dir: Path, overrides: dict[str, Any]) -> RunConfig:
+    """The run config a saved model came from (if any), with ``overrides`` on top."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError(f"{model_dir}: model folder not found")
+    run_cfg = model_dir.parent.parent / "config.json"
+    base: dict[str, Any] = {}
+    if run_cfg.is_file():
+        saved = json.loads(run_cfg.read_text())
+        base = {
+            k: saved[k]
+            for k in (
+                "data",
+                "scale",
+                "seed",
+                "protocol",
+                "interactions",
+                "test_fraction",
+                "label",
+                "labels",
+                "ks",
+            )
+            if k in saved
+        }
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return load_run_config(None, base)
+
+
+def load_saved(model_dir: Path, train: Any) -> Any:
+    from kuairec.models.base import Recommender
+
+    return Recommender.load(Path(model_dir), expected_fingerprint=train.fingerprint())
+
+
+def evaluate_saved(model_dir: Path, cfg: RunConfig, progress: Progress) -> dict[str, Any]:
+    """Re-evaluate a saved model on its protocol; returns its metrics.json entry."""
+    from kuairec.evaluation.evaluate import evaluate
+    from kuairec.report.run import _predictions, clean_nans, prepare
+
+    exp = prepare(cfg, progress)
+    model = load_saved(model_dir, exp.train)
+    test = exp.test
+    with progress.stage(f"{model.name}: evaluate"):
+        items, _ = model.recommend(
+            test.users, max(cfg.ks), exclude=test.exclude, candidates=test.candidates
+        )
+        result = evaluate(
+            items,
+            test,
+            exp.train,
+            ks=tuple(cfg.ks),
+            labels=tuple(cfg.labels),
+            default_label=cfg.label,
+            n_bootstrap=cfg.n_bootstrap,
+            seed=cfg.seed,
+            predictions=_predictions(model, test),
+        )
+    return clean_nans({"model": model.name, **result.to_json()})
+
+
+def recommend_for_user(
+    model_dir: Path, user_id: int, k: int, cfg: RunConfig, progress: Progress
+) -> list[dict[str, Any]]:
+    """Top-k videos for one known user (raw id), with tags and caption categories.
+
+    The user's training videos are excluded. An id absent from the training data is an
+    error that says so.
+    """
+    from kuairec.report.run import prepare
+
+    exp = prepare(cfg, progress)
+    train = exp.train
+    idx = train.users.to_index([user_id], unknown="mask")[0]
+    if idx < 0:
+        raise DataError(f"user_id {user_id} is not in the training data ({len(train.users)} users)")
+    model = load_saved(model_dir, train)
+    seen = train.interactions.csr("ones")[[idx]]
+    items, scores = model.recommend(np.array([idx]), k, exclude=seen)
+    keep = items[0] >= 0
+    return describe_items(exp.dataset, train, items[0][keep], scores[0][keep])
+
+
+def describe_items(ds: Any, train: Any, items: np.ndarray, scores: np.ndarray) -> list[dict]:
+    tags = ds.item_tags if ds is not None else None
+    categories = _category_names(ds)
+    rows = []
+    for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), 1):
+        row = {"rank": rank, "video_id": int(train.items.to_raw([item])[0]), "score": score}
+        if tags is not None:
+            row["tags"] = tags.indices[tags.indptr[item] : tags.indptr[item + 1]].tolist()
+        if categories is not None:
+            row["category"] = categories.get(item, "UNKNOWN")
+        rows.append(row)
+    return rows
+
+
+def _category_names(ds: Any) -> dict[int, str] | None:
+    caps = getattr(ds, "captions", None)
+    if caps is None or "first_level_category_name" not in caps.columns:
+        return None
+    names = caps.select("item_idx", "first_level_category_name")
+    return dict(
+        zip(names["item_idx"].to_list(), names["first_level_category_name"].to_list(), strict=True)
+    )
