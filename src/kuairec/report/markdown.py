@@ -8,12 +8,14 @@ content in both formats, so the two documents cannot drift apart.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from kuairec.report import html as H
 
 MISSING = "n/a"
+_NUMBER = re.compile(r"-?\d+(\.\d+)?( \[| \(|$)")
 
 
 @dataclass(frozen=True)
@@ -74,12 +76,11 @@ def fmt(value: Any, digits: int = 4) -> str:
     return MISSING if x is None else f"{x:.{digits}f}"
 
 
-def fmt_big(value: Any) -> str:
-    """Like :func:`fmt`, with fewer decimals for large values (popularity counts)."""
-    x = num(value)
-    if x is None:
-        return MISSING
-    return f"{x:.4f}" if abs(x) < 100 else f"{x:.1f}"
+def fmt_column(values: list[Any]) -> list[str]:
+    """One column of numbers: 4 decimals, or 1 when any value reaches 100 (counts)."""
+    nums = [num(v) for v in values]
+    digits = 1 if any(x is not None and abs(x) >= 100 for x in nums) else 4
+    return [fmt(v, digits) for v in nums]
 
 
 def ci_pair(ci: Any) -> tuple[float, float] | None:
@@ -109,9 +110,15 @@ def _md_cell(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def _numeric(cell: str) -> bool:
+    return cell in ("", MISSING) or bool(_NUMBER.match(cell))
+
+
 def _md_table(table: Table) -> str:
     lines = ["| " + " | ".join(_md_cell(h) for h in table.header) + " |"]
-    lines.append("|" + "|".join(["---"] + ["---:"] * (len(table.header) - 1)) + "|")
+    columns = range(len(table.header))
+    right = [j > 0 and all(_numeric(row[j]) for row in table.rows) for j in columns]
+    lines.append("|" + "|".join("---:" if r else "---" for r in right) + "|")
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
     return "\n".join(lines)
 
@@ -127,11 +134,13 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(b, Table):
             parts.append(_md_table(b))
         elif isinstance(b, Figure):
-            parts.append(f"![{_md_cell(b.caption)}](plots/{b.name}.png)\n\n*{b.caption}*")
+            alt = b.name.replace("_", " ")
+            parts.append(f"![{alt}](plots/{b.name}.png)\n\n*{b.caption}*")
         elif isinstance(b, Bullets):
             parts.append("\n".join(f"- {item}" for item in b.items))
         elif isinstance(b, Link):
-            parts.append(f"[{b.label}]({b.href})")
+            href = _safe_href(b.href)
+            parts.append(f"[{b.label}]({href})" if href else f"{b.label}: `{b.href}`")
     return "\n\n".join(parts) + "\n"
 
 

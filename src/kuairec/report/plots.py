@@ -7,15 +7,25 @@ each function: importing this module stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from kuairec.report.html import figure_png
+from kuairec.report.markdown import Block, Figure, Heading, Para, Table, fmt, num
+
+if TYPE_CHECKING:
+    from kuairec.report.render import RunView
 
 Interval = tuple[float, float] | None
 
 # Smallest fit time drawn on the log axis: a model that "fits" in 0 s is drawn here.
 MIN_SECONDS = 1e-3
+
+SEGMENT_TITLES = {
+    "user_activity": "user activity (terciles of training interactions)",
+    "duration_bucket": "video duration bucket",
+    "item_coldness": "item coldness",
+}
 
 
 def _plt() -> Any:
@@ -101,9 +111,7 @@ def scatter_labelled(
     for name, x, y in points:
         x = max(x, MIN_SECONDS) if log_x else x
         ax.scatter([x], [y], s=40, color=colour.get(name), zorder=3)
-        ax.annotate(
-            _label(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8
-        )
+        ax.annotate(_label(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -132,3 +140,159 @@ def grouped_bars(
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     return figure_png(fig)
+
+
+# ---------------------------------------------------------------- report sections
+
+
+def accuracy_figures(run: RunView) -> list[Block]:
+    """The "Plots" section: ndcg bars, metric vs K, accuracy vs popularity, cost."""
+    blocks: list[Block] = [Heading("Plots")]
+    for build in (_bar_figure, _k_figure, _popularity_figure, _cost_figure):
+        figure = build(run)
+        if figure is not None:
+            blocks.append(figure)
+    if len(blocks) == 1:
+        blocks.append(Para("Not available (no model has ranking metrics)."))
+    return blocks
+
+
+def _bar_figure(run: RunView) -> Figure | None:
+    key = run.key
+    names = [n for n in run.order if run.value(n, key) is not None]
+    if not names:
+        return None
+    values = [run.value(n, key) or 0.0 for n in names]
+    cis = [run.ci(n, key) for n in names]
+    png = metric_bars(names, values, cis, key, run.colour)
+    best = run.contenders(names)[0]
+    top = values[names.index(best)]
+    caption = f"{key} per model (whiskers: bootstrap CI). Best model: {best} ({top:.4f})"
+    best_ci = run.ci(best, key)
+    if best_ci is not None:
+        close = [
+            n for n in run.contenders(names)
+            if n != best and (ci := run.ci(n, key)) is not None and ci[1] >= best_ci[0]
+        ]  # fmt: skip
+        caption += f"; models whose CI overlaps its CI: {', '.join(close) or 'none'}"
+    return Figure("ndcg_bar", png, caption + ".")
+
+
+def _k_figure(run: RunView) -> Figure | None:
+    curves: dict[str, dict[str, list[tuple[int, float, Interval]]]] = {}
+    for metric in ("ndcg", "recall"):
+        per_model = {}
+        for n in run.order:
+            points = [
+                (k, v, run.ci(n, f"{metric}@{k}"))
+                for k in run.ks
+                if (v := run.value(n, f"{metric}@{k}")) is not None
+            ]
+            if points:
+                per_model[n] = points
+        if per_model:
+            curves[metric] = per_model
+    if not curves:
+        return None
+    caption = "ndcg@K and recall@K per model (bars: bootstrap CI where available)"
+    if "ndcg" in curves and len(run.ks) >= 2:
+        lo, hi = run.ks[0], run.ks[-1]
+        best = [_best(run, f"ndcg@{k}") for k in (lo, hi)]
+        if best[0] and best[1]:
+            caption += f". Best by ndcg at K={lo}: {best[0]}; at K={hi}: {best[1]}"
+    return Figure("metric_vs_k", metric_vs_k(curves, run.colour), caption + ".")
+
+
+def _best(run: RunView, key: str) -> str | None:
+    names = [n for n in run.contenders(run.order) if run.value(n, key) is not None]
+    return max(names, key=lambda n: run.value(n, key) or 0.0) if names else None
+
+
+def _popularity_figure(run: RunView) -> Figure | None:
+    pop_key = f"mean_popularity@{run.k}"
+    points = [
+        (n, x, y)
+        for n in run.order
+        if (x := run.value(n, pop_key)) is not None and (y := run.value(n, run.key)) is not None
+    ]
+    if not points:
+        return None
+    png = scatter_labelled(points, f"mean popularity of the top-{run.k} items", run.key,
+                           run.colour)  # fmt: skip
+    caption = (
+        f"Accuracy ({run.key}) against the popularity of what is recommended; points to the "
+        "right lean on popular items."
+    )
+    real = [p for p in points if p[0] in run.contenders([q[0] for q in points])]
+    if len(real) >= 2:
+        most, least = max(real, key=lambda p: p[1]), min(real, key=lambda p: p[1])
+        caption += (
+            f" Most popular lists: {most[0]} ({most[1]:.4g}); least: {least[0]} ({least[1]:.4g})."
+        )
+    return Figure("accuracy_vs_popularity", png, caption)
+
+
+def _cost_figure(run: RunView) -> Figure | None:
+    points = [
+        (n, x, y)
+        for n in run.order
+        if (x := num(run.models[n].get("fit_seconds"))) is not None
+        and (y := run.value(n, run.key)) is not None
+    ]
+    if not points:
+        return None
+    png = scatter_labelled(points, "fit time, seconds (log scale)", run.key, run.colour,
+                           log_x=True)  # fmt: skip
+    caption = f"Fit time against {run.key} (times under {MIN_SECONDS} s drawn at {MIN_SECONDS} s)."
+    real = [p for p in points if p[0] in run.contenders([q[0] for q in points])]
+    if len(real) >= 2:
+        top = max(p[2] for p in real)
+        cheap = min((p for p in real if p[2] >= 0.9 * top), key=lambda p: p[1])
+        caption += (
+            f" Fastest model within 90% of the best {run.key}: {cheap[0]} ({cheap[1]:.2f} s)."
+        )
+    return Figure("cost", png, caption)
+
+
+def segment_section(run: RunView) -> list[Block]:
+    """Tables and grouped bars of the primary metric per segment family."""
+    segments = {n: run.segments(n) for n in run.order}
+    families = list(dict.fromkeys(f for seg in segments.values() for f in seg))
+    blocks: list[Block] = [Heading("Segments")]
+    if not families:
+        return blocks + [Para("Per-segment metrics: not available.")]
+    blocks.append(Para(f"{run.key} within groups of test users or items."))
+    for family in families:
+        blocks += _segment_family(run, family, segments)
+    return blocks
+
+
+def _segment_family(
+    run: RunView, family: str, segments: dict[str, dict[str, dict[str, Mapping[str, Any]]]]
+) -> list[Block]:
+    per_model = {n: seg[family] for n, seg in segments.items() if family in seg}
+    groups = list(dict.fromkeys(g for seg in per_model.values() for g in seg))
+    values = {n: [num(seg.get(g, {}).get(run.key)) for g in groups] for n, seg in per_model.items()}
+    header = ["model"]
+    for g in groups:
+        sizes = [num(seg[g].get("n_users")) for seg in per_model.values() if g in seg]
+        size = next((s for s in sizes if s is not None), None)
+        header.append(g if size is None else f"{g} (n={int(size)})")
+    rows = [[n] + [fmt(v) for v in vs] for n, vs in values.items()]
+    title = SEGMENT_TITLES.get(family, family.replace("_", " "))
+    blocks: list[Block] = [Heading(f"By {title}", 3), Table(header, rows)]
+    if not any(v is not None for vs in values.values() for v in vs):
+        return blocks
+    png = grouped_bars(groups, values, run.key, title, run.colour)
+    caption = f"{run.key} by {title}"
+    best = next(
+        (n for n in run.contenders(list(values)) if any(v is not None for v in values[n])), None
+    )
+    known = [(g, v) for g, v in zip(groups, values.get(best, []), strict=True) if v is not None]
+    if best is not None and len(known) >= 2:
+        lo, hi = min(known, key=lambda p: p[1]), max(known, key=lambda p: p[1])
+        caption += (
+            f". For {best}: lowest in {lo[0]} ({lo[1]:.4f}), highest in {hi[0]} ({hi[1]:.4f})"
+        )
+    stem = "segment_" + "".join(c if c.isalnum() else "_" for c in family.lower())
+    return blocks + [Figure(stem, png, caption + ".")]
