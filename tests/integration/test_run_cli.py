@@ -1,0 +1,204 @@
+"""`kuairec run` end to end on small generated data, and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from kuairec.cli import main
+
+FAST = ["--bootstrap", "50", "--no-eda", "-q"]
+
+
+def _run(capsys: pytest.CaptureFixture, args: list[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(err: str) -> None:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def finished_run(small_synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    runs = tmp_path_factory.mktemp("runs")
+    code = main(
+        [
+            "run",
+            "--data",
+            str(small_synthetic_dir),
+            "--runs-dir",
+            str(runs),
+            "--models",
+            "random,popularity,ease,oracle",
+            "--bootstrap",
+            "100",
+            "-q",
+            "--no-eda",
+        ]
+    )
+    assert code == 0
+    (folder,) = list(runs.iterdir())
+    return folder
+
+
+def test_run_folder_holds_every_artefact(finished_run: Path) -> None:
+    names = {p.name for p in finished_run.iterdir()}
+    assert {
+        "report.md",
+        "report.html",
+        "metrics.json",
+        "config.json",
+        "manifest.json",
+        "recommendations",
+        "models",
+    } <= names
+    assert finished_run.name.endswith("-kuairec")
+    assert not [p for p in finished_run.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_metrics_json_has_the_stable_format(finished_run: Path, small_dataset) -> None:
+    doc = json.loads((finished_run / "metrics.json").read_text())
+    assert set(doc["models"]) == {"random", "popularity", "ease", "oracle"}
+    assert doc["protocol"]["n_test_users"] == int((small_dataset.small.user_counts() > 0).sum())
+    assert doc["protocol"]["n_candidates"] == int((small_dataset.small.item_counts() > 0).sum())
+    for name, entry in doc["models"].items():
+        m = entry["metrics"]
+        for key in ("precision@10", "recall@10", "ndcg@10", "map@10", "hit@10"):
+            assert 0.0 <= m[key] <= 1.0, (name, key)
+        lo, hi = entry["ci"]["ndcg@10"]
+        assert lo <= m["ndcg@10"] <= hi
+        assert entry["fit_seconds"] >= 0 and entry["peak_rss_mb"] > 0
+        assert set(entry["by_label"]) >= {"wr>2", "wr>=1", "duration", "graded"}
+    assert "rmse" in doc["models"]["oracle"]["metrics"]  # the oracle predicts watch_ratio
+    ndcg = {n: e["metrics"]["ndcg@10"] for n, e in doc["models"].items()}
+    assert ndcg["oracle"] > ndcg["ease"] > ndcg["random"]
+    assert ndcg["popularity"] > ndcg["random"]
+
+
+def test_recommendations_are_raw_ids_top_k(finished_run: Path, small_dataset) -> None:
+    frame = pl.read_parquet(finished_run / "recommendations" / "ease.parquet")
+    assert frame.columns == ["user_id", "rank", "video_id", "score"]
+    test_users = small_dataset.users.raw[small_dataset.small.user_counts() > 0]
+    assert set(frame["user_id"].unique().to_list()) == set(test_users.tolist())
+    first = frame.filter(pl.col("user_id") == int(test_users[0])).sort("rank")
+    assert first["rank"].to_list() == list(range(1, 51))
+    assert np.all(np.diff(first["score"].to_numpy()) <= 0)
+    # never a video from the user's training rows, always a small-matrix video
+    u = 0
+    uid = int(test_users[u])
+    ui = small_dataset.users.to_index([uid])[0]
+    seen = small_dataset.items.raw[
+        small_dataset.big.indices[small_dataset.big.indptr[ui] : small_dataset.big.indptr[ui + 1]]
+    ]
+    assert not set(first["video_id"].to_list()) & set(seen.tolist())
+
+
+def test_evaluate_reproduces_the_run(finished_run: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = json.loads((finished_run / "metrics.json").read_text())
+    code, out, err = _run(
+        capsys, ["evaluate", "--model-dir", str(finished_run / "models" / "ease"), "--json", "-q"]
+    )
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["metrics"]["ndcg@10"] == pytest.approx(doc["models"]["ease"]["metrics"]["ndcg@10"])
+
+
+def test_recommend_prints_tags(finished_run: Path, small_dataset, capsys) -> None:
+    uid = int(small_dataset.users.raw[0])
+    code, out, err = _run(
+        capsys,
+        [
+            "recommend",
+            "--model-dir",
+            str(finished_run / "models" / "popularity"),
+            "--user",
+            str(uid),
+            "-k",
+            "5",
+            "--json",
+        ],
+    )
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    assert all("tags" in r and "category" in r for r in rows)
+
+
+def test_existing_run_is_never_overwritten(small_synthetic_dir, tmp_path, capsys) -> None:
+    args = [
+        "run",
+        "--data",
+        str(small_synthetic_dir),
+        "--runs-dir",
+        str(tmp_path),
+        "--models",
+        "popularity",
+        "--no-tune",
+        *FAST,
+    ]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--models", "nosuchmodel"], "nosuchmodel"),
+        (["-k", "0"], "K"),
+        (["-k", "10,-1"], "K"),
+        (["--label", "wr>nan"], "threshold"),
+    ],
+)
+def test_bad_run_arguments_fail_cleanly(small_synthetic_dir, tmp_path, capsys, args, needle):
+    code, _, err = _run(
+        capsys,
+        ["run", "--data", str(small_synthetic_dir), "--runs-dir", str(tmp_path), *FAST, *args],
+    )
+    assert code != 0
+    _one_line_error(err)
+    assert needle.lower() in err.lower()
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_model_dir_missing_files(finished_run: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    # a copy inside a run-shaped folder, so the run's config.json still names the data
+    broken_run = tmp_path / "run"
+    shutil.copytree(finished_run, broken_run, ignore=shutil.ignore_patterns("*.parquet"))
+    broken = broken_run / "models" / "ease"
+    (broken / "weights.npz").unlink()
+    code, _, err = _run(capsys, ["evaluate", "--model-dir", str(broken), "-q"])
+    assert code != 0
+    _one_line_error(err)
+    assert "weights.npz" in err
+
+
+def test_model_from_another_dataset(finished_run: Path, tmp_path: Path, capsys) -> None:
+    from kuairec.data.synthetic import generate
+
+    other = tmp_path / "other"
+    generate(other, scale=0.03, seed=11, progress=False)
+    code, _, err = _run(
+        capsys,
+        [
+            "evaluate",
+            "--model-dir",
+            str(finished_run / "models" / "ease"),
+            "--data",
+            str(other),
+            "-q",
+        ],
+    )
+    assert code != 0
+    _one_line_error(err)
+    assert "another dataset" in err
