@@ -1,0 +1,94 @@
+"""Item-based k-nearest neighbours with cosine similarity.
+
+``sim(i, j) = x_i . x_j / (|x_i| |x_j| + shrinkage)`` over the item columns of the
+(binarised or watch_ratio-weighted) training matrix; each item keeps its ``neighbours``
+most similar other items (ties: lower item_idx; a sparse n_items x n_items matrix
+``S``), and a user's scores
+are ``x_user @ S``. Cold users score 0 everywhere (ties broken by item_idx); items nobody
+watched have no neighbours and score 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kuairec.models.base import Recommender, top_k
+from kuairec.models.matrices import (
+    Weighting,
+    csr_from_state,
+    csr_state,
+    item_gram,
+    weighted_matrix,
+)
+from kuairec.models.params import param
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+
+    from kuairec.data.dataset import TrainSet
+
+
+@dataclass(frozen=True)
+class ItemKNNConfig:
+    neighbours: int = param(100, ge=1, doc="similar items kept per item")
+    shrinkage: float = param(0.0, ge=0, doc="added to the cosine denominator")
+    weighting: Weighting = "binary"
+    clip: float = param(5.0, gt=0, doc="watch_ratio is clipped at this value")
+    threshold: float = param(0.0, ge=0, doc="pairs with watch_ratio below it are dropped")
+
+
+def cosine_neighbours(
+    x: sp.csr_matrix, neighbours: int, shrinkage: float = 0.0, block: int = 1024
+) -> sp.csr_matrix:
+    """Row i: the ``neighbours`` items most cosine-similar to item i (self excluded)."""
+    import scipy.sparse as sp
+
+    gram = item_gram(x)
+    n = gram.shape[0]
+    norms = np.sqrt(np.maximum(gram.diagonal(), 0.0)).astype(np.float32)
+    k = min(neighbours, n - 1)
+    rows, cols, vals = [], [], []
+    for s in range(0, n if k > 0 else 0, block):
+        e = min(s + block, n)
+        denom = norms[s:e, None] * norms[None, :] + np.float32(shrinkage)
+        sim = np.divide(gram[s:e], denom, out=np.zeros((e - s, n), np.float32), where=denom > 0)
+        sim[np.arange(e - s), np.arange(s, e)] = 0.0
+        top, top_vals = top_k(sim, k)  # ties: lower item_idx first; k <= n - 1
+        keep = top_vals > 0
+        rows.append(np.nonzero(keep)[0] + s)
+        cols.append(top[keep])
+        vals.append(top_vals[keep])
+    if not rows:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n, n),
+        dtype=np.float32,
+    )
+
+
+class ItemKNNRecommender(Recommender):
+    """Item-item cosine nearest neighbours."""
+
+    name = "itemknn"
+    Config = ItemKNNConfig
+
+    def _fit(self, train: TrainSet, progress: bool) -> None:
+        c = self.config
+        self.x_ = weighted_matrix(train.interactions, c.weighting, c.clip, c.threshold)
+        self.sim_ = cosine_neighbours(self.x_, c.neighbours, c.shrinkage)
+
+    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        sim = self.sim_ if items is None else self.sim_[:, items]
+        return (self.x_[users] @ sim).toarray()
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {**csr_state("x", self.x_), **csr_state("sim", self.sim_)}
+
+    def _set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        self.x_ = csr_from_state("x", state)
+        self.sim_ = csr_from_state("sim", state)

@@ -1,0 +1,110 @@
+"""Training matrices shared by the models: watch_ratio weighting and the item Gram matrix.
+
+``weighted_matrix`` turns the per-pair training interactions into a user x item CSR
+matrix: entries with ``watch_ratio < threshold`` are dropped (threshold 0 keeps all),
+watch_ratio is clipped at ``clip`` (KuaiRec's watch_ratio has a tail up to ~570), then
+mapped by ``weighting``: ``binary`` -> 1, ``linear`` -> w, ``log`` -> log(1 + w).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+
+    from kuairec.data.dataset import Interactions
+
+Weighting = Literal["binary", "linear", "log"]
+
+
+def weight_values(watch_ratio: np.ndarray, weighting: str, clip: float) -> np.ndarray:
+    """float32 weights of watch_ratio values (see the module docstring)."""
+    w = np.minimum(np.asarray(watch_ratio, dtype=np.float32), np.float32(clip))
+    if weighting == "binary":
+        return np.ones_like(w)
+    if weighting == "linear":
+        return w
+    if weighting == "log":
+        return np.log1p(w)
+    raise ValueError(f"weighting must be 'binary', 'linear' or 'log', got {weighting!r}")
+
+
+def weighted_matrix(
+    inter: Interactions, weighting: str = "binary", clip: float = 5.0, threshold: float = 0.0
+) -> sp.csr_matrix:
+    """The (n_users, n_items) float32 CSR training matrix of ``inter``."""
+    import scipy.sparse as sp
+
+    data = weight_values(inter.watch_ratio_mean, weighting, clip)
+    indices, indptr = inter.indices, inter.indptr
+    if threshold > 0:  # drop entries below the threshold (vectorised row filter)
+        keep = inter.watch_ratio_mean >= threshold
+        counts = np.bincount(inter.row_users()[keep], minlength=inter.n_users)
+        indptr = np.zeros(inter.n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        data, indices = data[keep], indices[keep]
+    return sp.csr_matrix((data, indices, indptr), shape=inter.shape)
+
+
+def item_gram(x: sp.csr_matrix, chunk_rows: int = 2048) -> np.ndarray:
+    """``X^T X`` as a dense symmetric float32 (n_items, n_items) array.
+
+    Computed with BLAS ``ssyrk`` over dense chunks of ``chunk_rows`` users, so memory stays
+    at the Gram matrix plus one chunk. At KuaiRec's density (~13%) this is far faster than
+    a sparse product.
+    """
+    from scipy.linalg.blas import ssyrk
+
+    n = x.shape[1]
+    gram = np.zeros((n, n), dtype=np.float32, order="F")
+    for start in range(0, x.shape[0], chunk_rows):
+        dense = x[start : start + chunk_rows].toarray().astype(np.float32, copy=False)
+        # dense.T is (n, rows) and Fortran-ordered: ssyrk computes dense.T @ dense
+        gram = ssyrk(1.0, dense.T, beta=1.0, c=gram, trans=0, lower=0, overwrite_c=1)
+    symmetrize_upper(gram)
+    return gram
+
+
+def symmetrize_upper(a: np.ndarray, block: int = 1024) -> None:
+    """Copy the upper triangle of a square array onto its lower triangle, in place."""
+    n = a.shape[0]
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        a[s:e, :s] = a[:s, s:e].T
+        diag = a[s:e, s:e]
+        diag[...] = np.triu(diag) + np.triu(diag, 1).T
+
+
+def user_rows_dense(x: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+    """Dense float32 rows of ``x`` for ``users``."""
+    return x[users].toarray().astype(np.float32, copy=False)
+
+
+def csr_state(prefix: str, x: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A CSR matrix as named arrays for ``weights.npz``."""
+    return {
+        f"{prefix}_data": x.data,
+        f"{prefix}_indices": x.indices,
+        f"{prefix}_indptr": x.indptr,
+        f"{prefix}_shape": np.asarray(x.shape, dtype=np.int64),
+    }
+
+
+def csr_from_state(prefix: str, state: Mapping[str, np.ndarray]) -> sp.csr_matrix:
+    """The CSR matrix stored by :func:`csr_state`."""
+    import scipy.sparse as sp
+
+    shape = tuple(int(v) for v in state[f"{prefix}_shape"])
+    return sp.csr_matrix(
+        (state[f"{prefix}_data"], state[f"{prefix}_indices"], state[f"{prefix}_indptr"]),
+        shape=shape,
+    )
+
+
+def row_is_empty(x: sp.csr_matrix) -> np.ndarray:
+    """Boolean mask of rows with no stored entry (cold users)."""
+    return np.diff(x.indptr) == 0

@@ -1,0 +1,157 @@
+"""Save and load fitted models without pickle.
+
+A saved model is a folder holding ``model.json`` (format version, kuairec version, model
+name, config, the training data's fingerprint, its shape and a free-text description)
+and ``weights.npz`` (the model's arrays, read back with ``allow_pickle=False``). The
+folder is written under a temporary sibling name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kuairec.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kuairec.models.base import Recommender
+
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+WEIGHTS = "weights.npz"
+_META = ("n_users", "n_items", "fingerprint")
+
+
+class _State(dict):
+    """The arrays of weights.npz; a missing key is a ModelError naming the file."""
+
+    def __init__(self, data: Mapping[str, np.ndarray], path: Path) -> None:
+        super().__init__(data)
+        self.path = path
+
+    def __missing__(self, key: str) -> np.ndarray:
+        raise ModelError(f"{self.path}: has no array {key!r} (found: {sorted(self) or 'none'})")
+
+
+def save_model(
+    model: Recommender, path: Path, overwrite: bool = False, trained_on: str | None = None
+) -> Path:
+    """Write ``model`` into the folder ``path``; see the module docstring."""
+    from kuairec import __version__
+    from kuairec.models.params import config_to_dict
+
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: exists and is not a folder; cannot save a model there")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ConfigError(f"{path}: folder exists and is not empty; pass overwrite=True")
+    state = model._get_state()
+    bad = [k for k, v in state.items() if not isinstance(v, np.ndarray) or v.dtype == object]
+    if bad:
+        raise ModelError(f"{model.name}: state entries {bad} are not plain numpy arrays")
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "kuairec_version": __version__,
+        "name": model.name,
+        "config": config_to_dict(model.config),
+        "fingerprint": model.fingerprint_,
+        "n_users": model.n_users_,
+        "n_items": model.n_items_,
+        "trained_on": trained_on if trained_on is not None else model.trained_on_,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        np.savez(tmp / WEIGHTS, **state)
+        (tmp / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        _replace_dir(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Rename ``src`` onto ``dst``; an existing ``dst`` is moved aside, then removed."""
+    if not dst.exists():
+        os.rename(src, dst)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
+    os.rmdir(old)
+    os.rename(dst, old)
+    try:
+        os.rename(src, dst)
+    except BaseException:
+        os.rename(old, dst)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The checked contents of ``path/model.json``."""
+    if not path.exists():
+        raise ModelError(f"{path}: no saved model here (folder does not exist)")
+    if not path.is_dir():
+        raise ModelError(f"{path}: a saved model is a folder, this is a file")
+    meta_path = path / MODEL_JSON
+    if not meta_path.is_file():
+        raise ModelError(f"{path}: missing {MODEL_JSON}; not a saved kuairec model")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{meta_path}: expected a JSON object, found {type(meta).__name__}")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelError(
+            f"{meta_path}: format_version {version!r} is not supported by this kuairec "
+            f"(expected {FORMAT_VERSION}); re-train and save the model again"
+        )
+    missing = [k for k in ("name", "config", *_META) if k not in meta]
+    if missing:
+        raise ModelError(f"{meta_path}: missing field(s) {missing}")
+    return meta
+
+
+def load_model(path: Path, expected_fingerprint: str | None = None) -> Recommender:
+    """Load the model saved in ``path``; check the data fingerprint when one is given."""
+    from kuairec.models.params import config_from_dict
+    from kuairec.models.registry import get_model_class
+
+    meta = read_metadata(path)
+    if expected_fingerprint is not None and meta["fingerprint"] != expected_fingerprint:
+        raise ModelError(
+            f"{path}: model was trained on another dataset (different id maps): "
+            f"saved fingerprint {meta['fingerprint']}, expected {expected_fingerprint}"
+        )
+    try:
+        cls = get_model_class(meta["name"])
+    except ConfigError as exc:
+        raise ModelError(f"{path / MODEL_JSON}: {exc}") from None
+    try:
+        config = config_from_dict(cls, meta["config"])
+    except ConfigError as exc:
+        raise ModelError(f"{path / MODEL_JSON}: saved config is invalid: {exc}") from None
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise ModelError(f"{path}: missing {WEIGHTS}; the saved model is incomplete")
+    try:
+        with np.load(weights, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{weights}: cannot be read as a numpy .npz file ({exc})") from None
+    model = cls(config)
+    model._set_state(_State(arrays, weights))
+    model.n_users_ = int(meta["n_users"])
+    model.n_items_ = int(meta["n_items"])
+    model.fingerprint_ = str(meta["fingerprint"])
+    model.trained_on_ = str(meta.get("trained_on", ""))
+    return model

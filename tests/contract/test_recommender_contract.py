@@ -1,0 +1,252 @@
+"""The Recommender contract: every registered model passes this suite on tiny data.
+
+The data has a known answer: users 0-9 watch items 0-4 (watch_ratio 2.0), users 10-19
+watch items 5-9; each also watches one item of the other group (0.3) and the two
+"everyone" items 10 and 11. User 0 never saw item 4 and user 10 never saw item 9: a
+model that learns the groups must recommend exactly those first. User 20 and item 12
+have no training rows (cold). ``truth`` makes the oracle available.
+
+A new model adds its fast settings to FAST (and to LEARNED if it must pass the known
+answer test).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from kuairec.data.dataset import IdMap, Interactions, TrainSet
+from kuairec.errors import ConfigError, ModelError
+from kuairec.models import Recommender, available_models, create_model, get_model_class
+from kuairec.models.params import config_from_dict, config_to_dict
+
+N_USERS, N_ITEMS = 21, 13
+HELD_OUT = {0: 4, 10: 9}  # user -> the in-group item they never saw
+FAST = {
+    "als": {"factors": 4, "regularization": 2.0, "iterations": 15, "num_threads": 1},
+    "bpr": {"factors": 8, "iterations": 100, "num_threads": 1},
+    "ease": {"l2": 1.0},
+    "itemknn": {"neighbours": 5},
+}
+LEARNED = {"als", "bpr", "ease", "itemknn", "oracle"}
+MODELS = available_models()
+
+
+def tiny_train(with_truth: bool = True) -> TrainSet:
+    users, items, ratios = [], [], []
+    for u in range(20):
+        own = np.arange(5) + (5 if u >= 10 else 0)
+        other = np.arange(5) + (0 if u >= 10 else 5)
+        own = own[own != HELD_OUT.get(u, -1)]
+        picked = np.concatenate([own, [other[u % 5], 10, 11]])
+        users += [u] * picked.size
+        items += picked.tolist()
+        ratios += [2.0] * own.size + [0.3, 0.5, 0.8]
+    inter = Interactions.from_log(
+        np.array(users), np.array(items), np.array(ratios), None, (N_USERS, N_ITEMS)
+    )
+    tu, ti = (a.ravel() for a in np.meshgrid(np.arange(N_USERS), np.arange(N_ITEMS), indexing="ij"))
+    same = ((tu < 10) & (ti < 5)) | ((tu >= 10) & (tu < 20) & (ti >= 5) & (ti < 10))
+    truth = Interactions.from_log(tu, ti, np.where(same, 2.0, 0.3), None, (N_USERS, N_ITEMS))
+    return TrainSet(
+        interactions=inter,
+        users=IdMap(np.arange(N_USERS) * 10, "user_id"),
+        items=IdMap(np.arange(N_ITEMS) + 100, "video_id"),
+        truth=truth if with_truth else None,
+    )
+
+
+@pytest.fixture(scope="module")
+def train() -> TrainSet:
+    return tiny_train()
+
+
+@pytest.fixture(scope="module")
+def seen(train: TrainSet) -> sp.csr_matrix:
+    return train.interactions.csr("ones")
+
+
+_fitted: dict[str, Recommender] = {}
+
+
+@pytest.fixture(params=MODELS)
+def model(request: pytest.FixtureRequest, train: TrainSet) -> Recommender:
+    name = request.param
+    if name not in _fitted:
+        _fitted[name] = create_model(name, FAST.get(name)).fit(train)
+    return _fitted[name]
+
+
+def _valid_rows(items: np.ndarray, scores: np.ndarray) -> None:
+    for row_items, row_scores in zip(items, scores, strict=True):
+        real = row_items >= 0
+        assert np.all(real[: real.sum()]), "padding -1 must come after every real item"
+        assert np.all(np.isneginf(row_scores[~real]))
+        assert len(set(row_items[real].tolist())) == real.sum(), "an item appears twice"
+        s = row_scores[real]
+        assert np.all(s[:-1] >= s[1:]), "scores must be sorted descending"
+        ties = s[:-1] == s[1:]
+        assert np.all(row_items[real][:-1][ties] < row_items[real][1:][ties]), "ties by index"
+
+
+def test_fit_returns_self(train: TrainSet) -> None:
+    for name in MODELS:
+        m = create_model(name, FAST.get(name))
+        assert not m.is_fitted
+        assert m.fit(train) is m
+        assert m.is_fitted and m.n_users_ == N_USERS and m.n_items_ == N_ITEMS
+
+
+def test_recommend_shapes_and_dtypes(model: Recommender) -> None:
+    users = np.array([0, 5, 10, 20])
+    items, scores = model.recommend(users, 4)
+    assert items.shape == (4, 4) and items.dtype == np.int64
+    assert scores.shape == (4, 4) and scores.dtype == np.float32
+    assert items.min() >= 0 and items.max() < N_ITEMS  # 13 items: no padding needed
+    _valid_rows(items, scores)
+
+
+def test_score_shape_dtype_and_item_subset(model: Recommender) -> None:
+    users = np.array([3, 12, 20])
+    full = model.score(users)
+    assert full.shape == (3, N_ITEMS) and full.dtype == np.float32
+    subset = np.array([11, 2, 7])
+    np.testing.assert_array_equal(model.score(users, subset), full[:, subset])
+
+
+def test_excluded_items_never_returned(model: Recommender, seen: sp.csr_matrix) -> None:
+    users = np.arange(N_USERS)
+    items, _ = model.recommend(users, N_ITEMS, exclude=seen[users])
+    for u in users:
+        returned = set(items[u][items[u] >= 0].tolist())
+        assert returned.isdisjoint(seen[u].indices.tolist())
+        assert len(returned) == N_ITEMS - seen[u].nnz  # everything else is returned
+
+
+def test_exclude_rows_follow_requested_users(model: Recommender) -> None:
+    users = np.array([10, 0])  # row 0 of exclude belongs to user 10
+    excl = sp.csr_matrix(([1.0, 1.0], ([0, 1], [3, 7])), shape=(2, N_ITEMS))
+    items, _ = model.recommend(users, N_ITEMS, exclude=excl)
+    assert 3 not in items[0] and 7 in items[0]
+    assert 7 not in items[1] and 3 in items[1]
+
+
+def test_candidates_respected_and_padding(model: Recommender, seen: sp.csr_matrix) -> None:
+    cand = np.array([9, 2, 4, 12])
+    items, scores = model.recommend(np.array([0, 10]), 6, exclude=seen[[0, 10]], candidates=cand)
+    # user 0 saw 2 and 9 (its out-group item is 5 + 0 % 5 = 5, so 9 is unseen): 4, 9, 12
+    assert sorted(items[0][items[0] >= 0].tolist()) == [4, 9, 12]
+    # user 10 saw 5..8 and 0 (10 % 5 = 0): 2, 4, 9, 12 remain
+    assert sorted(items[1][items[1] >= 0].tolist()) == [2, 4, 9, 12]
+    assert (items[0] == -1).sum() == 3 and (items[1] == -1).sum() == 2
+    assert np.all(np.isneginf(scores[items == -1]))
+    _valid_rows(items, scores)
+
+
+def test_k_larger_than_items_pads(model: Recommender) -> None:
+    items, scores = model.recommend(np.array([1]), N_ITEMS + 3)
+    assert items.shape == (1, N_ITEMS + 3)
+    assert sorted(items[0, :N_ITEMS].tolist()) == list(range(N_ITEMS))
+    assert items[0, N_ITEMS:].tolist() == [-1, -1, -1]
+
+
+def test_deterministic_and_batch_independent(model: Recommender, seen: sp.csr_matrix) -> None:
+    users = np.arange(N_USERS)
+    a = model.recommend(users, 5, exclude=seen, batch_size=1024)
+    c = model.recommend(users, 5, exclude=seen, batch_size=1024)
+    np.testing.assert_array_equal(a[0], c[0])
+    np.testing.assert_array_equal(a[1], c[1])
+    # another batch size may round scores differently in the last bit (BLAS kernels
+    # depend on the batch shape): items may swap only among near-equal scores
+    b = model.recommend(users, 5, exclude=seen, batch_size=4)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-6)
+    for ia, sa, ib, sb in zip(a[0], a[1], b[0], b[1], strict=True):
+        score_a = dict(zip(ia.tolist(), sa, strict=True))
+        score_b = dict(zip(ib.tolist(), sb, strict=True))
+        for item in set(score_a) ^ set(score_b):  # only at a near-tie on the k-th score
+            assert np.isclose(score_a.get(item, score_b.get(item)), sa[-1], rtol=1e-5)
+        for item in set(score_a) & set(score_b):
+            assert np.isclose(score_a[item], score_b[item], rtol=1e-5, atol=1e-6)
+    _valid_rows(*a)
+
+
+def test_cold_user_gets_k_items(model: Recommender) -> None:
+    items, scores = model.recommend(np.array([20]), 5)
+    assert (items >= 0).all() and np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", sorted(LEARNED & set(MODELS)))
+def test_known_answer_held_out_item_first(name: str, train: TrainSet, seen: sp.csr_matrix) -> None:
+    m = create_model(name, FAST.get(name)).fit(train)
+    users = np.array(list(HELD_OUT))
+    items, _ = m.recommend(users, 1, exclude=seen[users])
+    assert items[:, 0].tolist() == list(HELD_OUT.values())
+
+
+def test_save_load_identical(model: Recommender, tmp_path, seen: sp.csr_matrix, train) -> None:
+    path = model.save(tmp_path / "m")
+    meta = json.loads((path / "model.json").read_text())
+    assert meta["name"] == model.name and meta["format_version"] == 1
+    assert meta["fingerprint"] == train.fingerprint()
+    assert (meta["n_users"], meta["n_items"]) == (N_USERS, N_ITEMS)
+    loaded = Recommender.load(path, expected_fingerprint=train.fingerprint())
+    assert type(loaded) is type(model) and loaded.config == model.config
+    users = np.arange(N_USERS)
+    got = loaded.recommend(users, 6, exclude=seen)
+    want = model.recommend(users, 6, exclude=seen)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_load_refuses_wrong_fingerprint_and_missing_weights(model: Recommender, tmp_path) -> None:
+    path = model.save(tmp_path / "m")
+    with pytest.raises(ModelError, match="trained on another dataset"):
+        Recommender.load(path, expected_fingerprint="0000-1111")
+    (path / "weights.npz").unlink()
+    with pytest.raises(ModelError, match="weights.npz"):
+        Recommender.load(path)
+
+
+def test_config_round_trips_through_json(model: Recommender) -> None:
+    d = config_to_dict(model.config)
+    assert all(isinstance(v, str | int | float | bool | list) for v in d.values())
+    again = config_from_dict(type(model), json.loads(json.dumps(d)))
+    assert again == model.config
+
+
+def test_bad_k_and_unknown_config_key(model: Recommender) -> None:
+    for k in (0, -3):
+        with pytest.raises(ConfigError, match="'k'"):
+            model.recommend(np.array([0]), k)
+    with pytest.raises(ConfigError, match="no_such_param"):
+        create_model(model.name, {"no_such_param": 1})
+
+
+def test_unknown_model_name_lists_known_names() -> None:
+    with pytest.raises(ConfigError, match="popularity"):
+        get_model_class("alss")
+
+
+def test_predict_contract(model: Recommender) -> None:
+    users, items = np.array([0, 10, 20]), np.array([4, 4, 12])
+    if not model.predicts_ratings:
+        with pytest.raises(ModelError, match="does not predict"):
+            model.predict(users, items)
+        return
+    pred = model.predict(users, items)
+    assert pred.shape == (3,) and pred.dtype == np.float32
+
+
+def test_unavailable_reason(train: TrainSet) -> None:
+    no_truth = tiny_train(with_truth=False)
+    for name in MODELS:
+        cls = get_model_class(name)
+        reason = cls.unavailable_reason(no_truth)
+        if name == "oracle":
+            assert reason is not None and "small_matrix_truth.csv" in reason
+            with pytest.raises(ModelError, match="small_matrix_truth"):
+                cls().fit(no_truth)
+        assert cls.unavailable_reason(train) is None

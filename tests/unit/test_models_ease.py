@@ -1,0 +1,53 @@
+"""EASE against its closed form, by hand and against a float64 reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from kuairec.data.dataset import IdMap, Interactions, TrainSet
+from kuairec.errors import ConfigError
+from kuairec.models import create_model
+from kuairec.models import ease as ease_module
+from kuairec.models.ease import ease_weights
+
+
+def _train(users, items, ratios, shape) -> TrainSet:
+    inter = Interactions.from_log(users, items, ratios, None, shape)
+    return TrainSet(inter, IdMap(np.arange(shape[0])), IdMap(np.arange(shape[1])))
+
+
+def test_ease_by_hand() -> None:
+    # X = [[1, 1], [1, 0]]: G + I = [[3, 1], [1, 2]], P = [[2, -1], [-1, 3]] / 5
+    # B_01 = -P_01 / P_11 = 1/3, B_10 = -P_10 / P_00 = 1/2
+    m = create_model("ease", {"l2": 1.0}).fit(_train([0, 0, 1], [0, 1, 0], [1, 1, 1], (2, 2)))
+    np.testing.assert_allclose(m.b_, [[0, 1 / 3], [1 / 2, 0]], rtol=1e-6)
+    np.testing.assert_allclose(m.score(np.array([0, 1])), [[0.5, 1 / 3], [0, 1 / 3]], rtol=1e-6)
+
+
+def test_ease_matches_float64_reference_with_weighting() -> None:
+    rng = np.random.default_rng(1)
+    dense = (rng.random((40, 15)) < 0.3) * rng.uniform(0.1, 8.0, (40, 15))
+    u, i = np.nonzero(dense)
+    m = create_model("ease", {"l2": 3.0, "weighting": "linear"}).fit(
+        _train(u, i, dense[u, i], (40, 15))
+    )
+    x = np.minimum(dense, 5.0)
+    p = np.linalg.inv(x.T @ x + 3.0 * np.eye(15))
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    np.testing.assert_allclose(m.b_, b, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(m.score(np.arange(40)), x @ b, rtol=1e-3, atol=1e-4)
+
+
+def test_float64_fallback_gives_the_same_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]], np.float32))
+    want = ease_weights(x, 0.5)
+    monkeypatch.setattr(ease_module, "_spd_inverse32", lambda a: None)
+    np.testing.assert_allclose(ease_weights(x, 0.5), want, rtol=1e-5)
+
+
+def test_ease_refuses_too_many_items_and_suggests_itemknn() -> None:
+    with pytest.raises(ConfigError, match="30 items is above max_items=20.*'itemknn'"):
+        create_model("ease", {"max_items": 20}).fit(_train([0], [0], [1.0], (2, 30)))

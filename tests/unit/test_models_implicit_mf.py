@@ -1,0 +1,71 @@
+"""als and bpr: our wrapper against implicit itself, confidence, cold users and items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from kuairec.data.dataset import IdMap, Interactions, TrainSet
+from kuairec.errors import ModelError
+from kuairec.models import create_model
+
+N_USERS, N_ITEMS = 30, 12  # user 29 and item 11 are cold
+
+
+def _train() -> TrainSet:
+    rng = np.random.default_rng(0)
+    dense = rng.random((N_USERS, N_ITEMS)) < 0.4
+    dense[29] = False
+    dense[:, 11] = False
+    u, i = np.nonzero(dense)
+    ratio = np.round(rng.uniform(0.1, 8.0, u.size), 3)
+    inter = Interactions.from_log(u, i, ratio, None, (N_USERS, N_ITEMS))
+    return TrainSet(inter, IdMap(np.arange(N_USERS)), IdMap(np.arange(N_ITEMS)))
+
+
+def test_als_equals_implicit_on_our_confidence_matrix() -> None:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    train = _train()
+    cfg = {"factors": 5, "iterations": 4, "alpha": 3.0, "regularization": 0.1, "num_threads": 1}
+    ours = create_model("als", cfg).fit(train)
+    inter = train.interactions
+    conf = 1.0 + 3.0 * np.minimum(inter.watch_ratio_mean, 5.0)  # linear, clip 5
+    x = sp.csr_matrix((conf, inter.indices, inter.indptr), shape=inter.shape, dtype=np.float32)
+    ref = AlternatingLeastSquares(
+        factors=5, regularization=0.1, iterations=4, random_state=0, num_threads=1
+    )
+    ref.fit(x, show_progress=False)
+    warm_users = inter.user_counts() > 0
+    assert warm_users.sum() == 28  # user 6 is cold by chance, user 29 by construction
+    np.testing.assert_allclose(
+        ours.user_factors_[warm_users], ref.user_factors[warm_users], rtol=1e-5
+    )
+    np.testing.assert_allclose(ours.item_factors_[:11], ref.item_factors[:11], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_cold_users_get_mean_factor_and_cold_items_rank_last(name: str) -> None:
+    m = create_model(name, {"factors": 4, "iterations": 5, "num_threads": 1}).fit(_train())
+    warm = m.user_factors_[(np.arange(N_USERS) != 6) & (np.arange(N_USERS) != 29)]
+    np.testing.assert_allclose(m.user_factors_[29], warm.mean(axis=0), rtol=1e-5)
+    items, _ = m.recommend(np.arange(N_USERS), N_ITEMS)
+    assert (items[:, -1] == 11).all()
+    assert (m.item_factors_[11] == 0).all()
+
+
+def test_bpr_is_reproducible_with_one_thread_and_threshold_filters_positives() -> None:
+    cfg = {"factors": 4, "iterations": 5, "num_threads": 1, "seed": 3}
+    a = create_model("bpr", cfg).fit(_train())
+    b = create_model("bpr", cfg).fit(_train())
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    c = create_model("bpr", {**cfg, "threshold": 4.0}).fit(_train())
+    assert not np.array_equal(a.item_factors_, c.item_factors_)
+    with pytest.raises(ModelError, match=r"no training pairs left \(threshold=100.0\)"):
+        create_model("bpr", {**cfg, "threshold": 100.0}).fit(_train())
+
+
+def test_fit_does_not_warn_about_blas_threads(recwarn: pytest.WarningsRecorder) -> None:
+    create_model("als", {"factors": 2, "iterations": 1}).fit(_train())
+    assert not [w for w in recwarn if "OpenBLAS" in str(w.message)]
