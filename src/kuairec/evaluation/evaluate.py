@@ -1,0 +1,390 @@
+"""One entry point: ``evaluate(top_items, test, train) -> EvalResult``.
+
+Array-based: a model's ``recommend`` output (item_idx, padded with -1) goes in; metrics
+under every label, bootstrap intervals, segments and per-user values come out. To
+evaluate several models on one test set, build the label values once with
+:func:`prepare` and pass ``context=``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kuairec.data.dataset import TrainSet
+from kuairec.errors import ConfigError, DataError, ModelError
+from kuairec.evaluation import metrics as M
+from kuairec.evaluation import segments as S
+from kuairec.evaluation.bootstrap import bootstrap_ci, paired_bootstrap
+from kuairec.evaluation.labels import (
+    Label,
+    duration_bucket,
+    duration_cutoffs,
+    duration_edges,
+    label_values,
+    parse_label,
+)
+from kuairec.evaluation.protocols import TestSet
+
+DEFAULT_KS = (5, 10, 20, 50)
+DEFAULT_LABELS = ("wr>2", "wr>=1", "duration", "graded")
+SEGMENT_BUCKETS = 10
+
+
+@dataclass(eq=False)
+class EvalContext:
+    """What does not depend on the model: label values, positives, ideal gains, keys."""
+
+    test: TestSet
+    ks: tuple[int, ...]
+    labels: dict[str, Label]
+    default_label: str
+    values: dict[str, np.ndarray]  # label -> value of every relevance entry
+    n_pos: dict[str, np.ndarray]  # label -> positives (gain > 0) per test user
+    ideal: dict[str, np.ndarray]  # graded label -> best gains per user (n, max K)
+    rel_keys: np.ndarray
+    excl_keys: np.ndarray
+    popularity: np.ndarray  # distinct training users per item
+    activity: np.ndarray  # training pairs per test user
+    bucket: np.ndarray | None  # duration bucket per item (-1: unknown)
+    bucket_names: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class EvalResult:
+    """Metrics of one model on one test set.
+
+    ``metrics`` are under the default label, averaged over users with >= 1 positive;
+    ``per_user`` holds the same metrics per test user (NaN = excluded), for paired
+    bootstraps between models; ``per_user_by_label`` does so for every label.
+    """
+
+    metrics: dict[str, float]
+    ci: dict[str, list[float]]
+    by_label: dict[str, dict[str, float]]
+    segments: dict[str, dict[str, dict[str, float]]]
+    per_user: dict[str, np.ndarray]
+    per_user_by_label: dict[str, dict[str, np.ndarray]]
+    users: np.ndarray
+    default_label: str
+    labels: dict[str, dict[str, Any]]
+    ks: tuple[int, ...]
+    n_bootstrap: int
+    seed: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values (NaN -> None); per-user arrays are left out."""
+        return _plain(
+            {
+                "metrics": self.metrics,
+                "ci": self.ci,
+                "by_label": self.by_label,
+                "segments": self.segments,
+                "default_label": self.default_label,
+                "labels": self.labels,
+                "ks": list(self.ks),
+                "n_bootstrap": self.n_bootstrap,
+                "seed": self.seed,
+                "notes": self.notes,
+            }
+        )
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def _check_ks(ks: Any) -> tuple[int, ...]:
+    try:
+        values = [k for k in ks]
+    except TypeError:
+        raise ConfigError(f"ks must be a list of positive integers, got {ks!r}") from None
+    if not values or any(
+        isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1 for k in values
+    ):
+        raise ConfigError(f"ks must be a non-empty list of positive integers, got {ks!r}")
+    return tuple(sorted({int(k) for k in values}))
+
+
+def prepare(
+    test: TestSet,
+    train: TrainSet,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    labels: Sequence[str | Label] = DEFAULT_LABELS,
+    default_label: str | Label = "wr>2",
+) -> EvalContext:
+    """The model-independent part of :func:`evaluate` (label cut-offs from training data)."""
+    ks = _check_ks(ks)
+    inter = train.interactions
+    if test.n_items != inter.n_items or (test.users.size and test.users[-1] >= inter.n_users):
+        raise DataError(
+            f"test set ({test.users.size} users up to user_idx {test.users.max(initial=-1)}, "
+            f"{test.n_items} items) does not fit the training set's shape {inter.shape}"
+        )
+    default = parse_label(default_label)
+    parsed = {lab.name: lab for lab in map(parse_label, labels)}
+    parsed = {default.name: default, **parsed}
+    video_duration = train.video_duration
+    notes, values, n_pos, ideal = [], {}, {}, {}
+    for name, lab in parsed.items():
+        if lab.kind == "duration" and video_duration is None:
+            if name == default.name:
+                raise ConfigError(f"default_label {name!r} needs video durations; none are known")
+            notes.append(f"label {name!r} skipped: the training set has no video durations")
+            continue
+        cut = duration_cutoffs(lab, inter, video_duration) if lab.kind == "duration" else None
+        values[name] = label_values(lab, test, inter, video_duration, cutoffs=cut)
+        n_pos[name] = M.row_counts(values[name], test.relevance.indptr)
+        if not lab.binary:
+            ideal[name] = M.ideal_gains(values[name], test.relevance.indptr, max(ks))
+    bucket, names = None, []
+    if video_duration is not None:
+        items = np.flatnonzero(inter.item_counts() > 0)
+        edges = duration_edges(
+            video_duration, items if items.size else test.candidates, SEGMENT_BUCKETS
+        )
+        bucket, names = duration_bucket(video_duration, edges), S.duration_names(edges)
+    return EvalContext(
+        test=test,
+        ks=ks,
+        labels={n: parsed[n] for n in values},
+        default_label=default.name,
+        values=values,
+        n_pos=n_pos,
+        ideal=ideal,
+        rel_keys=M.entry_keys(test.relevance),
+        excl_keys=M.entry_keys(test.exclude),
+        popularity=inter.item_counts(),
+        activity=inter.user_counts()[test.users],
+        bucket=bucket,
+        bucket_names=names,
+        notes=notes,
+    )
+
+
+def check_top_items(
+    top_items: Any, test: TestSet, excl_keys: np.ndarray | None = None
+) -> np.ndarray:
+    """Validate a model's top-k lists against the test set; returns them as int64.
+
+    Raises ModelError for a wrong shape or dtype, an item_idx out of range, an item that
+    is not a candidate, an item twice in one list, or an excluded (training) pair.
+    """
+    top = np.asarray(top_items)
+    n = test.users.size
+    if top.ndim != 2 or top.shape[0] != n or not np.issubdtype(top.dtype, np.integer):
+        raise ModelError(
+            f"top_items must be an integer array of shape ({n}, k), one row per test user; "
+            f"got {top.dtype} {top.shape}"
+        )
+    top = top.astype(np.int64)
+    if top.size and (top.min() < -1 or top.max() >= test.n_items):
+        raise ModelError(f"top_items must hold item_idx in [0, {test.n_items}) or -1 (padding)")
+    valid = top >= 0
+    off = valid & ~test.candidate_mask[np.maximum(top, 0)]
+    s = np.sort(top, axis=1)
+    dup = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] >= 0)
+    excluded = M.lookup(test.exclude, top, excl_keys) >= 0
+    for bad, what in (
+        (off, "a non-candidate item"),
+        (dup, "an item twice"),
+        (excluded, "a training (excluded) pair"),
+    ):
+        if bad.any():
+            row = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise ModelError(
+                f"top_items row {row} (user_idx {int(test.users[row])}) holds {what}: "
+                f"{int(bad.sum())} such entries in all"
+            )
+    return top
+
+
+def evaluate(
+    top_items: np.ndarray,
+    test: TestSet,
+    train: TrainSet,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    labels: Sequence[str | Label] = DEFAULT_LABELS,
+    default_label: str | Label = "wr>2",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    predictions: np.ndarray | None = None,
+    context: EvalContext | None = None,
+) -> EvalResult:
+    """Evaluate one model's top-k lists (``(len(test.users), k)`` item_idx, -1 padded).
+
+    ``predictions`` (models that predict watch_ratio) are aligned with
+    ``test.relevance.data``: entry e is the pair ``test.pairs()[0][e], test.pairs()[1][e]``.
+    ``n_bootstrap=0`` skips the intervals.
+    """
+    ctx = context or prepare(test, train, ks=ks, labels=labels, default_label=default_label)
+    if ctx.test is not test or ctx.ks != _check_ks(ks):
+        raise ConfigError("context was prepared for another test set or other ks")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
+        raise ConfigError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}")
+    top = M.pad_columns(check_top_items(top_items, test, ctx.excl_keys), max(ctx.ks))
+    pos = M.lookup(test.relevance, top, ctx.rel_keys)
+    per_label: dict[str, dict[str, np.ndarray]] = {}
+    for name, lab in ctx.labels.items():
+        gains = M.gather(ctx.values[name], pos)
+        if lab.binary:
+            per_label[name] = M.ranking_metrics(gains, ctx.n_pos[name], ctx.ks)
+        else:
+            per_label[name] = M.graded_ndcg(gains, ctx.ideal[name], ctx.ks)
+    default = ctx.default_label
+    per_user = per_label[default]
+    result_metrics = _summaries(per_user, ctx.n_pos[default])
+    result_metrics.update(_beyond_accuracy(top, test, ctx))
+    if predictions is not None:
+        result_metrics.update(
+            M.rating_errors(test.relevance.data, _check_predictions(predictions, test))
+        )
+    ci = {}
+    if n_bootstrap > 0 and per_user:
+        names = list(per_user)
+        lo, hi = bootstrap_ci(np.column_stack([per_user[m] for m in names]), n_bootstrap, seed)
+        ci = {m: [float(a), float(b)] for m, a, b in zip(names, lo, hi, strict=True)}
+    return EvalResult(
+        metrics=result_metrics,
+        ci=ci,
+        by_label={n: _summaries(pu, ctx.n_pos[n]) for n, pu in per_label.items()},
+        segments=_segments(top, pos, per_user, ctx),
+        per_user=per_user,
+        per_user_by_label=per_label,
+        users=test.users,
+        default_label=default,
+        labels={n: lab.describe() for n, lab in ctx.labels.items()},
+        ks=ctx.ks,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        notes=list(ctx.notes),
+    )
+
+
+def _summaries(per_user: dict[str, np.ndarray], n_pos: np.ndarray) -> dict[str, float]:
+    out = {name: S._mean(v) for name, v in per_user.items()}
+    evaluated = int(np.sum(n_pos > 0))
+    out.update(
+        n_users=int(n_pos.size),
+        n_users_evaluated=evaluated,
+        n_users_no_positive=int(n_pos.size) - evaluated,
+    )
+    return out
+
+
+def _beyond_accuracy(top: np.ndarray, test: TestSet, ctx: EvalContext) -> dict[str, float]:
+    out = {}
+    for k in ctx.ks:
+        out[f"coverage@{k}"] = M.coverage(top, k, test.candidates.size)
+        out[f"mean_popularity@{k}"] = M.mean_popularity(top, k, ctx.popularity)
+        out[f"gini@{k}"] = M.gini(top, k, test.candidates)
+    return out
+
+
+def _check_predictions(predictions: Any, test: TestSet) -> np.ndarray:
+    p = np.asarray(predictions, dtype=np.float64)
+    if p.shape != (test.relevance.nnz,):
+        raise ModelError(
+            f"predictions must have one value per observed test pair ({test.relevance.nnz}, "
+            f"in test.relevance.data order), got shape {p.shape}"
+        )
+    if not np.all(np.isfinite(p)):
+        raise ModelError(f"predictions hold {int(np.sum(~np.isfinite(p)))} non-finite values")
+    return p
+
+
+def _segments(top: np.ndarray, pos: np.ndarray, per_user: dict, ctx: EvalContext) -> dict:
+    lab = ctx.labels[ctx.default_label]
+    k = S.headline_k(ctx.ks)
+    if not lab.binary:
+        return {}
+    test = ctx.test
+    values = ctx.values[ctx.default_label]
+    hits = M.gather(values, pos)
+    common = (
+        values,
+        test.entry_rows,
+        test.relevance.indices,
+    )
+    out: dict[str, Any] = {"user_activity": S.user_activity(per_user, ctx.activity, k)}
+    if ctx.bucket is not None:
+        out["duration_bucket"] = S.item_segments(
+            hits, top, *common, ctx.bucket, ctx.bucket_names, test.candidates, k
+        )
+    cold = (ctx.popularity > 0).astype(np.int64)  # 0 = cold, 1 = warm
+    out["item_coldness"] = S.item_segments(
+        hits, top, *common, cold, ["cold", "warm"], test.candidates, k
+    )
+    return out
+
+
+# ---------------------------------------------------------------- comparing models
+
+
+def _view(result: EvalResult | Mapping[str, Any]) -> tuple[dict, str]:
+    if isinstance(result, EvalResult):
+        return result.by_label, result.default_label
+    if isinstance(result, Mapping) and "by_label" in result and "default_label" in result:
+        return dict(result["by_label"]), str(result["default_label"])
+    raise ConfigError("flips: expected EvalResult objects or their to_json() dicts")
+
+
+def flips(
+    results_by_model: Mapping[str, EvalResult | Mapping[str, Any]], metric: str = "ndcg@10"
+) -> list[dict[str, Any]]:
+    """Pairs of models whose order under ``metric`` differs between labels.
+
+    For each pair (a, b) in the given order: the labels under which the order of a and b is
+    the opposite of their order under the default label (ties never count as a flip).
+    Returns ``[{"models": [a, b], "metric": metric, "labels": [...], "order": {label:
+    "a > b" | "a < b" | "a = b"}}]``, only pairs with at least one flip.
+    """
+    views = {name: _view(r) for name, r in results_by_model.items()}
+    out = []
+    for a, b in itertools.combinations(views, 2):
+        (by_a, default), (by_b, _) = views[a], views[b]
+        signs = {}
+        for lab in by_a:
+            va, vb = by_a.get(lab, {}).get(metric), by_b.get(lab, {}).get(metric)
+            if va is not None and vb is not None and math.isfinite(va) and math.isfinite(vb):
+                signs[lab] = int(np.sign(va - vb))
+        ref = signs.get(default, 0)
+        flipped = [lab for lab, s in signs.items() if s != 0 and ref != 0 and s != ref]
+        if flipped:
+            sym = {1: ">", -1: "<", 0: "="}
+            order = {lab: f"{a} {sym[s]} {b}" for lab, s in signs.items()}
+            out.append({"models": [a, b], "metric": metric, "labels": flipped, "order": order})
+    return out
+
+
+def compare(
+    a: EvalResult, b: EvalResult, metric: str = "ndcg@10", n_bootstrap: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Paired bootstrap of ``a - b`` on ``metric`` (same users, same resamples)."""
+    if a.users.shape != b.users.shape or not np.array_equal(a.users, b.users):
+        raise ConfigError("compare: the two results were evaluated on different test users")
+    if metric not in a.per_user or metric not in b.per_user:
+        raise ConfigError(f"compare: unknown metric {metric!r}; known: {sorted(a.per_user)}")
+    out = paired_bootstrap(
+        a.per_user[metric], b.per_user[metric], n_bootstrap=n_bootstrap, seed=seed
+    )
+    return {"metric": metric, **out}
