@@ -2,8 +2,9 @@
 
 Array-based: a model's ``recommend`` output (item_idx, padded with -1) goes in; metrics
 under every label, bootstrap intervals, segments and per-user values come out. To
-evaluate several models on one test set, build the label values once with
-:func:`prepare` and pass ``context=``.
+evaluate several models on one test set, the model-independent part (label cut-offs,
+positives, ideal gains) is computed once: :func:`prepare` it and pass ``context=``, or let
+``evaluate`` remember it on the TestSet (the two most recent training sets / settings).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from kuairec.evaluation.protocols import TestSet
 
 DEFAULT_KS = (5, 10, 20, 50)
 DEFAULT_LABELS = ("wr>2", "wr>=1", "duration", "graded")
-SEGMENT_BUCKETS = 10
+N_BUCKETS = 10  # duration buckets of the segments (and of the duration label)
 
 
 @dataclass(eq=False)
@@ -51,8 +52,8 @@ class EvalContext:
     excl_keys: np.ndarray
     popularity: np.ndarray  # distinct training users per item
     activity: np.ndarray  # training pairs per test user
-    bucket: np.ndarray | None  # duration bucket per item (-1: unknown)
-    bucket_names: list[str]
+    item_groups: dict[str, tuple[np.ndarray, list[str], np.ndarray]]  # item-side segments:
+    # family -> (group of every item, group names, positives per user and group)
     notes: list[str] = field(default_factory=list)
 
 
@@ -143,6 +144,11 @@ def prepare(
     parsed = {lab.name: lab for lab in map(parse_label, labels)}
     parsed = {default.name: default, **parsed}
     video_duration = train.video_duration
+    popularity = inter.item_counts()
+    edges = None
+    if video_duration is not None:
+        items = np.flatnonzero(popularity > 0)
+        edges = duration_edges(video_duration, items if items.size else test.candidates, N_BUCKETS)
     notes, values, n_pos, ideal = [], {}, {}, {}
     for name, lab in parsed.items():
         if lab.kind == "duration" and video_duration is None:
@@ -150,18 +156,29 @@ def prepare(
                 raise ConfigError(f"default_label {name!r} needs video durations; none are known")
             notes.append(f"label {name!r} skipped: the training set has no video durations")
             continue
-        cut = duration_cutoffs(lab, inter, video_duration) if lab.kind == "duration" else None
+        cut = None
+        if lab.kind == "duration":
+            same = edges if lab.n_buckets == N_BUCKETS else None
+            cut = duration_cutoffs(lab, inter, video_duration, edges=same)
         values[name] = label_values(lab, test, inter, video_duration, cutoffs=cut)
         n_pos[name] = M.row_counts(values[name], test.relevance.indptr)
         if not lab.binary:
             ideal[name] = M.ideal_gains(values[name], test.relevance.indptr, max(ks))
-    bucket, names = None, []
-    if video_duration is not None:
-        items = np.flatnonzero(inter.item_counts() > 0)
-        edges = duration_edges(
-            video_duration, items if items.size else test.candidates, SEGMENT_BUCKETS
-        )
-        bucket, names = duration_bucket(video_duration, edges), S.duration_names(edges)
+    groups = {}
+    if default.binary:
+        if edges is not None:
+            groups["duration_bucket"] = (
+                duration_bucket(video_duration, edges),
+                S.duration_names(edges),
+            )
+        groups["item_coldness"] = ((popularity > 0).astype(np.int64), ["cold", "warm"])
+    item_groups = {
+        family: (g, names, S.group_positives(
+            values[default.name], test.entry_rows, test.relevance.indices, g, len(names),
+            test.users.size,
+        ))
+        for family, (g, names) in groups.items()
+    }  # fmt: skip
     return EvalContext(
         test=test,
         ks=ks,
@@ -172,12 +189,25 @@ def prepare(
         ideal=ideal,
         rel_keys=M.entry_keys(test.relevance),
         excl_keys=M.entry_keys(test.exclude),
-        popularity=inter.item_counts(),
+        popularity=popularity,
         activity=inter.user_counts()[test.users],
-        bucket=bucket,
-        bucket_names=names,
+        item_groups=item_groups,
         notes=notes,
     )
+
+
+def _remembered(test: TestSet, train: TrainSet, ks: Any, labels: Any, default: Any) -> EvalContext:
+    """:func:`prepare`, remembered on the test set for the same training data, ks and
+    labels: evaluating several models on one split computes the label cut-offs once."""
+    key = (_check_ks(ks), tuple(map(parse_label, labels)), parse_label(default))
+    cache = test.__dict__.setdefault("_eval_contexts", [])
+    for inter, duration, k, ctx in cache:
+        if inter is train.interactions and duration is train.video_duration and k == key:
+            return ctx
+    ctx = prepare(test, train, ks=ks, labels=labels, default_label=default)
+    cache.append((train.interactions, train.video_duration, key, ctx))
+    del cache[:-2]  # the two most recent
+    return ctx
 
 
 def check_top_items(
@@ -197,7 +227,11 @@ def check_top_items(
         )
     top = top.astype(np.int64)
     if top.size and (top.min() < -1 or top.max() >= test.n_items):
-        raise ModelError(f"top_items must hold item_idx in [0, {test.n_items}) or -1 (padding)")
+        bad = int(top.min()) if top.min() < -1 else int(top.max())
+        raise ModelError(
+            f"top_items holds {bad}, out of range: expected item_idx in [0, {test.n_items}) "
+            "or -1 (padding)"
+        )
     valid = top >= 0
     off = valid & ~test.candidate_mask[np.maximum(top, 0)]
     s = np.sort(top, axis=1)
@@ -236,9 +270,11 @@ def evaluate(
     ``test.relevance.data``: entry e is the pair ``test.pairs()[0][e], test.pairs()[1][e]``.
     ``n_bootstrap=0`` skips the intervals.
     """
-    ctx = context or prepare(test, train, ks=ks, labels=labels, default_label=default_label)
+    ctx = context or _remembered(test, train, ks, labels, default_label)
     if ctx.test is not test or ctx.ks != _check_ks(ks):
         raise ConfigError("context was prepared for another test set or other ks")
+    if ctx.default_label != parse_label(default_label).name:
+        raise ConfigError(f"context was prepared for default_label {ctx.default_label!r}")
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
         raise ConfigError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}")
     top = M.pad_columns(check_top_items(top_items, test, ctx.excl_keys), max(ctx.ks))
@@ -313,27 +349,13 @@ def _check_predictions(predictions: Any, test: TestSet) -> np.ndarray:
 
 
 def _segments(top: np.ndarray, pos: np.ndarray, per_user: dict, ctx: EvalContext) -> dict:
-    lab = ctx.labels[ctx.default_label]
-    k = S.headline_k(ctx.ks)
-    if not lab.binary:
+    if not ctx.labels[ctx.default_label].binary:
         return {}
-    test = ctx.test
-    values = ctx.values[ctx.default_label]
-    hits = M.gather(values, pos)
-    common = (
-        values,
-        test.entry_rows,
-        test.relevance.indices,
-    )
+    k = S.headline_k(ctx.ks)
+    hits = M.gather(ctx.values[ctx.default_label], pos)
     out: dict[str, Any] = {"user_activity": S.user_activity(per_user, ctx.activity, k)}
-    if ctx.bucket is not None:
-        out["duration_bucket"] = S.item_segments(
-            hits, top, *common, ctx.bucket, ctx.bucket_names, test.candidates, k
-        )
-    cold = (ctx.popularity > 0).astype(np.int64)  # 0 = cold, 1 = warm
-    out["item_coldness"] = S.item_segments(
-        hits, top, *common, cold, ["cold", "warm"], test.candidates, k
-    )
+    for family, (group, names, n_pos) in ctx.item_groups.items():
+        out[family] = S.item_segments(hits, top, n_pos, group, names, ctx.test.candidates, k)
     return out
 
 

@@ -153,7 +153,8 @@ class DurationCutoffs:
 
     edges: np.ndarray  # (n_buckets + 1,) float64, ascending
     cutoffs: np.ndarray  # (n_buckets,) float64; buckets without training pairs: global
-    global_cutoff: float  # over all training pairs (videos without a duration use it)
+    global_cutoff: float  # over all training pairs, for videos without a duration (NaN if
+    # no bucket is empty and every video has a duration: then it is never used)
     counts: np.ndarray  # (n_buckets,) training pairs per bucket
 
 
@@ -178,9 +179,16 @@ def duration_bucket(video_duration: np.ndarray, edges: np.ndarray) -> np.ndarray
 
 
 def duration_cutoffs(
-    label: Label, train: Interactions, video_duration: np.ndarray
+    label: Label,
+    train: Interactions,
+    video_duration: np.ndarray,
+    edges: np.ndarray | None = None,
 ) -> DurationCutoffs:
-    """Per-bucket cut-offs of a ``duration`` label, from the training pairs only."""
+    """Per-bucket cut-offs of a ``duration`` label, from the training pairs only.
+
+    ``edges`` (optional) are the bucket edges when already computed with
+    :func:`duration_edges` over the training items and ``label.n_buckets``.
+    """
     if video_duration is None:
         raise ConfigError(f"label {label.name!r} needs video_duration (the training set has none)")
     video_duration = np.asarray(video_duration, dtype=np.float64)
@@ -190,18 +198,20 @@ def duration_cutoffs(
         )
     if train.nnz == 0:
         raise DataError(f"label {label.name!r}: the training set has no interactions")
-    edges = duration_edges(video_duration, np.flatnonzero(train.item_counts() > 0), label.n_buckets)
-    bucket = duration_bucket(video_duration, edges).astype(np.int16)[train.indices]
-    wr = np.asarray(train.watch_ratio_mean, dtype=np.float64)
-    order = np.argsort(bucket, kind="stable")  # a radix sort for int16: O(nnz)
-    sorted_b, sorted_wr = bucket[order], wr[order]
-    counts = np.bincount(sorted_b[sorted_b >= 0], minlength=label.n_buckets)
-    starts = np.searchsorted(sorted_b, np.arange(label.n_buckets))
-    global_cut = float(np.quantile(wr, label.quantile))
-    cutoffs = np.full(label.n_buckets, global_cut)
-    for b in np.flatnonzero(counts):  # at most n_buckets iterations
-        chunk = sorted_wr[starts[b] : starts[b] + counts[b]]
-        cutoffs[b] = np.quantile(chunk, label.quantile)
+    if edges is None:
+        items = np.flatnonzero(train.item_counts() > 0)
+        edges = duration_edges(video_duration, items, label.n_buckets)
+    item_bucket = duration_bucket(video_duration, edges)
+    pair_bucket = item_bucket.astype(np.int16)[train.indices]
+    counts = np.bincount(pair_bucket + 1, minlength=label.n_buckets + 1)[1:]
+    wr = train.watch_ratio_mean
+    cutoffs = np.full(label.n_buckets, np.nan)
+    for b in np.flatnonzero(counts):  # one masked pass per bucket (faster than a sort)
+        cutoffs[b] = np.quantile(wr[pair_bucket == b].astype(np.float64), label.quantile)
+    global_cut = np.nan  # only needed for empty buckets and videos without a duration
+    if (counts == 0).any() or (item_bucket < 0).any():
+        global_cut = float(np.quantile(np.asarray(wr, dtype=np.float64), label.quantile))
+        cutoffs[counts == 0] = global_cut
     return DurationCutoffs(edges, cutoffs, global_cut, counts)
 
 

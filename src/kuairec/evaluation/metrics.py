@@ -69,8 +69,13 @@ def hit_matrix(top_items: np.ndarray, relevance: sp.csr_matrix) -> np.ndarray:
 
 def row_counts(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     """Per row, how many stored values are > 0 (positives per user)."""
-    c = np.concatenate([[0], np.cumsum(np.asarray(values) > 0)])
-    return c[indptr[1:]] - c[indptr[:-1]]
+    indptr = np.asarray(indptr)
+    lengths = np.diff(indptr)
+    out = np.zeros(lengths.size, dtype=np.int64)
+    full = lengths > 0
+    if full.any():  # reduceat over the non-empty rows' starts sums exactly each row
+        out[full] = np.add.reduceat(np.asarray(values) > 0, indptr[:-1][full], dtype=np.int64)
+    return out
 
 
 def pad_columns(top_items: np.ndarray, k: int) -> np.ndarray:

@@ -63,12 +63,29 @@ def user_activity(
     return out
 
 
-def item_segments(
-    hits: np.ndarray,
-    top_items: np.ndarray,
+def group_positives(
     values: np.ndarray,
     entry_rows: np.ndarray,
     entry_items: np.ndarray,
+    item_group: np.ndarray,
+    n_groups: int,
+    n_users: int,
+) -> np.ndarray:
+    """Positives (value > 0) of every user in every item group: (n_users, n_groups).
+
+    ``values``, ``entry_rows`` and ``entry_items`` describe the relevance entries (one
+    binary label); ``item_group`` gives every item's group (-1: none).
+    """
+    g_entry = np.asarray(item_group, dtype=np.int64)[entry_items]
+    ok = (np.asarray(values) > 0) & (g_entry >= 0)
+    flat = np.bincount(entry_rows[ok] * n_groups + g_entry[ok], minlength=n_users * n_groups)
+    return flat.reshape(n_users, n_groups)
+
+
+def item_segments(
+    hits: np.ndarray,
+    top_items: np.ndarray,
+    n_pos: np.ndarray,
     item_group: np.ndarray,
     names: Sequence[str],
     candidates: np.ndarray,
@@ -76,24 +93,21 @@ def item_segments(
 ) -> dict[str, dict[str, float]]:
     """Headline metrics with relevance and hits restricted to each item group.
 
-    ``hits`` (n, >= k) and ``values`` (aligned with the relevance entries, > 0 = positive)
-    come from one binary label; ``item_group`` gives every item's group (-1: none).
+    ``hits`` (n, >= k) come from one binary label and ``n_pos`` from
+    :func:`group_positives` with the same label; groups without candidates are left out.
     """
-    n, n_groups = hits.shape[0], len(names)
     item_group = np.asarray(item_group, dtype=np.int64)
-    g_entry = item_group[entry_items]
-    ok = (np.asarray(values) > 0) & (g_entry >= 0)
-    n_pos = np.bincount(entry_rows[ok] * n_groups + g_entry[ok], minlength=n * n_groups)
-    n_pos = n_pos.reshape(n, n_groups)
     top = np.asarray(top_items)[:, :k]
     top_group = np.where(top >= 0, item_group[np.maximum(top, 0)], -1)
-    n_items = np.bincount(item_group[candidates][item_group[candidates] >= 0], minlength=n_groups)
+    cand_group = item_group[candidates]
+    n_items = np.bincount(cand_group[cand_group >= 0], minlength=len(names))
+    rows = np.arange(top.shape[0])
     out = {}
     for g, name in enumerate(names):  # one pass per group (a handful), never per user
         if n_items[g] == 0:
             continue
         per_user = ranking_metrics(hits[:, :k] * (top_group == g), n_pos[:, g], [k])
-        entry = _summary(per_user, np.arange(n), k)
+        entry = _summary(per_user, rows, k)
         entry["n_items"] = int(n_items[g])
         out[name] = entry
     return out
