@@ -15,6 +15,7 @@ from kuairec.evaluation.labels import (
     duration_cutoffs,
     label_relevance,
     label_values,
+    linear_quantile,
     parse_label,
 )
 from kuairec.evaluation.protocols import TestSet
@@ -129,3 +130,10 @@ def test_describe_is_plain():
         "kind": "threshold",
         "rule": "watch_ratio > 2.5",
     }
+
+
+def test_linear_quantile_matches_numpy_bit_for_bit(rng):
+    for n in (1, 2, 3, 10, 1001):
+        for q in (0.0, 0.2, 0.5, 0.8, 1 / 3, 0.999, 1.0):
+            x = rng.lognormal(0, 1, n).astype(np.float32)
+            assert linear_quantile(x.copy(), q) == np.quantile(x.astype(np.float64), q)

@@ -178,6 +178,25 @@ def duration_bucket(video_duration: np.ndarray, edges: np.ndarray) -> np.ndarray
     return bucket
 
 
+def linear_quantile(x: np.ndarray, q: float) -> float:
+    """``np.quantile(x.astype(float64), q)`` (method "linear"), without the float64 copy:
+    partitions ``x`` (a scratch array) in place and interpolates in float64 the way numpy
+    does."""
+    n = x.size
+    if n == 0:
+        return float("nan")
+    virtual = (n - 1) * q  # numpy's virtual index for "linear"
+    if virtual >= n - 1:
+        x.partition(n - 1)
+        return float(x[n - 1])
+    lo = max(int(math.floor(virtual)), 0)
+    x.partition([lo, lo + 1])
+    a, b = float(x[lo]), float(x[lo + 1])
+    t = virtual - lo
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+
+
 def duration_cutoffs(
     label: Label,
     train: Interactions,
@@ -207,10 +226,10 @@ def duration_cutoffs(
     wr = train.watch_ratio_mean
     cutoffs = np.full(label.n_buckets, np.nan)
     for b in np.flatnonzero(counts):  # one masked pass per bucket (faster than a sort)
-        cutoffs[b] = np.quantile(wr[pair_bucket == b].astype(np.float64), label.quantile)
+        cutoffs[b] = linear_quantile(wr[pair_bucket == b], label.quantile)
     global_cut = np.nan  # only needed for empty buckets and videos without a duration
     if (counts == 0).any() or (item_bucket < 0).any():
-        global_cut = float(np.quantile(np.asarray(wr, dtype=np.float64), label.quantile))
+        global_cut = linear_quantile(np.array(wr), label.quantile)
         cutoffs[counts == 0] = global_cut
     return DurationCutoffs(edges, cutoffs, global_cut, counts)
 

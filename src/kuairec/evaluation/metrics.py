@@ -154,12 +154,13 @@ def ideal_gains(values: np.ndarray, indptr: np.ndarray, k: int) -> np.ndarray:
         stop = min(n, start + block)
         lo, hi = indptr[start], indptr[stop]
         rows = np.repeat(np.arange(stop - start), lengths[start:stop])
-        dense = np.zeros((stop - start, width))
-        dense[rows, np.arange(hi - lo) - (indptr[start:stop] - lo)[rows]] = values[lo:hi]
+        neg = np.zeros((stop - start, width))  # negated values: ascending = best first
+        neg[rows, np.arange(hi - lo) - (indptr[start:stop] - lo)[rows]] = -values[lo:hi]
         if width > k:
-            dense = -np.partition(-dense, k - 1, axis=1)[:, :k]
-        top = -np.sort(-dense, axis=1)
-        out[start:stop, : top.shape[1]] = top[:, :k]
+            neg.partition(k - 1, axis=1)  # in place: the k smallest (best) come first
+            neg = neg[:, :k]
+        neg.sort(axis=1)
+        out[start:stop, : neg.shape[1]] = -neg
     return out
 
 
