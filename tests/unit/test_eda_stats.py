@@ -167,7 +167,7 @@ def test_daily_correlations_finds_aggregated_columns():
             "item_idx": np.arange(n),
             "play_cnt_sum": play,
             "complete_play_cnt_sum": play**2 / n,
-            "play_progress_mean": -play,
+            "mean_play_progress": -play,
             "mostly_null": [None] * n,
         }
     )
@@ -177,7 +177,7 @@ def test_daily_correlations_finds_aggregated_columns():
         "complete_play_cnt",
         "play_progress",
         "big_views",
-        "complete_rate",
+        "complete_play_rate",
     }
     pos = {k: i for i, k in enumerate(d.names)}
     assert d.corr[pos["play_cnt"], pos["play_progress"]] == pytest.approx(-1.0)

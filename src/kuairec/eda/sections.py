@@ -106,53 +106,38 @@ def _matrix_row(name: str, inter: Interactions) -> list[str]:
     ]
 
 
-def _describe(ds: KuaiRecDataset) -> dict[str, Any] | None:
-    try:
-        return ds.describe()
-    except ModuleNotFoundError as exc:  # the summary module is not part of this build
-        if exc.name != "kuairec.data.describe":
-            raise
-        return None
+def describe_tables(summary: dict[str, Any]) -> tuple[list[list[str]], list[str], list[list[str]]]:
+    """``ds.describe()`` as rows: general (field, value) rows, then a per-matrix table
+    (field, one column per matrix). The ``notes`` list is left to the caller."""
+    general = [
+        [k, fmt(v)]
+        for k, v in summary_rows(
+            {k: v for k, v in summary.items() if k not in ("matrices", "notes")}
+        )
+    ]
+    matrices = summary.get("matrices") or {}
+    names = sorted(matrices, key=lambda n: (n not in ("big", "small"), n != "big", n))
+    flat = {name: dict(summary_rows(matrices[name])) for name in names}
+    fields = list(dict.fromkeys(k for name in names for k in flat[name]))
+    per = [[f, *[fmt(flat[n].get(f, "")) for n in names]] for f in fields]
+    return general, ["field", *names], per
 
 
 def overview(ctx: Context) -> Section:
     ds, rep = ctx.ds, ctx.ds.report
     sec = Section("Sizes, density and cleaning")
-    head = [
-        "matrix",
-        "users",
-        "videos",
-        "user-video pairs",
-        "rows (deduplicated)",
-        "density (pairs)",
-        "rows per user",
-    ]
+    head = ["matrix", "users", "videos", "user-video pairs", "rows (deduplicated)",
+            "density (pairs)", "rows per user"]  # fmt: skip
     sec.html.append(table_html(head, [_matrix_row("big", ds.big), _matrix_row("small", ds.small)]))
+    general, per_head, per = describe_tables(ds.describe())
     clean = [
         ["exact duplicate rows dropped (big)", fmt(rep.duplicates_dropped)],
         ["small-matrix rows without time", fmt(rep.small_rows_without_time)],
-        [
-            "cold test users / videos (in small, not in big)",
-            f"{fmt(rep.cold_test_users)} / {fmt(rep.cold_test_items)}",
-        ],
-        ["optional files missing", fmt(list(rep.missing_files))],
-        *[[f"rows read: {k}", fmt(v)] for k, v in rep.rows_read.items()],
-        *[
-            [f"side rows dropped (unknown ids): {k}", fmt(v)]
-            for k, v in rep.side_ids_dropped.items()
-        ],
+        *general,
     ]
-    sec.html.append("<h3>Cleaning</h3>" + table_html(["what", "count"], clean))
-    summary = _describe(ds)
-    if summary is None:
-        sec.notes.append("The dataset summary (describe) is not available in this build.")
-    else:
-        rows = [[k, fmt(v)] for k, v in summary_rows(summary)]
-        sec.html.append(
-            "<h3>Dataset summary (describe)</h3>" + table_html(["field", "value"], rows)
-        )
-    for note in rep.notes:
-        sec.notes.append(f"Loader: {note}")
+    sec.html.append("<h3>Cleaning and files</h3>" + table_html(["field", "value"], clean))
+    sec.html.append("<h3>Dataset summary (describe)</h3>" + table_html(per_head, per))
+    sec.notes.extend(f"Loader: {note}" for note in rep.notes)
     return sec
 
 
@@ -215,10 +200,9 @@ def watch_ratio(ctx: Context) -> Section:
     )
     fig = make_figure("watch_ratio.png", figures.watch_ratio_hist(hists), cap)
     sec = Section("watch_ratio", figures=[fig])
-    sec.notes.append(
-        f"{zeros:,} big-matrix rows with watch_ratio = 0 are not on the log axis;"
-        " values are clipped to [0.001, 1000]."
-    )
+    sec.intro = "Row-level watch_ratio; values outside [0.001, 1000] are clipped to the ends."
+    if zeros:
+        sec.notes.append(f"{zeros:,} big-matrix rows with watch_ratio = 0 are not on the log axis.")
     prof = st.duration_profile(big, ctx.column("big", "video_duration"))
     sec.figures.append(
         make_figure(

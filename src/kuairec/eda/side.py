@@ -46,6 +46,7 @@ DAILY_PREFERRED = (
     "reduce_similar_cnt",
     "video_duration",
 )
+DAILY_RATES = ("complete_play_rate", "valid_play_rate", "like_rate", "share_rate")
 AGG_SUFFIXES = ("sum", "mean", "total", "avg", "median", "max")
 
 
@@ -103,9 +104,12 @@ def category_popularity(captions: pl.DataFrame, views: np.ndarray) -> pl.DataFra
     idx = captions["item_idx"].to_numpy().astype(np.int64)
     ok = (idx >= 0) & (idx < views.size)
     named = "first_level_category_name" in cols
+    ids = captions[key].filter(pl.Series(ok))
+    if ids.dtype.is_integer():  # the loader maps the missing id -124 to null
+        ids = ids.fill_null(MISSING_CATEGORY)
     frame = pl.DataFrame(
         {
-            "id": captions[key].filter(pl.Series(ok)),
+            "id": ids,
             "name": (captions["first_level_category_name"] if named else captions[key])
             .cast(pl.String)
             .filter(pl.Series(ok)),
@@ -154,7 +158,7 @@ def user_activity(frame: pl.DataFrame, users: IdMap, activity: np.ndarray) -> Us
     act = np.asarray(activity, dtype=np.float64)[idx[ok]]
     degrees, per_users, per_act = [], [], []
     if "user_active_degree" in frame.columns:
-        deg = frame["user_active_degree"].cast(str).fill_null("null").to_numpy()[ok]
+        deg = frame["user_active_degree"].cast(str).fill_null("missing").to_numpy()[ok]
         names, counts = np.unique(deg, return_counts=True)
         for j in np.argsort(-counts, kind="stable"):
             degrees.append(str(names[j]))
@@ -168,12 +172,14 @@ def user_activity(frame: pl.DataFrame, users: IdMap, activity: np.ndarray) -> Us
 
 
 def find_column(columns: list[str], base: str) -> str | None:
-    """``base`` itself, else ``base_<agg>`` (``play_cnt_sum``...), else None."""
+    """``base`` itself, else ``base_<agg>`` (``play_cnt_sum``) or ``<agg>_base``
+    (``mean_play_progress``), else None."""
     if base in columns:
         return base
-    for suffix in AGG_SUFFIXES:
-        if f"{base}_{suffix}" in columns:
-            return f"{base}_{suffix}"
+    for agg in AGG_SUFFIXES:
+        for name in (f"{base}_{agg}", f"{agg}_{base}"):
+            if name in columns:
+                return name
     return None
 
 
@@ -183,7 +189,7 @@ class DailyStats:
     corr: np.ndarray  # Spearman correlation matrix
     n_items: int  # items with every chosen column present
     progress: np.ndarray | None  # play_progress per item (if present)
-    complete_rate: np.ndarray | None  # complete_play / play per item (if present)
+    complete_rate: np.ndarray | None  # complete plays / plays per item (if present)
 
 
 def _daily_numeric(item_daily: pl.DataFrame, views: np.ndarray) -> dict[str, np.ndarray]:
@@ -197,10 +203,13 @@ def _daily_numeric(item_daily: pl.DataFrame, views: np.ndarray) -> dict[str, np.
         idx = item_daily["item_idx"].to_numpy().astype(np.int64)
         ok = (idx >= 0) & (idx < views.size)
         out["big_views"] = np.where(ok, views[np.clip(idx, 0, views.size - 1)], np.nan)
-    if "play_cnt" in out and "complete_play_cnt" in out:
+    for rate in DAILY_RATES:  # rates the loader computed (complete plays / plays ...)
+        if rate in cols and item_daily[rate].dtype.is_numeric():
+            out[rate] = item_daily[rate].cast(float).fill_nan(None).to_numpy()
+    if "complete_play_rate" not in out and "play_cnt" in out and "complete_play_cnt" in out:
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = out["complete_play_cnt"] / out["play_cnt"]
-        out["complete_rate"] = np.where(out["play_cnt"] > 0, rate, np.nan)
+        out["complete_play_rate"] = np.where(out["play_cnt"] > 0, rate, np.nan)
     return out
 
 
@@ -220,7 +229,7 @@ def daily_correlations(item_daily: pl.DataFrame, views: np.ndarray) -> DailyStat
     ranks = np.column_stack([rankdata(mat[rows, j]) for j in range(len(names))])
     corr = np.corrcoef(ranks, rowvar=False)
     return DailyStats(
-        names, corr, int(rows.sum()), data.get("play_progress"), data.get("complete_rate")
+        names, corr, int(rows.sum()), data.get("play_progress"), data.get("complete_play_rate")
     )
 
 

@@ -13,14 +13,14 @@ from kuairec.report.html import table_html
 
 
 def _missing(sec: Section, what: str, file: str) -> Section:
-    sec.notes.append(f"{what} is not available ({file} missing or empty): figure skipped.")
+    sec.notes.append(f"No {what} in this dataset ({file} missing or empty): figure skipped.")
     return sec
 
 
 def tags(ctx: Context) -> Section:
     sec = Section("Tag popularity")
     if ctx.ds.item_tags is None or ctx.ds.item_tags.nnz == 0:
-        return _missing(sec, "The video tag matrix", "item_categories.csv")
+        return _missing(sec, "video tags", "item_categories.csv")
     ts = sd.tag_popularity(ctx.ds.item_tags, ctx.pop.views)
     top = int(np.argmax(ts.views))
     vid_share = ts.videos[top] / max(ts.n_tagged, 1)
@@ -37,7 +37,7 @@ def tags(ctx: Context) -> Section:
 def categories(ctx: Context) -> Section:
     sec = Section("Caption categories")
     if ctx.ds.captions is None or ctx.ds.captions.height == 0:
-        return _missing(sec, "The caption categories", "kuairec_caption_category.csv")
+        return _missing(sec, "caption categories", "kuairec_caption_category.csv")
     cat = sd.category_popularity(ctx.ds.captions, ctx.pop.views)
     if cat is None or cat.height == 0:
         sec.notes.append(
@@ -85,7 +85,7 @@ def users(ctx: Context) -> Section:
     sec = Section("User features and activity")
     uf = ctx.ds.user_features
     if uf is None or uf.height == 0:
-        return _missing(sec, "The user features", "user_features.csv")
+        return _missing(sec, "user features", "user_features.csv")
     us = sd.user_activity(uf, ctx.ds.users, ctx.activity)
     if us is None or (not us.degrees and not us.correlations):
         sec.notes.append(
@@ -132,10 +132,10 @@ def _daily_caption(dstat: sd.DailyStats) -> str:
         f"{a} and {b} (Spearman rho = {corr[iu[0][k], iu[1][k]]:.2f})"
     ]
     pos = {name: i for i, name in enumerate(names)}
-    if "play_progress" in pos and "complete_rate" in pos:
+    if "play_progress" in pos and "complete_play_rate" in pos:
         parts.append(
             f"play_progress vs complete-play rate rho = "
-            f"{corr[pos['play_progress'], pos['complete_rate']]:.2f}"
+            f"{corr[pos['play_progress'], pos['complete_play_rate']]:.2f}"
         )
     if "big_views" in pos and "play_cnt" in pos:
         parts.append(
@@ -148,7 +148,7 @@ def daily(ctx: Context) -> Section:
     sec = Section("Daily item statistics")
     d = ctx.ds.item_daily
     if d is None or d.height == 0:
-        return _missing(sec, "The daily item statistics", "item_daily_features.csv")
+        return _missing(sec, "daily item statistics", "item_daily_features.csv")
     dstat = sd.daily_correlations(d, ctx.pop.views)
     if dstat is None:
         sec.notes.append(
@@ -156,8 +156,9 @@ def daily(ctx: Context) -> Section:
         )
         return sec
     sec.intro = (
-        "One row per video (the loader's aggregate over days); complete_rate = "
-        "complete_play_cnt / play_cnt, big_views = the video's big-matrix views."
+        "One row per video (the loader's aggregate over days: sums of the daily counts, "
+        "mean play_progress, rates such as complete_play_rate = complete plays / plays); "
+        "big_views = the video's views in the big matrix."
     )
     sec.figures.append(
         make_figure("daily.png", figures.daily(dstat, ctx.rng), _daily_caption(dstat))
@@ -168,7 +169,7 @@ def daily(ctx: Context) -> Section:
 def social(ctx: Context) -> Section:
     sec = Section("Social network")
     if ctx.ds.social is None or ctx.ds.social.nnz == 0:
-        return _missing(sec, "The friend network", "social_network.csv")
+        return _missing(sec, "friend network", "social_network.csv")
     ss = sd.social_degrees(ctx.ds.social, ctx.activity)
     deg = ss.degree[ss.degree > 0]
     cap = (
