@@ -229,7 +229,7 @@ def users(us: UserStats) -> Figure:
 
 
 def daily(ds: DailyStats, rng: np.random.Generator, sample: int = 5000) -> Figure:
-    fig, axes = _subplots(2, size=(13, 5.5), width_ratios=[1.3, 1])
+    fig, axes = _subplots(2, size=(14, 7), width_ratios=[1.4, 1])
     im = axes[0].imshow(ds.corr, cmap="RdBu_r", vmin=-1, vmax=1)
     axes[0].set_xticks(range(len(ds.names)), ds.names, rotation=90, fontsize=7)
     axes[0].set_yticks(range(len(ds.names)), ds.names, fontsize=7)
@@ -269,8 +269,11 @@ def social(ss: SocialStats) -> Figure:
     fig, ax = _subplots(1, size=(8, 3.8))
     deg = ss.degree[ss.degree > 0]
     if deg.size:
-        bins = np.arange(1, deg.max() + 2) - 0.5
-        ax.hist(deg, bins=bins)
+        counts = np.bincount(deg)
+        values = np.flatnonzero(counts)
+        ax.bar(values, counts[values], width=0.8)
+        if values.size <= 20:
+            ax.set_xticks(values)
     ax.set_xlabel("friends listed (users with at least one)")
     ax.set_ylabel("users")
     ax.set_title("Friends per user (social_network.csv)")

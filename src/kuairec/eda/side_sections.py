@@ -57,7 +57,7 @@ def categories(ctx: Context) -> Section:
     rows = [
         [
             fmt(r["id"]),
-            r["name"] or "",
+            "(no category)" if r["id"] == sd.MISSING_CATEGORY else (r["name"] or ""),
             fmt(int(r["videos"])),
             f"{r['video_share']:.2%}",
             f"{r['view_share']:.2%}",
@@ -122,26 +122,28 @@ def users(ctx: Context) -> Section:
 
 def _daily_caption(dstat: sd.DailyStats) -> str:
     names, corr = dstat.names, dstat.corr
-    n = len(names)
-    iu = np.triu_indices(n, k=1)
+    pos = {name: i for i, name in enumerate(names)}
+    parts = []
+    if "big_views" in pos:
+        row = np.where(np.arange(len(names)) == pos["big_views"], np.nan, corr[pos["big_views"]])
+        if np.isfinite(row).any():
+            j = int(np.nanargmax(np.abs(row)))
+            parts.append(
+                f"Across {dstat.n_items:,} videos, big-matrix views follow {names[j]} most "
+                f"closely (Spearman rho = {row[j]:.2f})"
+            )
+    if "play_progress" in pos and "complete_play_rate" in pos:
+        rho = corr[pos["play_progress"], pos["complete_play_rate"]]
+        parts.append(f"play_progress vs complete-play rate rho = {rho:.2f}")
+    iu = np.triu_indices(len(names), k=1)
     vals = np.where(np.isfinite(corr[iu]), np.abs(corr[iu]), -1)
     k = int(np.argmax(vals))
-    a, b = names[iu[0][k]], names[iu[1][k]]
-    parts = [
-        f"Across {dstat.n_items:,} videos the most correlated daily statistics are "
-        f"{a} and {b} (Spearman rho = {corr[iu[0][k], iu[1][k]]:.2f})"
-    ]
-    pos = {name: i for i, name in enumerate(names)}
-    if "play_progress" in pos and "complete_play_rate" in pos:
-        parts.append(
-            f"play_progress vs complete-play rate rho = "
-            f"{corr[pos['play_progress'], pos['complete_play_rate']]:.2f}"
-        )
-    if "big_views" in pos and "play_cnt" in pos:
-        parts.append(
-            f"big-matrix views vs play_cnt rho = {corr[pos['big_views'], pos['play_cnt']]:.2f}"
-        )
-    return "; ".join(parts) + "."
+    a, b = iu[0][k], iu[1][k]
+    parts.append(f"the most correlated pair is {names[a]} / {names[b]} (rho = {corr[a, b]:.2f})")
+    text = "; ".join(parts)
+    if not text.startswith("Across"):
+        text = f"Across {dstat.n_items:,} videos, {text}"
+    return text + "."
 
 
 def daily(ctx: Context) -> Section:
