@@ -143,34 +143,19 @@ def prepare(
     default = parse_label(default_label)
     parsed = {lab.name: lab for lab in map(parse_label, labels)}
     parsed = {default.name: default, **parsed}
-    video_duration = train.video_duration
     popularity = inter.item_counts()
     edges = None
-    if video_duration is not None:
+    if train.video_duration is not None:
         items = np.flatnonzero(popularity > 0)
-        edges = duration_edges(video_duration, items if items.size else test.candidates, N_BUCKETS)
-    notes, values, n_pos, ideal = [], {}, {}, {}
-    for name, lab in parsed.items():
-        if lab.kind == "duration" and video_duration is None:
-            if name == default.name:
-                raise ConfigError(f"default_label {name!r} needs video durations; none are known")
-            notes.append(f"label {name!r} skipped: the training set has no video durations")
-            continue
-        cut = None
-        if lab.kind == "duration":
-            same = edges if lab.n_buckets == N_BUCKETS else None
-            cut = duration_cutoffs(lab, inter, video_duration, edges=same)
-        values[name] = label_values(lab, test, inter, video_duration, cutoffs=cut)
-        n_pos[name] = M.row_counts(values[name], test.relevance.indptr)
-        if not lab.binary:
-            ideal[name] = M.ideal_gains(values[name], test.relevance.indptr, max(ks))
+        edges = duration_edges(
+            train.video_duration, items if items.size else test.candidates, N_BUCKETS
+        )
+    values, n_pos, ideal, notes = _label_data(test, train, parsed, default.name, edges, max(ks))
     groups = {}
     if default.binary:
         if edges is not None:
-            groups["duration_bucket"] = (
-                duration_bucket(video_duration, edges),
-                S.duration_names(edges),
-            )
+            bucket = duration_bucket(train.video_duration, edges)
+            groups["duration_bucket"] = (bucket, S.duration_names(edges))
         groups["item_coldness"] = ((popularity > 0).astype(np.int64), ["cold", "warm"])
     item_groups = {
         family: (g, names, S.group_positives(
@@ -194,6 +179,35 @@ def prepare(
         item_groups=item_groups,
         notes=notes,
     )
+
+
+def _label_data(
+    test: TestSet,
+    train: TrainSet,
+    labels: dict[str, Label],
+    default: str,
+    edges: np.ndarray | None,
+    max_k: int,
+) -> tuple[dict, dict, dict, list[str]]:
+    """Per label: values of the relevance entries, positives per user, ideal gains (graded
+    labels); and notes on labels skipped for want of video durations."""
+    inter, duration = train.interactions, train.video_duration
+    values, n_pos, ideal, notes = {}, {}, {}, []
+    for name, lab in labels.items():
+        if lab.kind == "duration" and duration is None:
+            if name == default:
+                raise ConfigError(f"default_label {name!r} needs video durations; none are known")
+            notes.append(f"label {name!r} skipped: the training set has no video durations")
+            continue
+        cut = None
+        if lab.kind == "duration":
+            same = edges if lab.n_buckets == N_BUCKETS else None
+            cut = duration_cutoffs(lab, inter, duration, edges=same)
+        values[name] = label_values(lab, test, inter, duration, cutoffs=cut)
+        n_pos[name] = M.row_counts(values[name], test.relevance.indptr)
+        if not lab.binary:
+            ideal[name] = M.ideal_gains(values[name], test.relevance.indptr, max_k)
+    return values, n_pos, ideal, notes
 
 
 def _remembered(test: TestSet, train: TrainSet, ks: Any, labels: Any, default: Any) -> EvalContext:
