@@ -78,9 +78,9 @@ def main() -> None:
     load_peak, base = rss_mb("VmHWM"), rss_mb("VmRSS")
     exact = reset_peak()
     out = args.out or Path(tempfile.mkdtemp(prefix="kuairec-eda-")) / "eda"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     path = write_eda_report(ds, out, progress=True)
-    t_report = time.perf_counter() - t0
+    t_report, c_report = time.perf_counter() - t0, time.process_time() - c0
     peak = rss_mb("VmHWM")
     n_png = len(list(path.parent.glob("*.png")))
     print(f"machine: {machine()}")
@@ -94,7 +94,7 @@ def main() -> None:
         f"peak RSS {load_peak:,.0f} MB"
     )
     print(
-        f"report: {t_report:.1f} s, {n_png} figures, peak RSS "
+        f"report: {t_report:.1f} s wall, {c_report:.1f} s CPU, {n_png} figures, peak RSS "
         f"{peak:,.0f} MB ({'since reset' if exact else 'whole process'}; "
         f"{base:,.0f} MB resident before)"
     )
