@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,18 @@ SIDE_FILES = (
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+RECORDED: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def report(small_dataset, tmp_path_factory) -> Path:
-    return write_eda_report(small_dataset, tmp_path_factory.mktemp("eda") / "eda", progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = write_eda_report(
+            small_dataset, tmp_path_factory.mktemp("eda") / "eda", progress=False
+        )
+    RECORDED.extend(str(w.message) for w in caught)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +67,11 @@ def test_every_figure_is_a_png_file_and_embedded(report: Path, page: str):
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert IMG + base64.b64encode(data).decode("ascii") + '"' in page, png.name
     assert "<script" not in page and "http://" not in page and "https://" not in page
+
+
+def test_no_warnings_while_drawing(report: Path):
+    # e.g. "Glyph 20013 missing from font(s) DejaVu Sans": no Chinese text in figures
+    assert RECORDED == []
 
 
 def test_every_takeaway_holds_numbers_and_differs(page: str):
