@@ -140,11 +140,12 @@ class Interactions:
     def select(self, mask: np.ndarray) -> Interactions:
         """Keep the entries where ``mask`` (length nnz) is True."""
         mask = np.asarray(mask, dtype=bool)
-        counts = np.add.reduceat(mask.astype(np.int64), self.indptr[:-1]) if self.nnz else None
-        if counts is None:
-            return self
-        counts[np.diff(self.indptr) == 0] = 0
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        if mask.shape != (self.nnz,):
+            raise ValueError(
+                f"mask must have one entry per stored pair ({self.nnz}), got {mask.shape}"
+            )
+        kept_before = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+        indptr = kept_before[self.indptr]  # entries kept before each row's start
         return Interactions(
             indptr=indptr,
             indices=self.indices[mask],
