@@ -7,6 +7,8 @@ user then timestamp; :mod:`.csvout` formats and writes them.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from kuairec.data.synthetic.world import N_DAYS, World
@@ -19,6 +21,7 @@ DUP_SHARE = 0.077  # exact duplicate rows / big rows
 UNIQUE_SHARE = 0.893  # unique pairs / non-duplicate big rows (real: 10.32M / 11.56M)
 DATE_QUIRK = 0.001  # rows whose `date` is a neighbouring day of `time`
 SMALL_NO_TIME = 0.039
+TARGET_MEDIAN = 0.723  # real big-matrix median watch_ratio
 BLOCKED_AUTHOR = 0.0038  # chance a small user blocked a given author
 #: Relative activity per Beijing hour 0..23 (night trough, lunch and evening peaks).
 HOUR_WEIGHTS = np.array([5, 3, 2, 1.2, 1, 1.2, 2, 3.5, 4.5, 5, 5.5, 6, 7.5, 7.5, 6, 5.5, 5.5,
@@ -52,18 +55,56 @@ def big_block(
     world: World, users: np.ndarray, guarantee: np.ndarray, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     """The big-matrix rows of a block of users (with repeats and exact duplicates)."""
+    rows, vids, wr, first = _views(world, users, guarantee, rng)
+    out = _assemble(world, users[rows], vids, wr, rng)
+    out["first_view"] = first
+    out = _add_duplicates(out, rng)
+    return _sort(out)
+
+
+def _views(
+    world: World, users: np.ndarray, guarantee: np.ndarray | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """First views of the feed's pairs plus repeat views (new ratio), more of liked videos.
+
+    Returns block rows, video ids, watch ratios and a first-view flag.
+    """
+    rows, vids, mu, base = _expose(world, users, guarantee, rng)
+    k = np.bincount(rows, minlength=users.size)
+    wr = world.draw_watch_ratio(mu, rng)
+    n_rep = np.maximum(np.round(base).astype(np.int64) - k, 0)
+    like = np.minimum(wr, 5.0) + 0.2
+    like_sum = np.bincount(rows, weights=like, minlength=users.size)
+    rep = rng.poisson(n_rep[rows] * like / like_sum[rows])
+    r_idx = np.repeat(np.arange(rows.size), rep)
+    first = np.concatenate([np.ones(rows.size, bool), np.zeros(r_idx.size, bool)])
+    rows = np.concatenate([rows, rows[r_idx]])
+    vids = np.concatenate([vids, vids[r_idx]])
+    wr = np.concatenate([wr, world.draw_watch_ratio(mu[r_idx], rng)])
+    return rows, vids, wr, first
+
+
+def _expose(
+    world: World, users: np.ndarray, guarantee: np.ndarray | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The feed: distinct (row, video) pairs shown to each user of the block, their log-mean
+    watch ratio, and each user's target number of non-duplicate rows.
+
+    Gumbel top-k = sampling without replacement with weights popularity x affinity.
+    """
     p = world.params
     personal = world.personal(users)
     keys = world.exposure_logw[None, :] + (p.pop_affinity / p.personal_sd) * personal
     keys = keys + rng.gumbel(size=keys.shape)
-    row_of = np.full(world.n_users, -1, dtype=np.int64)
-    row_of[users] = np.arange(users.size)
     is_small = np.isin(users, world.small_users)
     keys[np.ix_(np.flatnonzero(is_small), world.small_videos)] = -np.inf
-    g_vid = np.flatnonzero(row_of[guarantee] >= 0)
-    keys[row_of[guarantee[g_vid]], g_vid] = np.inf
-    n_forced = np.bincount(row_of[guarantee[g_vid]], minlength=users.size)
-
+    n_forced = np.zeros(users.size, dtype=np.int64)
+    if guarantee is not None:
+        row_of = np.full(world.n_users, -1, dtype=np.int64)
+        row_of[users] = np.arange(users.size)
+        g_vid = np.flatnonzero(row_of[guarantee] >= 0)
+        keys[row_of[guarantee[g_vid]], g_vid] = np.inf
+        n_forced = np.bincount(row_of[guarantee[g_vid]], minlength=users.size)
     avail = world.n_videos - is_small * world.small_videos.size
     base = world.activity[users] * (1.0 - DUP_SHARE)
     k = np.minimum(np.round(base * UNIQUE_SHARE), np.floor(0.95 * avail)).astype(np.int64)
@@ -73,23 +114,23 @@ def big_block(
     rows = np.repeat(np.arange(users.size), k)
     vids = order[take]
     mu = world.mu(users, personal)[rows, vids]
-    wr = world.draw_watch_ratio(mu, rng)
+    return rows, vids, mu, base
 
-    # repeat views of the same pair (new time, new ratio), more for well-liked videos
-    n_rep = np.maximum(np.round(base).astype(np.int64) - k, 0)
-    like = np.minimum(wr, 5.0) + 0.2
-    like_sum = np.bincount(rows, weights=like, minlength=users.size)
-    rate = n_rep[rows] * like / like_sum[rows]
-    rep = rng.poisson(rate)
-    r_idx = np.repeat(np.arange(rows.size), rep)
-    first = np.concatenate([np.ones(rows.size, bool), np.zeros(r_idx.size, bool)])
-    rows = np.concatenate([rows, rows[r_idx]])
-    vids = np.concatenate([vids, vids[r_idx]])
-    wr = np.concatenate([wr, world.draw_watch_ratio(mu[r_idx], rng)])
-    out = _assemble(world, users[rows], vids, wr, rng)
-    out["first_view"] = first
-    out = _add_duplicates(out, rng)
-    return _sort(out)
+
+def calibrate_base(world: World, rng: np.random.Generator, n_users: int = 768) -> float:
+    """Shift ``base_log_wr`` so the big matrix's median watch_ratio is ``TARGET_MEDIAN``.
+
+    The feed's bias moves the logged median by an amount that depends on the drawn world;
+    a pilot feed for a sample of users measures it. Returns the shift applied.
+    """
+    users = np.sort(rng.choice(world.n_users, size=min(n_users, world.n_users), replace=False))
+    log_wr = [
+        np.log(_views(world, users[start : start + BLOCK_USERS], None, rng)[2])
+        for start in range(0, users.size, BLOCK_USERS)
+    ]
+    shift = float(np.log(TARGET_MEDIAN) - np.median(np.concatenate(log_wr)))
+    world.params = replace(world.params, base_log_wr=world.params.base_log_wr + shift)
+    return shift
 
 
 def small_block(

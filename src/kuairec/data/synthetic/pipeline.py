@@ -21,8 +21,8 @@ from kuairec.errors import ConfigError
 N_USERS, N_VIDEOS = 7_176, 10_728
 N_SMALL_USERS, N_SMALL_VIDEOS = 1_411, 3_327
 MAX_SCALE = 4.0
-# Independent random streams: the world, guarantees, per-block logs, side files
-_WORLD, _GUARANTEE, _BLOCK, _SIDE = 1, 2, 3, 4
+# Independent random streams: world, guarantees, per-block logs, side files, calibration
+_WORLD, _GUARANTEE, _BLOCK, _SIDE, _CALIBRATE = 1, 2, 3, 4, 5
 
 
 def sizes(scale: float) -> dict[str, int]:
@@ -60,6 +60,7 @@ def generate(
     n = sizes(scale)
     world = build_world(n["users"], n["videos"], n["small_users"], n["small_videos"], scale,
                         np.random.default_rng([seed, _WORLD]))  # fmt: skip
+    logs.calibrate_base(world, np.random.default_rng([seed, _CALIBRATE]))
     guarantee = logs.guaranteed_users(world, np.random.default_rng([seed, _GUARANTEE]))
     n_blocks = -(-world.n_users // logs.BLOCK_USERS)
     with _bar(progress, n_blocks) as advance:

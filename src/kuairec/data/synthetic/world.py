@@ -29,19 +29,20 @@ class Params:
 
     dim: int = 16
     n_clusters: int = 8
-    personal_sd: float = 0.65  # sd of the personal term in log-watch-ratio units
-    appeal_sd: float = 0.25
-    appeal_df: float = 4.0  # Student-t degrees of freedom: heavy-tailed appeal
-    duration_slope: float = 0.30  # d log(wr) / d log(duration)
-    user_bias_sd: float = 0.15
-    noise_sd: float = 0.35
-    base_log_wr: float = -1.05
-    loop_prob: float = 0.004
-    loop_scale: float = 0.75  # log of the loop factor ~ Exponential(mean loop_scale)
+    personal_sd: float = 0.58  # sd of the personal term in log-watch-ratio units
+    appeal_sd: float = 0.225
+    appeal_df: float = 6.0  # Student-t degrees of freedom: a heavier tail than normal
+    appeal_clip: float = 3.5  # ... clipped at this many sds: no universal hit
+    duration_slope: float = 0.25  # d log(wr) / d log(duration)
+    user_bias_sd: float = 0.10
+    noise_sd: float = 0.39
+    base_log_wr: float = -0.92
+    loop_prob: float = 0.005
+    loop_scale: float = 0.8  # log of the loop factor ~ Exponential(mean loop_scale)
     loop_max: float = 150.0
-    pop_item: float = 0.8  # exposure log-weight per unit of appeal / appeal_sd
+    pop_item: float = 0.7  # exposure log-weight per unit of appeal / appeal_sd
     pop_noise_sd: float = 1.0  # exposure log-weight noise (platform trends)
-    pop_affinity: float = 1.5  # exposure log-weight per unit of personal / personal_sd
+    pop_affinity: float = 1.6  # exposure log-weight per unit of personal / personal_sd
     small_appeal: float = 4.0  # small-matrix videos: log-weight per unit of appeal / appeal_sd
     min_duration_ms: int = 140
     max_duration_ms: int = 315_072
@@ -140,7 +141,8 @@ def build_world(
     user_vec, cluster_video = _scale_personal(user_vec, video_vec, cluster, cluster_video, p)
 
     duration = _draw_durations(n_videos, p, rng)
-    appeal = p.appeal_sd * rng.standard_t(p.appeal_df, n_videos) / np.sqrt(2.0)
+    t = rng.standard_t(p.appeal_df, n_videos) * np.sqrt((p.appeal_df - 2.0) / p.appeal_df)
+    appeal = p.appeal_sd * np.clip(t, -p.appeal_clip, p.appeal_clip)  # sd ~ appeal_sd
     log_dur = np.log(duration)
     video_effect = appeal - p.duration_slope * (log_dur - np.log(9_600.0))
     exposure_logw = p.pop_item * appeal / p.appeal_sd + p.pop_noise_sd * rng.standard_normal(
@@ -245,7 +247,7 @@ def _draw_durations(m: int, p: Params, rng: np.random.Generator) -> np.ndarray:
 def _draw_activity(n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
     """Big-matrix rows per user: 100 + log-normal, mean ~1,750, at most ~16,000 (x scale)."""
     lo = max(100.0 * scale, 3.0)
-    rows = lo + 1_290.0 * scale * np.exp(0.7 * rng.standard_normal(n))
+    rows = lo + 1_000.0 * scale * np.exp(1.0 * rng.standard_normal(n))
     return np.minimum(np.round(rows), 16_015 * scale).astype(np.int64)
 
 
@@ -259,8 +261,8 @@ def _choose(
 
 def _draw_windows(m: int, small_videos: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Days a video is in the feed (about 32 of 63 on average); small videos all 63."""
-    start = np.where(rng.random(m) < 0.3, 0, rng.integers(0, N_DAYS - 8, m))
-    length = rng.integers(8, N_DAYS + 1, m)
+    start = np.where(rng.random(m) < 0.2, 0, rng.integers(0, N_DAYS - 5, m))
+    length = rng.integers(5, 36, m)
     end = np.minimum(start + length - 1, N_DAYS - 1)
     start[small_videos] = 0
     end[small_videos] = N_DAYS - 1
