@@ -10,6 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _public(path: Path | str, mode: int) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; give them the usual modes."""
+    os.chmod(path, mode & ~_umask())
+
+
 def write_bytes(path: Path | str, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary sibling file and ``os.replace``."""
     path = Path(path)
@@ -18,6 +29,7 @@ def write_bytes(path: Path | str, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        _public(tmp, 0o666)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -39,6 +51,7 @@ def temp_path(path: Path | str) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _public(tmp, 0o666)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -58,6 +71,7 @@ def new_directory(path: Path | str) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        _public(tmp, 0o777)
         os.rename(tmp, path)
     finally:
         if tmp.exists():

@@ -44,3 +44,18 @@ def test_new_directory_never_overwrites(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         with atomic.new_directory(tmp_path):
             pass
+
+
+def test_written_files_and_folders_get_ordinary_modes(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        f = atomic.write_text(tmp_path / "a.txt", "x")
+        with atomic.new_directory(tmp_path / "run") as tmp:
+            (tmp / "b").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755

@@ -54,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     except KuaiRecError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+    except (
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        IsADirectoryError,
+        NotADirectoryError,
+    ) as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
