@@ -44,6 +44,17 @@ class Experiment:
     data_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
     _validation: tuple[Any, Any] | None = None
+    _context: Any = None
+
+    def context(self, cfg: RunConfig) -> Any:
+        """Label cut-offs and lookups shared by every model's evaluation (built once)."""
+        if self._context is None:
+            from kuairec.evaluation.evaluate import prepare as prepare_eval
+
+            self._context = prepare_eval(
+                self.test, self.train, ks=cfg.ks, labels=cfg.labels, default_label=cfg.label
+            )
+        return self._context
 
     def validation(self) -> tuple[Any, Any]:
         """The temporal holdout of the training log (built once, on first use)."""
@@ -149,6 +160,7 @@ def run_model(
             n_bootstrap=cfg.n_bootstrap,
             seed=cfg.seed,
             predictions=predictions,
+            context=exp.context(cfg),
         )
     entry = result.to_json()
     entry.update(
@@ -163,9 +175,8 @@ def run_model(
 def _predictions(model: Any, test: Any) -> np.ndarray | None:
     if not getattr(model, "predicts_ratings", False):
         return None
-    rel = test.relevance.tocsr()
-    rows = np.repeat(np.arange(rel.shape[0]), np.diff(rel.indptr))
-    return model.predict(test.users[rows], rel.indices.astype(np.int64))
+    users, items = test.pairs()
+    return model.predict(users, items)
 
 
 def _model_config(model: Any) -> dict[str, Any]:
