@@ -239,3 +239,56 @@ def test_watch_ratio_distribution_is_kuairec_like(medium: Path) -> None:
     # positives concentrate on short videos
     dur = big["video_duration"].to_numpy()
     assert (wr[dur < 7_000] > 2).mean() > 1.5 * (wr[dur >= 7_000] > 2).mean()
+
+
+def _ndcg10(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-user binary NDCG@10 for users with a positive (ties broken by column order)."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    disc = 1.0 / np.log2(np.arange(2, 12))
+    dcg = (np.take_along_axis(labels, top, axis=1) * disc[: top.shape[1]]).sum(axis=1)
+    n_pos = labels.sum(axis=1).astype(np.int64)
+    idcg = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_pos, 10)]
+    return dcg[n_pos > 0] / idcg[n_pos > 0]
+
+
+def test_ndcg10_helper_by_hand() -> None:
+    # one user, positives at columns 1 and 3; ranking puts column 3 first, column 1 third
+    scores = np.array([[0.5, 0.2, 0.1, 0.9]])
+    labels = np.array([[0.0, 1.0, 0.0, 1.0]])
+    expected = (1.0 + 1.0 / np.log2(4)) / (1.0 + 1.0 / np.log2(3))
+    assert _ndcg10(scores, labels) == pytest.approx([expected])
+
+
+def test_default_scale_is_learnable_oracle_ease_popularity_random(tmp_path: Path) -> None:
+    """At the default scale: oracle > EASE > popularity > random (label watch_ratio > 2),
+    with EASE's and popularity's 95% bootstrap intervals apart."""
+    generate(tmp_path, scale=0.2, seed=5, progress=False)
+    cols = ["user_id", "video_id", "watch_ratio"]
+    big = pl.read_csv(tmp_path / "big_matrix.csv", columns=cols).unique(["user_id", "video_id"])
+    small = pl.read_csv(tmp_path / "small_matrix.csv", columns=cols)
+    truth = pl.read_csv(tmp_path / "small_matrix_truth.csv")["expected_watch_ratio"].to_numpy()
+    su, ui = np.unique(small["user_id"].to_numpy(), return_inverse=True)
+    sv, vi = np.unique(small["video_id"].to_numpy(), return_inverse=True)
+    labels = np.zeros((su.size, sv.size))
+    labels[ui, vi] = small["watch_ratio"].to_numpy() > 2.0
+    oracle = np.full(labels.shape, -1.0)
+    oracle[ui, vi] = truth
+    x = np.zeros((1435, 2146), dtype=np.float32)
+    x[big["user_id"].to_numpy(), big["video_id"].to_numpy()] = 1.0
+    gram = x.T @ x + 500.0 * np.eye(2146, dtype=np.float32)
+    p = np.linalg.inv(gram)
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    rng = np.random.default_rng(0)
+    res = {
+        "oracle": _ndcg10(oracle, labels),
+        "ease": _ndcg10((x[su] @ b)[:, sv], labels),
+        "popularity": _ndcg10(np.tile(x.sum(axis=0)[sv], (su.size, 1)), labels),
+        "random": _ndcg10(rng.random(labels.shape), labels),
+    }
+    means = {k: v.mean() for k, v in res.items()}
+    assert means["oracle"] > means["ease"] > means["popularity"] > means["random"]
+    idx = rng.integers(0, res["ease"].size, (1_000, res["ease"].size))
+    ease_lo = np.quantile(res["ease"][idx].mean(axis=1), 0.025)
+    pop_hi = np.quantile(res["popularity"][idx].mean(axis=1), 0.975)
+    assert ease_lo > pop_hi

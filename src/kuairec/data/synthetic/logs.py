@@ -58,7 +58,8 @@ def big_block(
     rows, vids, wr, first = _views(world, users, guarantee, rng)
     out = _assemble(world, users[rows], vids, wr, rng)
     out["first_view"] = first
-    out = _add_duplicates(out, rng)
+    max_copies = max(2, round(2_223 * world.n_videos / 10_728))  # real: 2,224 rows of a pair
+    out = _add_duplicates(out, rng, max_copies)
     return _sort(out)
 
 
@@ -183,14 +184,16 @@ def _draw_times(window: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     return day.astype(np.int64), START_MS + day * DAY_MS + offset
 
 
-def _add_duplicates(out: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _add_duplicates(
+    out: dict[str, np.ndarray], rng: np.random.Generator, max_copies: int
+) -> dict[str, np.ndarray]:
     """Exact copies of some rows (~7.7% of the result), a few repeated many times."""
     n = out["user_id"].size
     target = int(round(n * DUP_SHARE / (1.0 - DUP_SHARE)))
     out["duplicate"] = np.zeros(n, dtype=bool)
     if target == 0:
         return out
-    mult = np.minimum(rng.zipf(2.1, size=target), 2_224)
+    mult = np.minimum(rng.zipf(2.1, size=target), max_copies)
     mult = mult[: int(np.searchsorted(np.cumsum(mult), target)) + 1]
     mult[-1] -= int(mult.sum()) - target
     src = (

@@ -126,7 +126,7 @@ def user_features(world: World, rng: np.random.Generator) -> pl.DataFrame:
             probs = rng.dirichlet(np.full(card, 0.7))
             values = rng.choice(card, size=n, p=probs).astype(np.float64)
         if i >= 12:
-            values[rng.random(n) < 0.004] = np.nan
+            values[rng.random(n) < 0.01] = np.nan
             cols[f"onehot_feat{i}"] = pl.Series(values, dtype=pl.Float64, nan_to_null=True)
         else:
             cols[f"onehot_feat{i}"] = values.astype(np.int64)

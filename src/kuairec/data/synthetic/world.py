@@ -21,6 +21,7 @@ import numpy as np
 from kuairec.data.synthetic import vocab
 
 N_DAYS = 63  # 2020-07-05 .. 2020-09-05
+MAX_WATCH_RATIO = 573.5  # the real big matrix's maximum
 
 
 @dataclass(frozen=True)
@@ -30,17 +31,17 @@ class Params:
     dim: int = 16
     n_clusters: int = 8
     personal_sd: float = 0.58  # sd of the personal term in log-watch-ratio units
-    appeal_sd: float = 0.225
+    appeal_sd: float = 0.27
     appeal_df: float = 6.0  # Student-t degrees of freedom: a heavier tail than normal
     appeal_clip: float = 3.5  # ... clipped at this many sds: no universal hit
     duration_slope: float = 0.25  # d log(wr) / d log(duration)
     user_bias_sd: float = 0.10
-    noise_sd: float = 0.39
+    noise_sd: float = 0.37
     base_log_wr: float = -0.92
-    loop_prob: float = 0.005
+    loop_prob: float = 0.004
     loop_scale: float = 0.8  # log of the loop factor ~ Exponential(mean loop_scale)
     loop_max: float = 150.0
-    pop_item: float = 0.7  # exposure log-weight per unit of appeal / appeal_sd
+    pop_item: float = 1.2  # exposure log-weight per unit of appeal / appeal_sd
     pop_noise_sd: float = 1.0  # exposure log-weight noise (platform trends)
     pop_affinity: float = 1.6  # exposure log-weight per unit of personal / personal_sd
     small_appeal: float = 4.0  # small-matrix videos: log-weight per unit of appeal / appeal_sd
@@ -105,7 +106,11 @@ class World:
         return float(1.0 - p.loop_prob + p.loop_prob * e_loop)
 
     def expected_watch_ratio(self, mu: np.ndarray) -> np.ndarray:
-        """E[watch_ratio | user, video] for log-means ``mu`` (play rounding ignored)."""
+        """E[watch_ratio | user, video] for log-means ``mu``.
+
+        Ignores the rounding of play_duration and the cap at MAX_WATCH_RATIO (which only a
+        handful of looped views reach).
+        """
         p = self.params
         return np.exp(mu + 0.5 * p.noise_sd**2) * self.loop_mean()
 
@@ -118,7 +123,7 @@ class World:
         if n_loops:
             x = np.minimum(rng.exponential(p.loop_scale, n_loops), np.log(p.loop_max))
             wr[loops] *= np.exp(x)
-        return wr
+        return np.minimum(wr, MAX_WATCH_RATIO)
 
 
 def build_world(
@@ -138,6 +143,10 @@ def build_world(
     cluster, user_vec = _user_vectors(n_users, centres, p, rng)
     tag_effect = rng.standard_normal((p.n_clusters, centres.shape[0]))
     cluster_video = _tag_mean(tag_effect, tag_indptr, tag_ids)  # (K, m)
+    # centre the taste: the mean user's affinity to a video is an item effect, left to appeal
+    user_vec = user_vec - user_vec.mean(axis=0)
+    share = np.bincount(cluster, minlength=p.n_clusters) / max(n_users, 1)
+    cluster_video = cluster_video - share @ cluster_video
     user_vec, cluster_video = _scale_personal(user_vec, video_vec, cluster, cluster_video, p)
 
     duration = _draw_durations(n_videos, p, rng)
@@ -247,8 +256,9 @@ def _draw_durations(m: int, p: Params, rng: np.random.Generator) -> np.ndarray:
 def _draw_activity(n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
     """Big-matrix rows per user: 100 + log-normal, mean ~1,750, at most ~16,000 (x scale)."""
     lo = max(100.0 * scale, 3.0)
-    rows = lo + 1_000.0 * scale * np.exp(1.0 * rng.standard_normal(n))
-    return np.minimum(np.round(rows), 16_015 * scale).astype(np.int64)
+    rows = lo + 1_040.0 * scale * np.exp(1.0 * rng.standard_normal(n))
+    # capped below 16,015: repeat views and duplicates come on top
+    return np.minimum(np.round(rows), 15_000 * scale).astype(np.int64)
 
 
 def _choose(
