@@ -1,0 +1,278 @@
+"""The parsed-dataset cache: ``<cache_dir>/datasets/<key>/``.
+
+``key`` hashes the data-format version and every source file's name, size and mtime_ns,
+so editing or touching a file invalidates the entry. An entry holds:
+
+- ``manifest.json`` (written last): format, source folder, file stats, id-map sizes,
+  the cleaning report and which optional fields exist;
+- ``summary.json``: what ``describe()`` prints, precomputed;
+- ``users.npy``, ``items.npy``, ``video_duration.npy``, ``big/*.npy``, ``small/*.npy``,
+  ``truth/*.npy`` (Interactions fields), ``item_tags/*.npy`` and ``social/*.npy`` (CSR
+  ``data``/``indices``/``indptr``): uncompressed, read with ``mmap_mode="r"``;
+- ``user_features.arrow``, ``item_daily.arrow``, ``captions.arrow``, ``log_big.arrow``,
+  ``log_small.arrow``: Arrow IPC, uncompressed.
+
+An entry is built in a temporary folder beside it and renamed into place, so a crash or a
+validation error never leaves a partial entry. A warm load maps the arrays and reads the
+side frames only when first used (:class:`CachedDataset`): no polars, no scipy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kuairec.data import schema
+from kuairec.data.dataset import CleaningReport, IdMap, Interactions, KuaiRecDataset
+from kuairec.errors import DataError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_STALE_SECONDS = 6 * 3600  # temporary folders older than this are from a dead process
+_FRAMES = ("user_features", "item_daily", "captions")
+_CSRS = ("item_tags", "social")
+_INTERACTION_ARRAYS = ("indptr", "indices", *Interactions.VALUE_FIELDS)
+
+
+def source_key(files: dict[str, Path | None]) -> str:
+    """Hash of the format version and each source file's name, size and mtime_ns."""
+    h = hashlib.sha256(f"kuairec-dataset-format {FORMAT_VERSION}\n".encode())
+    for spec in (*schema.FILES, schema.TRUTH):
+        path = files.get(spec.key)
+        if path is None:
+            h.update(f"{spec.name} absent\n".encode())
+        else:
+            st = path.stat()
+            h.update(f"{spec.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def datasets_dir(root: Path) -> Path:
+    return Path(root) / "datasets"
+
+
+def begin(root: Path, key: str) -> Path:
+    """A fresh temporary folder inside ``<root>/datasets`` to build an entry in."""
+    parent = datasets_dir(root)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(parent)
+        return Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=parent))
+    except OSError as exc:
+        raise DataError(
+            f"cannot write the cache ({exc.strerror or exc}); set KUAIREC_CACHE to a "
+            "writable folder",
+            file=parent,
+        ) from None
+
+
+def abort(workdir: Path) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def commit(workdir: Path, root: Path, key: str, source: Path) -> Path:
+    """Rename the finished ``workdir`` into place (replacing an older copy of the same
+    key) and remove other entries built from the same source folder."""
+    parent = datasets_dir(root)
+    final = parent / key
+    trash = None
+    if final.exists():
+        trash = parent / f".old-{key}-{os.getpid()}"
+        os.rename(final, trash)
+    try:
+        os.rename(workdir, final)
+    except OSError:
+        if not (final / MANIFEST).is_file():  # nobody else finished the same entry
+            raise
+        abort(workdir)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+    _prune_same_source(parent, key, source)
+    return final
+
+
+def _sweep_stale(parent: Path) -> None:
+    now = time.time()
+    for p in parent.iterdir():
+        if p.name.startswith((".tmp-", ".old-")):
+            try:
+                if now - p.stat().st_mtime > _STALE_SECONDS:
+                    shutil.rmtree(p, ignore_errors=True)
+            except OSError:
+                pass
+
+
+def _prune_same_source(parent: Path, key: str, source: Path) -> None:
+    for p in parent.iterdir():
+        if p.name == key or p.name.startswith("."):
+            continue
+        try:
+            meta = json.loads((p / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if meta.get("source") == str(source):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def save(
+    workdir: Path,
+    ds: KuaiRecDataset,
+    summary: dict[str, Any],
+    files: dict[str, Path | None],
+) -> None:
+    """Write ``ds`` (and the summary) into ``workdir``; the manifest goes last."""
+    from kuairec.data.describe import SUMMARY_FILE
+
+    _np_save(workdir / "users.npy", ds.users.raw)
+    _np_save(workdir / "items.npy", ds.items.raw)
+    _np_save(workdir / "video_duration.npy", ds.video_duration)
+    fields: dict[str, Any] = {}
+    for name in ("big", "small", "truth"):
+        inter = getattr(ds, name)
+        fields[name] = None if inter is None else _save_interactions(workdir / name, inter)
+    for name in _CSRS:
+        mat = getattr(ds, name)
+        fields[name] = None if mat is None else _save_csr(workdir / name, mat)
+    for name in _FRAMES:
+        frame = getattr(ds, name)
+        if frame is not None:
+            frame.write_ipc(workdir / f"{name}.arrow", compression="uncompressed")
+        fields[name] = None if frame is None else {"kind": "arrow"}
+    (workdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    write_manifest(workdir, ds, fields, files)
+
+
+def write_manifest(
+    workdir: Path, ds: KuaiRecDataset, fields: dict[str, Any], files: dict[str, Path | None]
+) -> None:
+    stats = {}
+    for key, path in files.items():
+        stats[key] = None if path is None else {"name": path.name, "size": path.stat().st_size}
+    meta = {
+        "format": FORMAT_VERSION,
+        "key": ds.source_checksum,
+        "source": str(ds.source),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "files": stats,
+        "n_users": ds.n_users,
+        "n_items": ds.n_items,
+        "fields": fields,
+        "report": dataclasses.asdict(ds.report),
+    }
+    (workdir / MANIFEST).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+
+def _np_save(path: Path, arr: np.ndarray) -> None:
+    np.save(path, np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def _save_interactions(folder: Path, inter: Interactions) -> dict[str, Any]:
+    folder.mkdir()
+    for name in _INTERACTION_ARRAYS:
+        _np_save(folder / f"{name}.npy", getattr(inter, name))
+    return {"kind": "interactions", "n_items": int(inter.n_items)}
+
+
+def _save_csr(folder: Path, mat: Any) -> dict[str, Any]:
+    folder.mkdir()
+    for name in ("data", "indices", "indptr"):
+        _np_save(folder / f"{name}.npy", getattr(mat, name))
+    return {"kind": "csr", "shape": [int(x) for x in mat.shape]}
+
+
+def _np_load(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _load_interactions(folder: Path, spec: dict[str, Any]) -> Interactions:
+    arrays = {name: _np_load(folder / f"{name}.npy") for name in _INTERACTION_ARRAYS}
+    return Interactions(n_items=int(spec["n_items"]), **arrays)
+
+
+class _Lazy:
+    """A dataset field read from the cache entry the first time it is used."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return None  # the dataclass default
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            value = obj._read_field(self.name)
+            obj.__dict__[self.name] = value
+            return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+
+class CachedDataset(KuaiRecDataset):
+    """A :class:`KuaiRecDataset` opened from a cache entry: the matrices are memory-mapped
+    (read-only) and the side information is read on first use."""
+
+    item_tags = _Lazy()
+    user_features = _Lazy()
+    item_daily = _Lazy()
+    captions = _Lazy()
+    social = _Lazy()
+    truth = _Lazy()
+
+    _fields_meta: dict[str, Any]
+
+    def _read_field(self, name: str) -> Any:
+        spec = self._fields_meta.get(name)
+        if spec is None:
+            return None
+        entry = self.cache_path
+        assert entry is not None
+        try:
+            if spec["kind"] == "arrow":
+                import polars as pl
+
+                return pl.read_ipc(entry / f"{name}.arrow")
+            if spec["kind"] == "csr":
+                import scipy.sparse as sp
+
+                parts = [_np_load(entry / name / f"{p}.npy") for p in ("data", "indices", "indptr")]
+                return sp.csr_matrix(tuple(parts), shape=tuple(spec["shape"]))
+            return _load_interactions(entry / name, spec)
+        except FileNotFoundError:
+            raise DataError(
+                "the cache entry was removed while in use; load the dataset again", file=entry
+            ) from None
+
+
+def open_entry(root: Path, key: str, source: Path) -> CachedDataset | None:
+    """The cached dataset for ``key``, or None when absent, stale or unreadable."""
+    entry = datasets_dir(root) / key
+    try:
+        meta = json.loads((entry / MANIFEST).read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT_VERSION:
+            return None
+        fields = meta["fields"]
+        ds = CachedDataset.__new__(CachedDataset)
+        ds.users = IdMap(np.load(entry / "users.npy", allow_pickle=False), name="user_id")
+        ds.items = IdMap(np.load(entry / "items.npy", allow_pickle=False), name="video_id")
+        ds.big = _load_interactions(entry / "big", fields["big"])
+        ds.small = _load_interactions(entry / "small", fields["small"])
+        ds.video_duration = _np_load(entry / "video_duration.npy")
+        ds.report = CleaningReport(**meta["report"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    ds._fields_meta = fields
+    ds.source = Path(source)
+    ds.source_checksum = key
+    ds.cache_path = entry
+    return ds
