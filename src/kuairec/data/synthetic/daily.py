@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
 COLLECT_FROM_DAY = 16  # collect_* columns are NaN before 2020-07-21
+_PLAY_KINDS = (("complete", "complete_play"), ("valid", "valid_play"),
+               ("long", "long_time_play"), ("short", "short_time_play"))  # fmt: skip
 _SUMS = ("views", "first", "complete", "valid", "long", "short", "play_ms", "progress")
 
 
@@ -80,12 +82,10 @@ def daily_frame(
         (tot["play_ms"] / np.maximum(tot["views"], 1))[vid],
     )
     c["play_duration"] = np.round(play * mean_play).astype(np.int64)
-    for name in ("complete", "valid", "long", "short"):
+    for name, column in _PLAY_KINDS:
         cnt = rng.binomial(play, np.clip(rate(name), 0.0, 1.0))
-        c[f"{name}_play_cnt" if name != "long" and name != "short"
-          else f"{name}_time_play_cnt"] = cnt  # fmt: skip
-        c[f"{name}_play_user_num" if name != "long" and name != "short"
-          else f"{name}_time_play_user_num"] = rng.binomial(cnt, 0.92)  # fmt: skip
+        c[f"{column}_cnt"] = cnt
+        c[f"{column}_user_num"] = rng.binomial(cnt, 0.92)
     c["play_progress"] = np.round(np.clip(rate("progress"), 0.0, 1.0), 6)
     c |= _engagement(world, vid, day, play, rng)
     frame = pl.DataFrame(c).with_columns(pl.col(COLLECT_COLUMNS).fill_nan(None))

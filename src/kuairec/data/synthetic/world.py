@@ -37,7 +37,7 @@ class Params:
     duration_slope: float = 0.25  # d log(wr) / d log(duration)
     user_bias_sd: float = 0.10
     noise_sd: float = 0.37
-    base_log_wr: float = -0.92
+    base_log_wr: float = -0.92  # a start: logs.calibrate_base shifts it per world
     loop_prob: float = 0.004
     loop_scale: float = 0.8  # log of the loop factor ~ Exponential(mean loop_scale)
     loop_max: float = 150.0
@@ -149,14 +149,7 @@ def build_world(
     cluster_video = cluster_video - share @ cluster_video
     user_vec, cluster_video = _scale_personal(user_vec, video_vec, cluster, cluster_video, p)
 
-    duration = _draw_durations(n_videos, p, rng)
-    t = rng.standard_t(p.appeal_df, n_videos) * np.sqrt((p.appeal_df - 2.0) / p.appeal_df)
-    appeal = p.appeal_sd * np.clip(t, -p.appeal_clip, p.appeal_clip)  # sd ~ appeal_sd
-    log_dur = np.log(duration)
-    video_effect = appeal - p.duration_slope * (log_dur - np.log(9_600.0))
-    exposure_logw = p.pop_item * appeal / p.appeal_sd + p.pop_noise_sd * rng.standard_normal(
-        n_videos
-    )
+    duration, appeal, video_effect, exposure_logw = _video_effects(n_videos, p, rng)
     activity = _draw_activity(n_users, scale, rng)
     small_users = _choose(np.log(activity), n_small_users, rng, temperature=0.5)
     eligible = duration >= p.small_min_duration_ms
@@ -173,6 +166,18 @@ def build_world(
         tag_ids=tag_ids, author=author, n_authors=n_authors, window=window,
         small_users=small_users, small_videos=small_videos,
     )  # fmt: skip
+
+
+def _video_effects(
+    m: int, p: Params, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Durations, appeal, the item part of log watch_ratio and the feed's item log-weight."""
+    duration = _draw_durations(m, p, rng)
+    t = rng.standard_t(p.appeal_df, m) * np.sqrt((p.appeal_df - 2.0) / p.appeal_df)
+    appeal = p.appeal_sd * np.clip(t, -p.appeal_clip, p.appeal_clip)  # sd ~ appeal_sd
+    video_effect = appeal - p.duration_slope * (np.log(duration) - np.log(9_600.0))
+    exposure_logw = p.pop_item * appeal / p.appeal_sd + p.pop_noise_sd * rng.standard_normal(m)
+    return duration, appeal, video_effect, exposure_logw
 
 
 def _draw_tags(m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
