@@ -29,6 +29,7 @@ def test_als_equals_implicit_on_our_confidence_matrix() -> None:
 
     train = _train()
     cfg = {"factors": 5, "iterations": 4, "alpha": 3.0, "regularization": 0.1, "num_threads": 1}
+    cfg["threshold"] = 0.0  # every pair, as implicit sees the matrix below
     ours = create_model("als", cfg).fit(train)
     inter = train.interactions
     conf = 1.0 + 3.0 * np.minimum(inter.watch_ratio_mean, 5.0)  # linear, clip 5

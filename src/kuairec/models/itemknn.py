@@ -38,7 +38,8 @@ class ItemKNNConfig:
     shrinkage: float = param(0.0, ge=0, doc="added to the cosine denominator")
     weighting: Weighting = "binary"
     clip: float = param(5.0, gt=0, doc="watch_ratio is clipped at this value")
-    threshold: float = param(0.0, ge=0, doc="pairs with watch_ratio below it are dropped")
+    # completed views only: similarity from mere exposure mostly measures popularity
+    threshold: float = param(1.0, ge=0, doc="pairs with watch_ratio below it are dropped")
 
 
 def cosine_neighbours(

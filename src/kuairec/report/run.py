@@ -285,8 +285,9 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
             continue
         params = dict(cfg.model_params.get(name, {}))
         if cfg.tune:
-            chosen, info = choose_params(name, exp.validation, params, cfg, progress)
-            params, tuning[name] = chosen, info
+            params, info = choose_params(name, exp.validation, params, cfg, progress)
+            if info is not None:
+                tuning[name] = info
         outcomes[name] = run_model(name, exp, cfg, params, progress)
     metrics = _metrics_document(exp, outcomes, skipped, tuning, cfg)
     with progress.stage("writing the run folder"), atomic.new_directory(target) as tmp:

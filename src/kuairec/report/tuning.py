@@ -32,16 +32,24 @@ SPACES: dict[str, dict[str, Param]] = {
         "factors": Param("int", 16, 128, log=True),
         "regularization": Param("float", 1e-3, 10.0, log=True),
         "alpha": Param("float", 0.5, 40.0, log=True),
+        "threshold": Param("choice", choices=(0.0, 1.0, 2.0)),
     },
     "bpr": {
         "factors": Param("int", 16, 128, log=True),
         "learning_rate": Param("float", 5e-3, 0.2, log=True),
         "regularization": Param("float", 1e-4, 0.1, log=True),
+        "threshold": Param("choice", choices=(0.0, 1.0, 2.0)),
     },
-    "ease": {"l2": Param("float", 10.0, 5000.0, log=True)},
+    "ease": {
+        "l2": Param("float", 10.0, 5000.0, log=True),
+        "weighting": Param("choice", choices=("binary", "log", "linear")),
+        "threshold": Param("choice", choices=(0.0, 1.0, 2.0)),
+    },
     "itemknn": {
         "neighbours": Param("int", 10, 400, log=True),
         "shrinkage": Param("float", 0.0, 100.0),
+        "weighting": Param("choice", choices=("binary", "log", "linear")),
+        "threshold": Param("choice", choices=(0.0, 1.0, 2.0)),
     },
 }
 
@@ -138,6 +146,8 @@ def _defaults(name: str, space: dict[str, Param]) -> dict[str, Any]:
         if value is None:
             continue
         if p.kind in ("int", "float") and not (p.low <= value <= p.high):
+            continue
+        if p.kind == "choice" and value not in p.choices:
             continue
         out[key] = value
     return out
