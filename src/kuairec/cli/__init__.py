@@ -48,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
+    except click.UsageError as exc:  # one line, with where to get help
+        cmd = exc.ctx.command_path if exc.ctx is not None else "kuairec"
+        click.echo(f"error: {exc.format_message()} (see '{cmd} --help')", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         return exc.exit_code
     except KuaiRecError as exc:
         click.echo(f"error: {exc}", err=True)
