@@ -336,7 +336,7 @@ class DurationStats:
         logs = [pl.scan_ipc(log_dir / f"log_{w}.arrow") for w in ("big", "small")]
         med = (
             pl.concat([lf.select("item_idx", "video_duration") for lf in logs])
-            .filter(pl.col("item_idx").is_in(pl.Series(varying.astype(np.int32))))
+            .filter(pl.col("item_idx").is_in(pl.Series(varying.astype(np.int32)).implode()))
             .group_by("item_idx")
             .agg(pl.col("video_duration").cast(pl.Float64).median())
             .collect()

@@ -1,0 +1,211 @@
+"""Bad input: one clear DataError naming the file (and line/column where it applies),
+nothing left in the cache, and from the CLI one line on stderr, no traceback."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from kuairec.cli import main
+from kuairec.data.load import load_dataset
+from kuairec.errors import DataError
+
+
+def _fixtures():
+    name = "_kuairec_fixtures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(name + ".py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fx = _fixtures()
+HEADER = fx.MATRIX_HEADER
+ROWS = fx.BIG_ROWS
+
+
+def _big(rows: list[str], header: str = HEADER) -> dict[str, str]:
+    return {"big_matrix.csv": header + "\n" + "\n".join(rows) + "\n"}
+
+
+def _set(row: int, column: int, value: str) -> list[str]:
+    """BIG_ROWS with field ``column`` (0-based) of data row ``row`` (0-based) replaced."""
+    rows = list(ROWS)
+    fields = rows[row].split(",")
+    fields[column] = value
+    rows[row] = ",".join(fields)
+    return rows
+
+
+# (case id, files to write over the tiny folder, files to leave out, expected message parts)
+CASES = [
+    ("required_file_missing", {}, ("small_matrix.csv",), ["small_matrix.csv", "required file"]),
+    ("empty_file", {"big_matrix.csv": ""}, (), ["big_matrix.csv", "empty file"]),
+    ("header_only", {"big_matrix.csv": HEADER + "\n"}, (), ["big_matrix.csv", "no data rows"]),
+    (
+        "missing_header_column",
+        _big([r.rsplit(",", 1)[0] for r in ROWS], HEADER.replace(",watch_ratio", "")),
+        (),
+        ["big_matrix.csv", "line 1", "'watch_ratio'", "missing"],
+    ),
+    (
+        "misspelt_header_column",
+        _big(ROWS, HEADER.replace("watch_ratio", "watch_rato")),
+        (),
+        ["big_matrix.csv", "line 1", "'watch_ratio'", "'watch_rato'"],
+    ),
+    (
+        "columns_out_of_order",
+        _big(ROWS, HEADER.replace("user_id,video_id", "video_id,user_id")),
+        (),
+        ["line 1", "column 'user_id'", "found 'video_id'"],
+    ),
+    (
+        "non_numeric_value",
+        _big(_set(2, 2, "abc")),
+        (),
+        ["big_matrix.csv", "line 4", "column 'play_duration'", "'abc'", "integer"],
+    ),
+    (
+        "non_numeric_float",
+        _big(_set(5, 7, "1.2.3")),
+        (),
+        ["big_matrix.csv", "line 7", "column 'watch_ratio'", "'1.2.3'"],
+    ),
+    (
+        "truncated_last_row",
+        _big([*ROWS[:-1], "10,400,900"]),
+        (),
+        ["big_matrix.csv", "line 10", "truncated row", "expected 8 fields, found 3"],
+    ),
+    (
+        "too_many_fields",
+        _big(_set(1, 7, "0.5,9")),
+        (),
+        ["big_matrix.csv", "line 3", "too many fields", "found 9"],
+    ),
+    ("empty_value", _big(_set(3, 1, "")), (), ["line 5", "column 'video_id'", "missing value"]),
+    (
+        "negative_duration",
+        _big(_set(4, 3, "-5")),
+        (),
+        ["big_matrix.csv", "line 6", "column 'video_duration'", ">= 0", "-5"],
+    ),
+    ("negative_id", _big(_set(0, 0, "-1")), (), ["line 2", "column 'user_id'", "-1"]),
+    (
+        "nan_watch_ratio",
+        _big(_set(3, 7, "nan")),
+        (),
+        ["big_matrix.csv", "line 5", "column 'watch_ratio'", "NaN"],
+    ),
+    (
+        "inf_watch_ratio",
+        _big(_set(6, 7, "inf")),
+        (),
+        ["big_matrix.csv", "line 8", "column 'watch_ratio'", "finite", "inf"],
+    ),
+    (
+        "nan_timestamp_in_big",  # NaN is legal in the small matrix's time columns only
+        _big(_set(0, 6, "NaN")),
+        (),
+        ["big_matrix.csv", "line 2", "column 'timestamp'", "NaN"],
+    ),
+    (
+        "small_matrix_fraction_date",
+        {"small_matrix.csv": HEADER + "\n" + fx.SMALL_ROWS[0].replace(".0,", ".5,", 1) + "\n"},
+        (),
+        ["small_matrix.csv", "line 2", "column 'date'", "20200710.5"],
+    ),
+    (
+        "side_file_bad_list",
+        {"item_categories.csv": 'video_id,feat\n100,[8]\n200,"[1, x]"\n'},
+        (),
+        ["item_categories.csv", "line 3", "column 'feat'", "[1, x]"],
+    ),
+    (
+        "side_file_non_numeric",
+        {"user_features.csv": fx.USER_FEATURES.replace(",107,", ",many,", 1)},
+        (),
+        ["user_features.csv", "line 2", "column 'register_days'", "'many'"],
+    ),
+    (
+        "nan_outside_nullable_columns",
+        {"user_features.csv": fx.USER_FEATURES.replace(",107,", ",,", 1)},
+        (),
+        ["user_features.csv", "line 2", "column 'register_days'", "missing value"],
+    ),
+]
+
+
+@pytest.mark.parametrize("files,skip,parts", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_library_raises_one_clear_error(tmp_path: Path, files, skip, parts) -> None:
+    folder = fx.write_tiny_folder(tmp_path / "data", replace=files, skip=skip)
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError) as info:
+        load_dataset(folder, cache_dir=cache, progress=False)
+    message = str(info.value)
+    assert "\n" not in message
+    for part in parts:
+        assert part in message, (part, message)
+    assert fx.cache_entries(cache) == []  # nothing partial left behind
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        p
+        for p in [
+            "big_matrix.csv",
+            "small_matrix.csv",
+            "item_categories.csv",
+            "user_features.csv",
+            "item_daily_features.csv",
+            "social_network.csv",
+            "kuairec_caption_category.csv",
+            "small_matrix_truth.csv",
+        ]
+        if p not in skip
+    )  # fmt: skip  (nothing written into the data folder)
+
+
+def test_folder_missing(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="data folder does not exist") as info:
+        load_dataset(tmp_path / "nope", cache_dir=tmp_path / "cache", progress=False)
+    assert str(tmp_path / "nope") in str(info.value)
+
+
+def test_folder_is_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "big_matrix.csv"
+    path.write_text("x", encoding="utf-8")
+    with pytest.raises(DataError, match="expected a folder"):
+        load_dataset(path, cache_dir=tmp_path / "cache", progress=False)
+
+
+CLI_CASES = ["required_file_missing", "empty_file", "misspelt_header_column",
+             "non_numeric_value", "truncated_last_row", "negative_duration", "nan_watch_ratio",
+             "inf_watch_ratio"]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_cli_prints_one_line_and_exits_non_zero(tmp_path: Path, monkeypatch, capsys, case) -> None:
+    _, files, skip, parts = next(c for c in CASES if c[0] == case)
+    folder = fx.write_tiny_folder(tmp_path / "data", replace=files, skip=skip)
+    monkeypatch.setenv("KUAIREC_CACHE", str(tmp_path / "cache"))
+    code = main(["data", "describe", "--data", str(folder)])
+    out, err = capsys.readouterr()
+    assert code == DataError.exit_code != 0
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    for part in parts:
+        assert part in lines[0]
+    assert fx.cache_entries(tmp_path / "cache") == []
+
+
+def test_cli_missing_folder(tmp_path: Path, capsys) -> None:
+    code = main(["data", "describe", "--data", str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.count("\n") == 1 and "data folder does not exist" in err

@@ -1,0 +1,188 @@
+"""The dataset cache: hits, invalidation, location, atomicity and pruning."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kuairec.data import cache, load
+from kuairec.data.cache import CachedDataset
+from kuairec.data.load import load_dataset
+
+
+def _fixtures():
+    name = "_kuairec_fixtures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(name + ".py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fx = _fixtures()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return fx.write_tiny_folder(tmp_path / "data")
+
+
+@pytest.fixture
+def builds(monkeypatch) -> list[Path]:
+    """Counts the cold builds (CSV parses) by recording each folder built."""
+    calls: list[Path] = []
+    real = load.build
+
+    def counting(folder, *args, **kwargs):
+        calls.append(folder)
+        return real(folder, *args, **kwargs)
+
+    monkeypatch.setattr(load, "build", counting)
+    return calls
+
+
+def test_second_load_hits_the_cache(folder: Path, tmp_path: Path, builds) -> None:
+    first = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    second = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert len(builds) == 1
+    assert not isinstance(first, CachedDataset) and isinstance(second, CachedDataset)
+    assert second.cache_path == first.cache_path
+    assert second.source_checksum == first.source_checksum
+    assert np.array_equal(second.big.watch_ratio_mean, first.big.watch_ratio_mean)
+    assert second.describe() == first.describe()
+
+
+def test_touching_a_source_file_invalidates(folder: Path, tmp_path: Path, builds) -> None:
+    first = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    st = (folder / "user_features.csv").stat()
+    os.utime(folder / "user_features.csv", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    second = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert len(builds) == 2
+    assert second.source_checksum != first.source_checksum
+    assert fx.cache_entries(tmp_path / "c") == [second.source_checksum]  # old entry pruned
+
+
+def test_changing_a_source_file_invalidates(folder: Path, tmp_path: Path, builds) -> None:
+    load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    rows = fx.BIG_ROWS[:-1]  # drop one duplicate row: a different size
+    (folder / "big_matrix.csv").write_text(fx.big_text(rows), encoding="utf-8")
+    ds = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert len(builds) == 2
+    assert ds.report.duplicates_dropped == 2
+
+
+def test_adding_a_side_file_invalidates(tmp_path: Path, builds) -> None:
+    folder = fx.write_tiny_folder(tmp_path / "data", skip=("social_network.csv",))
+    assert load_dataset(folder, cache_dir=tmp_path / "c", progress=False).social is None
+    (folder / "social_network.csv").write_text(fx.SOCIAL, encoding="utf-8")
+    assert load_dataset(folder, cache_dir=tmp_path / "c", progress=False).social.nnz == 6
+    assert len(builds) == 2
+
+
+def test_cache_dir_from_env_or_argument(folder: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KUAIREC_CACHE", str(tmp_path / "env"))
+    from_env = load_dataset(folder, progress=False)
+    assert from_env.cache_path.parent == tmp_path / "env" / "datasets"
+    from_arg = load_dataset(folder, cache_dir=tmp_path / "arg", progress=False)
+    assert from_arg.cache_path.parent == tmp_path / "arg" / "datasets"
+    assert (from_arg.cache_path / "manifest.json").is_file()
+
+
+def test_no_cache_reparses_and_replaces(folder: Path, tmp_path: Path, builds) -> None:
+    load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    again = load_dataset(folder, cache_dir=tmp_path / "c", use_cache=False, progress=False)
+    assert len(builds) == 2
+    assert fx.cache_entries(tmp_path / "c") == [again.source_checksum]
+    assert again.log("big").height == 6
+
+
+def test_failure_mid_build_leaves_nothing(folder: Path, tmp_path: Path, monkeypatch) -> None:
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(cache, "write_manifest", boom)  # after the arrays and logs
+    with pytest.raises(RuntimeError, match="disk full"):
+        load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert fx.cache_entries(tmp_path / "c") == []
+    monkeypatch.undo()
+    assert load_dataset(folder, cache_dir=tmp_path / "c", progress=False).n_users == 4
+
+
+def test_failure_in_a_side_file_leaves_nothing(folder: Path, tmp_path: Path, monkeypatch) -> None:
+    from kuairec.data import features
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(features.SIDE_FILES, "social_network", ("social", boom))
+    with pytest.raises(KeyboardInterrupt):
+        load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert fx.cache_entries(tmp_path / "c") == []
+
+
+def test_corrupt_entry_is_rebuilt(folder: Path, tmp_path: Path, builds) -> None:
+    ds = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    (ds.cache_path / "manifest.json").write_text("{not json", encoding="utf-8")
+    again = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert len(builds) == 2 and again.n_items == 5
+    (again.cache_path / "big" / "views.npy").unlink()
+    load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert len(builds) == 3
+
+
+def test_other_format_version_is_ignored(folder: Path, tmp_path: Path, builds) -> None:
+    ds = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    manifest = ds.cache_path / "manifest.json"
+    meta = json.loads(manifest.read_text(encoding="utf-8"))
+    meta["format"] = -1
+    manifest.write_text(json.dumps(meta), encoding="utf-8")
+    load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert len(builds) == 2
+
+
+def test_entry_holds_plain_arrays_and_arrow(folder: Path, tmp_path: Path) -> None:
+    ds = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    entry = ds.cache_path
+    indptr = np.load(entry / "big" / "indptr.npy", mmap_mode="r", allow_pickle=False)
+    assert indptr.tolist() == [0, 2, 4, 5, 5]
+    for name in ("users", "items", "video_duration"):
+        np.load(entry / f"{name}.npy", allow_pickle=False)
+    for name in ("user_features", "item_daily", "captions", "log_big", "log_small"):
+        assert (entry / f"{name}.arrow").is_file()
+    meta = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
+    assert meta["source"] == str(folder) and meta["n_items"] == 5
+    assert meta["report"]["duplicates_dropped"] == 3
+
+
+def test_warm_load_imports_neither_polars_nor_scipy(folder: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    code = (
+        "import sys; from kuairec.data.load import load_dataset; "
+        f"ds = load_dataset({str(folder)!r}, cache_dir={str(tmp_path / 'c')!r}); "
+        "s = ds.describe(); "
+        "print(s['matrices']['big']['rows'], 'polars' in sys.modules, "
+        "'scipy.sparse' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["6", "False", "False"]
+
+
+def test_stale_temporary_folders_are_swept(folder: Path, tmp_path: Path) -> None:
+    stale = tmp_path / "c" / "datasets" / ".tmp-dead-1"
+    stale.mkdir(parents=True)
+    old = 1_000_000_000
+    os.utime(stale, (old, old))
+    fresh = tmp_path / "c" / "datasets" / ".tmp-live-2"  # another process building now
+    fresh.mkdir()
+    load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    names = fx.cache_entries(tmp_path / "c")
+    assert ".tmp-dead-1" not in names and ".tmp-live-2" in names
