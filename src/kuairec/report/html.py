@@ -13,7 +13,8 @@ CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}
 h1,h2,h3{color:#113}
-table{border-collapse:collapse;margin:1em 0;font-size:.92em;display:block;overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;margin:1em 0;font-size:.92em;display:block;overflow-x:auto;
+max-width:100%}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th{background:#f0f2f6} td:first-child,th:first-child{text-align:left}
 figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee}

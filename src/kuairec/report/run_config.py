@@ -36,7 +36,8 @@ class RunConfig:
     labels: list[str] = field(default_factory=lambda: list(DEFAULT_LABELS))
     n_bootstrap: int = 1000
     tune: bool = True  # choose hyperparameters on a temporal holdout of the training log
-    tune_trials: int = 6
+    tune_trials: int = 10
+    tune_seconds: float = 90.0  # per model; the defaults' trial always runs
     eda: bool = True  # write eda/report.html into the run folder
     save_models: bool = True
     runs_dir: str = "runs"
@@ -57,6 +58,11 @@ class RunConfig:
             or self.scale <= 0
         ):
             raise ConfigError(f"scale must be a positive number, got {self.scale}")
+        if self.tune_trials < 0 or not self.tune_seconds > 0:
+            raise ConfigError(
+                f"tune_trials must be >= 0 and tune_seconds > 0, got {self.tune_trials} "
+                f"and {self.tune_seconds}"
+            )
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.label not in self.labels:

@@ -99,6 +99,7 @@ def study(
     seed: int = 0,
     split: tuple[Any, Any] | None = None,
     show_progress: bool = False,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """Run an Optuna study (TPE, seeded) and return the best parameters and the trials.
 
@@ -123,6 +124,7 @@ def study(
     st.optimize(
         lambda t: score_params(name, {**fixed, **_suggest(t, space)}, fit_part, valid, label),
         n_trials=n_trials,
+        timeout=timeout,
         show_progress_bar=show_progress,
     )
     return {
@@ -174,6 +176,7 @@ def choose_params(
             label=cfg.label,
             seed=cfg.seed,
             split=split(),
+            timeout=cfg.tune_seconds,
         )
     return res["best_params"], res
 
