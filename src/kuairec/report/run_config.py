@@ -37,7 +37,7 @@ class RunConfig:
     n_bootstrap: int = 1000
     tune: bool = True  # choose hyperparameters on a temporal holdout of the training log
     tune_trials: int = 10
-    tune_seconds: float = 90.0  # per model; the defaults' trial always runs
+    tune_seconds: float = 30.0  # per model; the defaults' trial always runs
     eda: bool = True  # write eda/report.html into the run folder
     save_models: bool = True
     runs_dir: str = "runs"
