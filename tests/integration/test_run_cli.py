@@ -202,3 +202,28 @@ def test_model_from_another_dataset(finished_run: Path, tmp_path: Path, capsys) 
     assert code != 0
     _one_line_error(err)
     assert "another dataset" in err
+
+
+def test_bad_model_parameter_fails_before_any_work(small_synthetic_dir, tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("[params.ease]\nl2 = -3.0\n")
+    runs = tmp_path / "runs"
+    code, _, err = _run(
+        capsys,
+        [
+            "run",
+            "--data",
+            str(small_synthetic_dir),
+            "--runs-dir",
+            str(runs),
+            "--config",
+            str(cfg),
+            "--models",
+            "ease",
+            *FAST,
+        ],
+    )
+    assert code != 0
+    _one_line_error(err)
+    assert "l2" in err
+    assert not runs.exists()

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from kuairec import atomic
+from kuairec.errors import ConfigError, KuaiRecError
 from kuairec.report.progress import Progress
 from kuairec.report.resources import measure
 from kuairec.report.run_config import RunConfig
@@ -126,11 +127,14 @@ def _protocol_common(cfg: RunConfig, test: Any) -> dict[str, Any]:
 
 
 def model_names(cfg: RunConfig) -> list[str]:
-    from kuairec.models.registry import available_models, get_model_class
+    from kuairec.models.registry import available_models, config_from_dict, get_model_class
 
     names = list(cfg.models) if cfg.models else available_models()
-    for name in names:
-        get_model_class(name)  # unknown names fail before any work is done
+    for name in names:  # unknown names and bad parameters fail before any work is done
+        config_from_dict(get_model_class(name), cfg.model_params.get(name, {}))
+    unused = sorted(set(cfg.model_params) - set(names))
+    if unused:
+        raise ConfigError(f"parameters given for models that are not run: {unused}")
     return names
 
 
@@ -288,7 +292,10 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
             params, info = choose_params(name, exp.validation, params, cfg, progress)
             if info is not None:
                 tuning[name] = info
-        outcomes[name] = run_model(name, exp, cfg, params, progress)
+        try:
+            outcomes[name] = run_model(name, exp, cfg, params, progress)
+        except KuaiRecError as exc:  # e.g. EASE on too many items: report it, go on
+            skipped[name] = f"failed: {exc}"
     metrics = _metrics_document(exp, outcomes, skipped, tuning, cfg)
     with progress.stage("writing the run folder"), atomic.new_directory(target) as tmp:
         (tmp / "metrics.json").write_text(_json(metrics))
@@ -338,6 +345,8 @@ def _metrics_document(exp, outcomes, skipped, tuning, cfg) -> dict[str, Any]:  #
         doc["label_flips"] = flips({n: o.entry for n, o in outcomes.items()}, PAIRED_METRIC)
     if tuning:
         doc["tuning"] = tuning
+    if outcomes:  # the labels actually evaluated (a log without durations has no duration label)
+        doc["protocol"]["labels"] = list(_first(outcomes).entry.get("by_label", {}))
     return clean_nans(doc)
 
 
