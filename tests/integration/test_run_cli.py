@@ -227,3 +227,30 @@ def test_bad_model_parameter_fails_before_any_work(small_synthetic_dir, tmp_path
     _one_line_error(err)
     assert "l2" in err
     assert not runs.exists()
+
+
+def test_tune_writes_a_config_that_run_accepts(small_synthetic_dir, tmp_path, capsys) -> None:
+    best = tmp_path / "best.toml"
+    code, out, err = _run(
+        capsys,
+        [
+            "tune",
+            "--model",
+            "itemknn",
+            "--trials",
+            "3",
+            "--data",
+            str(small_synthetic_dir),
+            "--out",
+            str(best),
+            "-q",
+        ],
+    )
+    assert code == 0, err
+    assert "on the temporal holdout" in out
+    from kuairec.report.run_config import load_run_config
+
+    params = load_run_config(best, {}).model_params["itemknn"]
+    assert set(params) == {"neighbours", "shrinkage", "weighting", "threshold"}
+    code, _, err = _run(capsys, ["tune", "--model", "random", "--data", str(small_synthetic_dir)])
+    assert code != 0 and "no search space" in err
