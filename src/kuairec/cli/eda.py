@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from kuairec.cli import app
+from kuairec.cli.data import DATA_OPTION
 
 
 def default_out_dir(base: Path | None = None, now: dt.datetime | None = None) -> Path:
@@ -24,14 +25,7 @@ def default_out_dir(base: Path | None = None, now: dt.datetime | None = None) ->
 
 
 @app.command("eda")
-@click.option(
-    "--data",
-    "data",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Folder with the KuaiRec 2.0 CSV files (default: $KUAIREC_DATA, else the "
-    "synthetic default data).",
-)
+@DATA_OPTION
 @click.option(
     "--out",
     "out",

@@ -142,30 +142,13 @@ def run_model(
     name: str, exp: Experiment, cfg: RunConfig, params: dict[str, Any], progress: Progress
 ) -> ModelOutcome:
     """Fit one model, recommend for every test user, evaluate; time and memory each."""
-    from kuairec.evaluation.evaluate import evaluate
     from kuairec.models.registry import create_model
 
     model = create_model(name, params)
     with progress.stage(f"{name}: fit"), measure() as fit_cost:
         model.fit(exp.train, progress=progress.enabled)
-    test = exp.test
     with progress.stage(f"{name}: evaluate"), measure() as eval_cost:
-        items, scores = model.recommend(
-            test.users, max(cfg.ks), exclude=test.exclude, candidates=test.candidates
-        )
-        predictions = _predictions(model, test)
-        result = evaluate(
-            items,
-            test,
-            exp.train,
-            ks=tuple(cfg.ks),
-            labels=tuple(cfg.labels),
-            default_label=cfg.label,
-            n_bootstrap=cfg.n_bootstrap,
-            seed=cfg.seed,
-            predictions=predictions,
-            context=exp.context(cfg),
-        )
+        result, items, scores = evaluate_model(model, exp, cfg)
     entry = result.to_json()
     entry.update(
         fit_seconds=round(fit_cost.seconds, 3),
@@ -174,6 +157,29 @@ def run_model(
         config=_model_config(model),
     )
     return ModelOutcome(name, entry, result.per_user, items, scores, model)
+
+
+def evaluate_model(model: Any, exp: Experiment, cfg: RunConfig) -> tuple[Any, Any, Any]:
+    """Rank every candidate for every test user and evaluate: (EvalResult, items, scores)."""
+    from kuairec.evaluation.evaluate import evaluate
+
+    test = exp.test
+    items, scores = model.recommend(
+        test.users, max(cfg.ks), exclude=test.exclude, candidates=test.candidates
+    )
+    result = evaluate(
+        items,
+        test,
+        exp.train,
+        ks=tuple(cfg.ks),
+        labels=tuple(cfg.labels),
+        default_label=cfg.label,
+        n_bootstrap=cfg.n_bootstrap,
+        seed=cfg.seed,
+        predictions=_predictions(model, test),
+        context=exp.context(cfg),
+    )
+    return result, items, scores
 
 
 def _predictions(model: Any, test: Any) -> np.ndarray | None:

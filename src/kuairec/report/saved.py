@@ -54,27 +54,12 @@ def load_saved(model_dir: Path, train: Any) -> Any:
 
 def evaluate_saved(model_dir: Path, cfg: RunConfig, progress: Progress) -> dict[str, Any]:
     """Re-evaluate a saved model on its protocol; returns its metrics.json entry."""
-    from kuairec.evaluation.evaluate import evaluate
-    from kuairec.report.run import _predictions, clean_nans, prepare
+    from kuairec.report.run import clean_nans, evaluate_model, prepare
 
     exp = prepare(cfg, progress)
     model = load_saved(model_dir, exp.train)
-    test = exp.test
     with progress.stage(f"{model.name}: evaluate"):
-        items, _ = model.recommend(
-            test.users, max(cfg.ks), exclude=test.exclude, candidates=test.candidates
-        )
-        result = evaluate(
-            items,
-            test,
-            exp.train,
-            ks=tuple(cfg.ks),
-            labels=tuple(cfg.labels),
-            default_label=cfg.label,
-            n_bootstrap=cfg.n_bootstrap,
-            seed=cfg.seed,
-            predictions=_predictions(model, test),
-        )
+        result, _, _ = evaluate_model(model, exp, cfg)
     return clean_nans({"model": model.name, **result.to_json()})
 
 
