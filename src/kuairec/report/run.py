@@ -307,6 +307,7 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
         (tmp / "metrics.json").write_text(_json(metrics))
         (tmp / "config.json").write_text(_json(cfg.to_dict()))
         manifest = build_manifest(cfg, exp.data_dir)
+        manifest["stage_seconds"] = {k: round(v, 2) for k, v in progress.timings.items()}
         (tmp / "manifest.json").write_text(_json(manifest))
         _write_outputs(tmp, outcomes, exp, cfg)
         extra = {"manifest": manifest}
