@@ -302,3 +302,28 @@ def test_duplicate_mask_keeps_first_of_each_exact_repeat(rng: np.random.Generato
         seen.add(row)
     assert np.array_equal(keep, expected)
     assert (~expected).sum() > 2000  # the test data is mostly repeats
+
+
+def test_aggregate_sorted_leaves_out_dropped_duplicates(rng: np.random.Generator) -> None:
+    n, n_users, n_items = 3000, 12, 15
+    u = rng.integers(0, n_users, n)
+    i = rng.integers(0, n_items, n)
+    wr = rng.random(n) * 3
+    ts = rng.random(n) * 1e9
+    copies = rng.choice(n, 800)  # append exact copies of random rows
+    u, i, wr, ts = (np.concatenate([a, a[copies]]) for a in (u, i, wr, ts))
+    keep = np.r_[np.ones(n, bool), np.zeros(copies.size, bool)]
+    ref = Interactions.from_log(u[keep], i[keep], wr[keep], ts[keep], (n_users, n_items))
+    key, order = sort_keys(u * n_items + i, n_users * n_items)
+    dropped = np.flatnonzero(~keep[order])
+    got = aggregate_sorted(key, order, wr, ts, n_users, n_items, dropped=dropped)
+    for field in ("indptr", "indices", "views", "watch_ratio_max", "first_timestamp",
+                  "last_timestamp"):  # fmt: skip
+        assert np.array_equal(getattr(ref, field), getattr(got, field)), field
+    assert np.allclose(ref.watch_ratio_mean, got.watch_ratio_mean, rtol=1e-6)
+
+
+def test_aggregate_sorted_of_nothing() -> None:
+    empty = np.array([], dtype=np.int64)
+    got = aggregate_sorted(empty, empty, np.array([]), None, 3, 4)
+    assert got.nnz == 0 and got.indptr.tolist() == [0, 0, 0, 0]

@@ -18,6 +18,7 @@ import numpy as np
 
 from kuairec.data import schema
 from kuairec.data.dataset import CleaningReport, IdMap, Interactions
+from kuairec.data.matrices import IdIndex, aggregate_sorted, sort_keys
 from kuairec.data.validate import check_header, parse_int_lists, read_checked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,16 +174,22 @@ def build_social(path: Path, users: IdMap, items: IdMap, report: CleaningReport)
     return mat
 
 
-def build_truth(path: Path, users: IdMap, items: IdMap, report: CleaningReport) -> Interactions:
+def build_truth(path: Path, users: IdIndex, items: IdIndex, report: CleaningReport) -> Interactions:
     """The synthetic expected watch_ratio per small pair (views 1, no timestamps)."""
-    df = read_checked(path, schema.TRUTH, require_rows=True)
+    import polars as pl
+
+    compact = {"user_id": pl.Int32(), "video_id": pl.Int32()}
+    df = read_checked(path, schema.TRUTH, require_rows=True, compact=compact)
     report.rows_read["truth"] = df.height
-    u = users.to_index(df["user_id"].to_numpy(), unknown="mask")
-    i = items.to_index(df["video_id"].to_numpy(), unknown="mask")
+    u = users.lookup(df["user_id"].to_numpy())
+    i = items.lookup(df["video_id"].to_numpy())
     known = (u >= 0) & (i >= 0)
     report.side_ids_dropped["truth"] = int(known.size - known.sum())
     wr = df["expected_watch_ratio"].to_numpy()
-    truth = Interactions.from_log(u[known], i[known], wr[known], None, (len(users), len(items)))
+    n_users, n_items = len(users.map), len(items.map)
+    key = u[known].astype(np.int64) * n_items + i[known]
+    key, order = sort_keys(key, n_users * n_items)
+    truth = aggregate_sorted(key, order, wr[known], None, n_users, n_items)
     if truth.views.size and truth.views.max() > 1:
         report.notes.append(f"{path.name}: repeated pairs averaged")
     truth.views = np.ones_like(truth.views)

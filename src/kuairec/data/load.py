@@ -23,7 +23,7 @@ import numpy as np
 
 from kuairec import config
 from kuairec.data import cache, schema
-from kuairec.data.dataset import CleaningReport, IdMap, KuaiRecDataset
+from kuairec.data.dataset import CleaningReport, KuaiRecDataset
 from kuairec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,29 +141,6 @@ class _Progress:
             print(f"[{time.perf_counter() - self.t0:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-class _IdIndex:
-    """Raw ids -> indices: a lookup table for small ids, binary search otherwise."""
-
-    def __init__(self, *raw_arrays: np.ndarray, name: str) -> None:
-        top = max(int(a.max()) for a in raw_arrays)
-        if top < _LUT_MAX_ID:
-            seen = np.zeros(top + 1, dtype=bool)
-            for a in raw_arrays:
-                seen[a] = True
-            raw = np.flatnonzero(seen)
-            self.lut: np.ndarray | None = np.full(top + 1, -1, dtype=np.int32)
-            self.lut[raw] = np.arange(raw.size, dtype=np.int32)
-        else:
-            raw = np.unique(np.concatenate(raw_arrays))
-            self.lut = None
-        self.map = IdMap(raw, name=name)
-
-    def __call__(self, raw_ids: np.ndarray) -> np.ndarray:
-        if self.lut is not None:
-            return self.lut[raw_ids]
-        return np.searchsorted(self.map.raw, raw_ids).astype(np.int32)
-
-
 def build(
     folder: Path, files: dict[str, Path | None], workdir: Path, say: Any = None
 ) -> tuple[KuaiRecDataset, dict[str, Any]]:
@@ -177,22 +154,22 @@ def build(
     say(f"reading {schema.SMALL.name}")
     frames["small"] = matrices.read_matrix(files["small"], schema.SMALL)
     report.rows_read = {k: int(f["watch_ratio"].size) for k, f in frames.items()}
-    users = _IdIndex(*(f["user_id"] for f in frames.values()), name="user_id")
-    items = _IdIndex(*(f["video_id"] for f in frames.values()), name="video_id")
+    users = matrices.IdIndex(*(f["user_id"].unique() for f in frames.values()), name="user_id")
+    items = matrices.IdIndex(*(f["video_id"].unique() for f in frames.values()), name="video_id")
     durations = matrices.DurationStats(len(items.map))
     logs = {which: workdir / f"log_{which}.arrow" for which in ("big", "small")}
-    say("cleaning and aggregating the matrices")
-    with ThreadPoolExecutor(max_workers=1) as pool:  # numpy releases the GIL: use 2 cores
-        small = pool.submit(
-            matrices.process_matrix, frames.pop("small"), users, items, logs["small"], durations
-        )
-        built = {
-            "big": matrices.process_matrix(frames.pop("big"), users, items, logs["big"], durations),
-            "small": small.result(),
-        }
+    say("cleaning and aggregating the matrices; reading the side files")
+    # the side files are read while the matrices are processed (polars and numpy release
+    # the GIL); the matrices one after the other, which bounds the peak memory
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        side_files = pool.submit(_read_side_files, folder, files, users, items, report)
+        built = {}
+        for which in ("small", "big"):
+            built[which] = matrices.process_matrix(
+                frames.pop(which), users, items, logs[which], durations
+            )
+        side = side_files.result()
     _count_cleaning(report, built)
-    say("reading the side files")
-    side = _read_side_files(folder, files, users.map, items.map, report)
     ds = KuaiRecDataset(
         users=users.map,
         items=items.map,
@@ -227,8 +204,8 @@ def _count_cleaning(report: CleaningReport, built: dict[str, Any]) -> None:
 def _read_side_files(
     folder: Path,
     files: dict[str, Path | None],
-    users: IdMap,
-    items: IdMap,
+    users: Any,
+    items: Any,
     report: CleaningReport,
 ) -> dict[str, Any]:
     from kuairec.data import features
@@ -242,7 +219,7 @@ def _read_side_files(
             log.warning("%s not found in %s: dataset.%s will be None", name, folder, field)
             out[field] = None
         else:
-            out[field] = builder(path, users, items, report)
+            out[field] = builder(path, users.map, items.map, report)
     truth = files.get("truth")
     out["truth"] = None if truth is None else features.build_truth(truth, users, items, report)
     return out

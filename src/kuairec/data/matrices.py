@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kuairec.data.dataset import Interactions
+from kuairec.data.dataset import IdMap, Interactions
 from kuairec.data.describe import matrix_summary
 from kuairec.data.schema import FileSpec
 from kuairec.data.validate import read_checked
@@ -25,7 +25,53 @@ from kuairec.errors import DataError
 _FIRST_DATA_LINE = 2
 
 
-Columns = dict[str, np.ndarray]  # one numpy array per matrix column (time skipped)
+Columns = dict[str, np.ndarray]
+_LUT_MAX_ID = 1 << 26  # ids below this map through a lookup table, above by binary search
+
+
+class IdIndex:
+    """Raw ids -> indices for the matrices' id map (the sorted union of ``raw_arrays``):
+    a lookup table for small ids, binary search otherwise."""
+
+    def __init__(self, *raw_arrays: Any, name: str) -> None:
+        raw_arrays = tuple(np.asarray(a) for a in raw_arrays)
+        top = max(int(a.max()) for a in raw_arrays)
+        if top < _LUT_MAX_ID:
+            seen = np.zeros(top + 1, dtype=bool)
+            for a in raw_arrays:
+                seen[a] = True
+            raw = np.flatnonzero(seen)
+            self.lut: np.ndarray | None = np.full(top + 1, -1, dtype=np.int32)
+            self.lut[raw] = np.arange(raw.size, dtype=np.int32)
+        else:
+            raw = np.unique(np.concatenate(raw_arrays))
+            self.lut = None
+        self.map = IdMap(raw, name=name)
+
+    def __call__(self, raw_ids: Any) -> np.ndarray:
+        """Indices (int32) of ids known to be in the map (the matrices' own ids), from a
+        numpy array or a polars Series (gathered by polars: no copy of the ids)."""
+        if self.lut is not None and not isinstance(raw_ids, np.ndarray):
+            import polars as pl
+
+            return pl.Series(self.lut).gather(raw_ids).to_numpy()
+        raw_ids = np.asarray(raw_ids)
+        if self.lut is not None:
+            return self.lut[raw_ids]
+        return np.searchsorted(self.map.raw, raw_ids).astype(np.int32)
+
+    def lookup(self, raw_ids: np.ndarray) -> np.ndarray:
+        """Indices of any ids, -1 for those not in the map."""
+        if self.lut is None:
+            return self.map.to_index(raw_ids, unknown="mask").astype(np.int32)
+        raw_ids = np.asarray(raw_ids)
+        inside = (raw_ids >= 0) & (raw_ids < self.lut.size)
+        out = np.full(raw_ids.shape, -1, dtype=np.int32)
+        out[inside] = self.lut[raw_ids[inside]]
+        return out
+
+
+# one numpy array per matrix column (time skipped)
 
 
 def read_matrix(path: Path, spec: FileSpec) -> Columns:
@@ -43,7 +89,10 @@ def read_matrix(path: Path, spec: FileSpec) -> Columns:
     cols: Columns = {}
     for name in list(df.columns):  # column by column: one copy alive at a time
         series = df.drop_in_place(name)
-        cols[name] = series.to_numpy() if series.null_count() else series.to_numpy().copy()
+        if name in ("user_id", "video_id"):
+            cols[name] = series  # mapped to indices by a polars gather, no copy
+        else:
+            cols[name] = series.to_numpy() if series.null_count() else series.to_numpy().copy()
         del series
     date = cols["date"]
     if date.dtype.kind == "f":
@@ -82,8 +131,9 @@ def process_matrix(
     the peak memory of a full-size load under 2 GB.
     """
     n_users, n_items = len(users.map), len(items.map)
-    u = users(cols["user_id"])
-    i = items(cols["video_id"])
+    u = users(cols.pop("user_id"))
+    i = items(cols.pop("video_id"))
+    cols = {"user_idx": u, "item_idx": i, **cols}  # indices stand for the ids from here on
     key = u.astype(np.int64)
     key *= n_items
     key += i
@@ -107,10 +157,11 @@ def sort_keys(key: np.ndarray, key_bound: int) -> tuple[np.ndarray, np.ndarray]:
     if max(int(key_bound - 1).bit_length(), 1) + row_bits > 63:
         order = np.argsort(key, kind="stable")
         return key[order], order
+    order = np.arange(n, dtype=np.int64)
     key <<= row_bits
-    key |= np.arange(n, dtype=np.int64)
+    key |= order
     key.sort()
-    order = key & ((1 << row_bits) - 1)
+    np.bitwise_and(key, (1 << row_bits) - 1, out=order)
     key >>= row_bits
     return key, order
 
@@ -126,11 +177,7 @@ def _aggregate_and_summarise(
     n_items: int,
 ) -> MatrixResult:
     rows_raw = cols["watch_ratio"].size
-    if keep is not None:
-        sel = keep[order]
-        order, key = order[sel], key[sel]
-        del sel
-    n_kept = key.size
+    n_kept = rows_raw if keep is None else int(np.count_nonzero(keep))
 
     # duplicates change neither min/max durations, nor which users/videos are present
     durations.update(i, cols["video_duration"])
@@ -139,8 +186,9 @@ def _aggregate_and_summarise(
     date_range = (int(np.nanmin(date)), int(np.nanmax(date))) if np.any(date == date) else None
     wr, ts = cols["watch_ratio"], cols["timestamp"]
     cols.clear()  # the log writer holds its own references until it is done
-    inter = aggregate_sorted(key, order, wr, ts, n_users, n_items)
-    del key, order
+    dropped = None if keep is None else np.flatnonzero(~keep[order])
+    inter = aggregate_sorted(key, order, wr, ts, n_users, n_items, dropped=dropped)
+    del key, order, dropped
     no_time = np.isnan(ts)
     if keep is not None:
         no_time &= keep
@@ -176,14 +224,8 @@ def _write_log(
     wraps the numpy arrays without copying them)."""
     import polars as pl
 
-    frame = pl.DataFrame(
-        {
-            "user_idx": u,
-            "item_idx": i,
-            **{c: cols[c] for c in ("play_duration", "video_duration", "date", "timestamp")},
-            "watch_ratio": cols["watch_ratio"],
-        }
-    ).lazy()
+    names = ("play_duration", "video_duration", "date", "timestamp", "watch_ratio")
+    frame = pl.DataFrame({"user_idx": u, "item_idx": i, **{c: cols[c] for c in names}}).lazy()
     if keep is not None:
         frame = frame.filter(pl.lit(pl.Series(keep)))
     date = pl.col("date")
@@ -268,30 +310,42 @@ def aggregate_sorted(
     key_sorted: np.ndarray,
     order: np.ndarray,
     watch_ratio: np.ndarray,
-    timestamp: np.ndarray,
+    timestamp: np.ndarray | None,
     n_users: int,
     n_items: int,
+    dropped: np.ndarray | None = None,
 ) -> Interactions:
     """Per-pair aggregate of rows already sorted by pair key (``order`` gives the rows).
 
     Same result as :meth:`Interactions.from_log`, with less memory and no second sort.
+    ``dropped`` lists sorted positions of exact duplicates to leave out: they only count
+    in the sum and the number of views (an exact copy changes no max or timestamp).
     """
     n = key_sorted.size
+    if n == 0:
+        return Interactions.from_log(key_sorted, key_sorted, [], None, (n_users, n_items))
     starts = np.flatnonzero(np.concatenate([[True], key_sorted[1:] != key_sorted[:-1]]))
     views = np.empty(starts.size, dtype=np.int32)
     np.subtract(starts[1:], starts[:-1], out=views[:-1], casting="unsafe")
     views[-1] = n - starts[-1]
-    timestamp = np.asarray(timestamp, dtype=np.float64)
+    if timestamp is not None:
+        timestamp = np.asarray(timestamp, dtype=np.float64)
     values = np.asarray(watch_ratio, dtype=np.float64)[order]
+    mx = np.maximum.reduceat(values, starts).astype(np.float32)
+    if dropped is not None and dropped.size:
+        values[dropped] = 0.0
+        group = np.searchsorted(starts, dropped, side="right") - 1
+        views -= np.bincount(group, minlength=starts.size).astype(np.int32)
     buf = np.add.reduceat(values, starts)
     buf /= views
     mean = buf.astype(np.float32)
-    np.maximum.reduceat(values, starts, out=buf)
-    mx = buf.astype(np.float32)
     del buf
-    np.take(timestamp, order, out=values)
-    first = np.fmin.reduceat(values, starts)  # fmin/fmax skip NaN; all-NaN stays NaN
-    last = np.fmax.reduceat(values, starts)
+    if timestamp is None:
+        first, last = np.full(starts.size, np.nan), np.full(starts.size, np.nan)
+    else:
+        np.take(timestamp, order, out=values)
+        first = np.fmin.reduceat(values, starts)  # fmin/fmax skip NaN; all-NaN stays NaN
+        last = np.fmax.reduceat(values, starts)
     del values
     pair = key_sorted[starts]
     indptr = np.searchsorted(pair, np.arange(n_users + 1, dtype=np.int64) * n_items)
@@ -321,10 +375,9 @@ class DurationStats:
         self._lock = threading.Lock()  # the two matrices are processed concurrently
 
     def update(self, item_idx: np.ndarray, duration: np.ndarray) -> None:
-        d = duration.astype(np.float64, copy=False)
         with self._lock:
-            np.minimum.at(self.lo, item_idx, d)
-            np.maximum.at(self.hi, item_idx, d)
+            np.minimum.at(self.lo, item_idx, duration)
+            np.maximum.at(self.hi, item_idx, duration)
 
     def medians(self, log_dir: Path) -> np.ndarray:
         out = self.lo.copy()
