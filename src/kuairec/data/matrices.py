@@ -375,9 +375,10 @@ class DurationStats:
         self._lock = threading.Lock()  # the two matrices are processed concurrently
 
     def update(self, item_idx: np.ndarray, duration: np.ndarray) -> None:
+        d = duration.astype(np.float64)  # equal dtypes: ufunc.at's fast, unbuffered path
         with self._lock:
-            np.minimum.at(self.lo, item_idx, duration)
-            np.maximum.at(self.hi, item_idx, duration)
+            np.minimum.at(self.lo, item_idx, d)
+            np.maximum.at(self.hi, item_idx, d)
 
     def medians(self, log_dir: Path) -> np.ndarray:
         out = self.lo.copy()
