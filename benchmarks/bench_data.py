@@ -106,8 +106,11 @@ def run(data: Path, repeats: int) -> dict[str, list[dict[str, float]]]:
             results["warm"].append(measure(describe, env))
         finally:
             shutil.rmtree(cache, ignore_errors=True)
-        row = {name: f"{runs[-1]['wall']:.2f}s" for name, runs in results.items()}
-        print(f"repeat {k + 1}/{repeats}: {row}", flush=True)
+        row = ", ".join(
+            f"{name} {r[-1]['wall']:.2f}s wall {r[-1]['cpu']:.2f}s cpu {r[-1]['rss']:.0f}MB"
+            for name, r in results.items()
+        )
+        print(f"repeat {k + 1}/{repeats} (load {os.getloadavg()[0]:.2f}): {row}", flush=True)
     return results
 
 
