@@ -92,7 +92,7 @@ def read_matrix(path: Path, spec: FileSpec) -> Columns:
         if name in ("user_id", "video_id"):
             cols[name] = series  # mapped to indices by a polars gather, no copy
         else:
-            cols[name] = series.to_numpy() if series.null_count() else series.to_numpy().copy()
+            cols[name] = series.to_numpy()  # a copy: the parser leaves many chunks
         del series
     date = cols["date"]
     if date.dtype.kind == "f":
