@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("kuairec.data")
 
+#: The columns of :func:`read_log`, in order.
 LOG_COLUMNS = (
     "user_idx",
     "item_idx",
@@ -40,7 +41,6 @@ LOG_COLUMNS = (
     "timestamp",
     "watch_ratio",
 )
-_LUT_MAX_ID = 1 << 26  # ids below this map through a lookup table, above by binary search
 
 
 def resolve_folder(data_dir: Path | str) -> Path:
@@ -165,6 +165,8 @@ def build(
         side_files = pool.submit(_read_side_files, folder, files, users, items, report)
         built = {}
         for which in ("small", "big"):
+            if side_files.done():
+                side_files.result()  # a bad side file: fail now, not after the big matrix
             built[which] = matrices.process_matrix(
                 frames.pop(which), users, items, logs[which], durations
             )
