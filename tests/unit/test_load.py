@@ -14,8 +14,9 @@ import pytest
 from kuairec.data import features, schema
 from kuairec.data.cache import CachedDataset
 from kuairec.data.dataset import CleaningReport, Interactions
+from kuairec.data.duplicates import duplicate_free_mask
 from kuairec.data.load import load_dataset, read_log
-from kuairec.data.matrices import aggregate_sorted, duplicate_free_mask, sort_keys
+from kuairec.data.matrices import aggregate_sorted, sort_keys
 from kuairec.errors import DataError
 
 
@@ -281,7 +282,10 @@ def test_sort_keys_equals_stable_argsort_both_paths(rng: np.random.Generator) ->
         assert np.array_equal(sorted_key, key[ref])
 
 
-def test_duplicate_mask_keeps_first_of_each_exact_repeat(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("with_extra_column", [False, True])
+def test_duplicate_mask_keeps_first_of_each_exact_repeat(
+    rng: np.random.Generator, with_extra_column: bool
+) -> None:
     n = 3000
     cols = {
         "user_id": rng.integers(0, 10, n).astype(np.int32),
@@ -290,18 +294,18 @@ def test_duplicate_mask_keeps_first_of_each_exact_repeat(rng: np.random.Generato
         "watch_ratio": rng.integers(0, 2, n) / 2,
     }
     cols["timestamp"][rng.random(n) < 0.2] = np.nan  # NaN equals NaN for duplicates
+    if with_extra_column:  # rows equal in pair, instant and watch_ratio but not all columns
+        cols["play_duration"] = rng.integers(0, 2, n).astype(np.int32)
     key, order = sort_keys(cols["user_id"] * 10 + cols["video_id"].astype(np.int64), 100)
     keep = duplicate_free_mask(cols, key, order)
     seen: set[tuple] = set()
     expected = np.ones(n, dtype=bool)
     for r in range(n):
-        ts = cols["timestamp"][r]
-        row = (cols["user_id"][r], cols["video_id"][r], -1.0 if np.isnan(ts) else ts,
-               cols["watch_ratio"][r])  # fmt: skip
+        row = tuple(-1.0 if v != v else float(v) for v in (c[r] for c in cols.values()))
         expected[r] = row not in seen
         seen.add(row)
     assert np.array_equal(keep, expected)
-    assert (~expected).sum() > 2000  # the test data is mostly repeats
+    assert (~expected).sum() > 1500  # the test data is mostly repeats
 
 
 def test_aggregate_sorted_leaves_out_dropped_duplicates(rng: np.random.Generator) -> None:

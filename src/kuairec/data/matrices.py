@@ -18,6 +18,7 @@ import numpy as np
 
 from kuairec.data.dataset import IdMap, Interactions
 from kuairec.data.describe import matrix_summary
+from kuairec.data.duplicates import duplicate_free_mask
 from kuairec.data.schema import FileSpec
 from kuairec.data.validate import read_checked
 from kuairec.errors import DataError
@@ -241,69 +242,6 @@ def _write_log(
         pl.col("watch_ratio"),
     ]
     frame.select(columns).sink_ipc(path, compression="uncompressed")
-
-
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _row_hash(columns: list[np.ndarray]) -> np.ndarray:
-    """A 64-bit hash of each row from its columns' bits (vectorised, wrapping)."""
-    h = np.zeros(columns[0].size, dtype=np.uint64)
-    for col in columns:
-        bits = (
-            col.view(np.uint64) if col.dtype.itemsize == 8 else col.astype(np.int64).view(np.uint64)
-        )
-        h ^= bits
-        h *= _MIX
-        h ^= h >> np.uint64(29)
-    return h
-
-
-def duplicate_free_mask(
-    cols: Columns, key_sorted: np.ndarray, order: np.ndarray
-) -> np.ndarray | None:
-    """Boolean mask over the file's rows keeping the first of each set of exactly equal
-    rows (None: no duplicates). ``order`` is a stable argsort of the pair key and
-    ``key_sorted`` the sorted keys: only rows of pairs seen twice or more can repeat."""
-    same_as_prev = key_sorted[1:] == key_sorted[:-1]
-    if not same_as_prev.any():
-        return None
-    in_multi = np.zeros(key_sorted.size, dtype=bool)
-    in_multi[1:] |= same_as_prev
-    in_multi[:-1] |= same_as_prev
-    del same_as_prev
-    rows = order[in_multi]  # grouped by pair, file order inside a pair
-    del in_multi
-    columns = []
-    for full in cols.values():
-        col = full[rows]
-        if col.dtype.kind == "f":  # one bit pattern for NaN and for zero (-0.0 == 0.0)
-            col[col == 0] = 0.0
-            nan = np.isnan(col)
-            if nan.any():
-                col[nan] = np.nan
-        columns.append(col)
-    h = _row_hash(columns)
-    by_hash = np.argsort(h)  # not stable: each run's earliest row is found below
-    h = h[by_hash]
-    new_run = np.concatenate([[True], h[1:] != h[:-1]])
-    del h
-    if new_run.all():
-        return None
-    run_start = np.flatnonzero(new_run)
-    earliest = np.minimum.reduceat(by_hash, run_start)  # first in file order: rows is
-    rep = earliest[np.cumsum(new_run) - 1]  # grouped by pair, file order inside a pair
-    later = by_hash != rep
-    cand, first = by_hash[later], rep[later]
-    same = np.ones(cand.size, dtype=bool)
-    for col in columns:  # the hash only proposes: confirm value by value
-        a, b = col[cand], col[first]
-        same &= (a == b) | (np.isnan(a) & np.isnan(b)) if col.dtype.kind == "f" else a == b
-    if not same.any():
-        return None
-    keep = np.ones(key_sorted.size, dtype=bool)
-    keep[rows[cand[same]]] = False
-    return keep
 
 
 def aggregate_sorted(
