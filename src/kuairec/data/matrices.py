@@ -269,15 +269,15 @@ def aggregate_sorted(
     if timestamp is not None:
         timestamp = np.asarray(timestamp, dtype=np.float64)
     values = np.asarray(watch_ratio, dtype=np.float64)[order]
-    mx = np.maximum.reduceat(values, starts).astype(np.float32)
+    buf = np.maximum.reduceat(values, starts)  # one float64 buffer per pair, reused below
+    mx = buf.astype(np.float32)
     if dropped is not None and dropped.size:
         values[dropped] = 0.0
         group = np.searchsorted(starts, dropped, side="right") - 1
         views -= np.bincount(group, minlength=starts.size).astype(np.int32)
-    buf = np.add.reduceat(values, starts)
+    np.add.reduceat(values, starts, out=buf)
     buf /= views
     mean = buf.astype(np.float32)
-    del buf
     if timestamp is None:
         first, last = np.full(starts.size, np.nan), np.full(starts.size, np.nan)
     else:
@@ -285,7 +285,8 @@ def aggregate_sorted(
         first = np.fmin.reduceat(values, starts)  # fmin/fmax skip NaN; all-NaN stays NaN
         last = np.fmax.reduceat(values, starts)
     del values
-    pair = key_sorted[starts]
+    pair = buf.view(np.int64)
+    np.take(key_sorted, starts, out=pair)
     indptr = np.searchsorted(pair, np.arange(n_users + 1, dtype=np.int64) * n_items)
     np.remainder(pair, n_items, out=pair)
     return Interactions(
@@ -310,13 +311,21 @@ class DurationStats:
     def __init__(self, n_items: int) -> None:
         self.lo = np.full(n_items, np.inf)
         self.hi = np.full(n_items, -np.inf)
-        self._lock = threading.Lock()  # the two matrices are processed concurrently
+        self._lock = threading.Lock()  # safe to update from several threads
 
     def update(self, item_idx: np.ndarray, duration: np.ndarray) -> None:
-        d = duration.astype(np.float64)  # equal dtypes: ufunc.at's fast, unbuffered path
+        # min/max in the durations' own dtype: ufunc.at's fast path needs equal dtypes
+        info = np.iinfo(duration.dtype) if duration.dtype.kind in "iu" else None
+        top, bottom = (info.max, info.min) if info else (np.inf, -np.inf)
+        lo = np.full(self.lo.size, top, dtype=duration.dtype)
+        hi = np.full(self.hi.size, bottom, dtype=duration.dtype)
+        np.minimum.at(lo, item_idx, duration)
+        np.maximum.at(hi, item_idx, duration)
+        seen = np.zeros(self.lo.size, dtype=bool)
+        seen[item_idx] = True
         with self._lock:
-            np.minimum.at(self.lo, item_idx, d)
-            np.maximum.at(self.hi, item_idx, d)
+            self.lo[seen] = np.minimum(self.lo[seen], lo[seen])
+            self.hi[seen] = np.maximum(self.hi[seen], hi[seen])
 
     def medians(self, log_dir: Path) -> np.ndarray:
         out = self.lo.copy()
