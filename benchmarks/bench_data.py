@@ -36,15 +36,9 @@ RAW = (
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    from machine_info import cpu_model, memory_gib
+
+    cpu, mem = cpu_model("unknown"), memory_gib()
     import numpy
     import polars
 

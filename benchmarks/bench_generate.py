@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from machine_info import machine  # benchmarks/ is on sys.path when run as a script
 
 CHILD = """
 import json, sys, time
@@ -35,19 +36,6 @@ for line in Path("/proc/self/status").read_text().splitlines():
         peak = int(line.split()[1]) / 1024
 print(json.dumps({"wall_s": wall, "peak_rss_mb": peak, "summary": summary}))
 """
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.platform()}"
 
 
 def run_one(scale: float, seed: int, out: Path) -> dict:

@@ -16,28 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from machine_info import machine  # benchmarks/ is on sys.path when run as a script
 
 MODELS = ["random", "popularity", "popularity_weighted", "als", "implicit_als", "bpr"]
 MODELS += ["ease", "itemknn"]
 ALS_PARAMS = {"factors": 64, "regularization": 0.05, "iterations": 15, "alpha": 2.0}
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.platform()}"
 
 
 def rss_mb(field: str = "VmHWM") -> float:
