@@ -248,7 +248,7 @@ def test_tune_writes_a_config_that_run_accepts(small_synthetic_dir, tmp_path, ca
     )
     assert code == 0, err
     assert "on the temporal holdout" in out
-    from kuairec.report.run_config import load_run_config
+    from kuairec.pipeline.config import load_run_config
 
     params = load_run_config(best, {}).model_params["itemknn"]
     assert set(params) == {"neighbours", "shrinkage", "weighting", "threshold"}

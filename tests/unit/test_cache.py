@@ -13,7 +13,8 @@ import pytest
 
 from kuairec.data import cache, load
 from kuairec.data.cache import CachedDataset
-from kuairec.data.load import load_dataset
+from kuairec.data.describe import describe
+from kuairec.data.load import load_dataset, read_log
 
 
 def _fixtures():
@@ -56,7 +57,7 @@ def test_second_load_hits_the_cache(folder: Path, tmp_path: Path, builds) -> Non
     assert second.cache_path == first.cache_path
     assert second.source_checksum == first.source_checksum
     assert np.array_equal(second.big.watch_ratio_mean, first.big.watch_ratio_mean)
-    assert second.describe() == first.describe()
+    assert describe(second) == describe(first)
 
 
 def test_touching_a_source_file_invalidates(folder: Path, tmp_path: Path, builds) -> None:
@@ -100,7 +101,7 @@ def test_no_cache_reparses_and_replaces(folder: Path, tmp_path: Path, builds) ->
     again = load_dataset(folder, cache_dir=tmp_path / "c", use_cache=False, progress=False)
     assert len(builds) == 2
     assert fx.cache_entries(tmp_path / "c") == [again.source_checksum]
-    assert again.log("big").height == 6
+    assert read_log(again, "big").height == 6
 
 
 def test_failure_mid_build_leaves_nothing(folder: Path, tmp_path: Path, monkeypatch) -> None:
@@ -167,8 +168,9 @@ def test_warm_load_imports_neither_polars_nor_scipy(folder: Path, tmp_path: Path
     load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
     code = (
         "import sys; from kuairec.data.load import load_dataset; "
+        "from kuairec.data.describe import describe; "
         f"ds = load_dataset({str(folder)!r}, cache_dir={str(tmp_path / 'c')!r}); "
-        "s = ds.describe(); "
+        "s = describe(ds); "
         "print(s['matrices']['big']['rows'], 'polars' in sys.modules, "
         "'scipy.sparse' in sys.modules)"
     )

@@ -8,9 +8,9 @@ import pytest
 import scipy.sparse as sp
 
 from kuairec.data.dataset import IdMap, Interactions, KuaiRecDataset
+from kuairec.display.html import use_agg
 from kuairec.eda import side_sections as ss
 from kuairec.eda.sections import Context, describe_tables, fmt
-from kuairec.report.html import use_agg
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 from kuairec.data import features, schema
 from kuairec.data.cache import CachedDataset
 from kuairec.data.dataset import CleaningReport, Interactions
+from kuairec.data.describe import describe
 from kuairec.data.duplicates import duplicate_free_mask
 from kuairec.data.load import load_dataset, read_log
 from kuairec.data.matrices import aggregate_sorted, sort_keys
@@ -149,13 +150,13 @@ def test_log_is_deduplicated_in_file_order(tiny) -> None:
     assert log["user_idx"].to_list() == [0, 0, 0, 1, 1, 2]
     assert log["item_idx"].to_list() == [0, 0, 1, 2, 0, 3]
     assert log["watch_ratio"].to_list() == [0.5, 1.5, 5.0, 1.0, 2.0, 0.3]
-    small = tiny.log("small")
+    small = read_log(tiny, "small")
     assert small["date"].to_list() == [20200710, None, 20200711, 20200712]
     assert small["timestamp"].null_count() == 1
 
 
 def test_summary_figures(tiny) -> None:
-    s = tiny.describe()
+    s = describe(tiny)
     big, small = s["matrices"]["big"], s["matrices"]["small"]
     assert (big["rows_raw"], big["rows"], big["duplicates_dropped"]) == (9, 6, 3)
     assert (big["users"], big["videos"], big["unique_pairs"]) == (3, 4, 5)
@@ -196,7 +197,7 @@ def test_missing_side_file_warned_once_and_none(tmp_path: Path, caplog) -> None:
     warned = [r.getMessage() for r in caplog.records if "not found" in r.getMessage()]
     assert len(warned) == 2 and "social_network.csv" in warned[1]
     assert ds.user_features is not None
-    assert ds.describe()["missing_files"] == ["item_categories.csv", "social_network.csv"]
+    assert describe(ds)["missing_files"] == ["item_categories.csv", "social_network.csv"]
 
 
 def test_tag_ids_above_30_widen_the_matrix(tmp_path: Path) -> None:
@@ -252,7 +253,7 @@ def test_read_log_needs_a_cached_dataset(tiny) -> None:
                           video_duration=tiny.video_duration)  # fmt: skip
     with pytest.raises(DataError, match="no row-level log"):
         read_log(bare, "big")
-    summary = bare.describe()  # computed from the pairs instead
+    summary = describe(bare)  # computed from the pairs instead
     assert summary["basis"] == "pairs"
     assert summary["matrices"]["big"]["rows"] == 6
 

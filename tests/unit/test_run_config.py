@@ -4,13 +4,13 @@ from pathlib import Path
 import pytest
 
 from kuairec.errors import ConfigError
-from kuairec.report.run_config import load_run_config
-from kuairec.report.tuning import format_toml
+from kuairec.pipeline.config import load_run_config
+from kuairec.pipeline.tuning import format_toml
 
 
 def test_defaults_then_file_then_overrides(tmp_path: Path) -> None:
     f = tmp_path / "run.toml"
-    f.write_text('seed = 7\nks = [20, 10]\n[params.ease]\nl2 = 250.0\n')
+    f.write_text("seed = 7\nks = [20, 10]\n[params.ease]\nl2 = 250.0\n")
     cfg = load_run_config(f, {"seed": 3, "models": None})
     assert cfg.seed == 3  # the command line wins over the file
     assert cfg.ks == [10, 20]  # sorted

@@ -33,12 +33,12 @@ def describe_cmd(data: Path | None, as_json: bool, no_cache: bool) -> None:
     """Print the dataset summary: rows, users, videos, density, duplicates dropped,
     watch_ratio quantiles and positive rate."""
     from kuairec.data.default import resolve_data_dir
-    from kuairec.data.describe import format_summary
+    from kuairec.data.describe import describe, format_summary
     from kuairec.data.load import load_dataset
 
     folder = resolve_data_dir(data)
     ds = load_dataset(folder, use_cache=not no_cache)
-    summary = ds.describe()
+    summary = describe(ds)
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     else:

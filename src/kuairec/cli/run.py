@@ -55,7 +55,7 @@ QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 
 
 def _progress(quiet: bool) -> Any:
-    from kuairec.report.progress import Progress
+    from kuairec.display.progress import Progress
 
     return Progress(enabled=not quiet)
 
@@ -124,8 +124,8 @@ def run_cmd(
     Creates runs/<timestamp>-<name>/ with report.md, report.html, metrics.json,
     recommendations/, models/, config.json, manifest.json and eda/report.html.
     """
-    from kuairec.report.run import execute
-    from kuairec.report.run_config import load_run_config
+    from kuairec.pipeline.config import load_run_config
+    from kuairec.pipeline.run import execute
 
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     options["tune"] = False if no_tune else None
@@ -179,7 +179,7 @@ def evaluate_cmd(
     quiet: bool,
 ) -> None:
     """Re-evaluate a saved model on the data it was trained on (or --data)."""
-    from kuairec.report.saved import config_for_model_dir, evaluate_saved
+    from kuairec.pipeline.saved import config_for_model_dir, evaluate_saved
 
     cfg = config_for_model_dir(
         model_dir, {"data": str(data) if data else None, "seed": seed, "label": label, "ks": ks}
@@ -206,7 +206,7 @@ def evaluate_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def recommend_cmd(model_dir: Path, user_id: int, k: int, data: Path | None, as_json: bool) -> None:
     """Print a saved model's top-k videos for one user, with tags and caption category."""
-    from kuairec.report.saved import config_for_model_dir, recommend_for_user
+    from kuairec.pipeline.saved import config_for_model_dir, recommend_for_user
 
     cfg = config_for_model_dir(model_dir, {"data": str(data) if data else None})
     rows = recommend_for_user(model_dir, user_id, k, cfg, _progress(True))
@@ -253,9 +253,9 @@ def tune_cmd(
     The last days of the big matrix are the validation set; the small matrix is never
     looked at.
     """
-    from kuairec.report.run import prepare
-    from kuairec.report.run_config import load_run_config
-    from kuairec.report.tuning import format_toml, study
+    from kuairec.pipeline.config import load_run_config
+    from kuairec.pipeline.run import prepare
+    from kuairec.pipeline.tuning import format_toml, study
 
     cfg = load_run_config(
         None, {"data": str(data) if data else None, "scale": scale, "seed": seed, "label": label}

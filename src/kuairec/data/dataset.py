@@ -245,7 +245,9 @@ class KuaiRecDataset:
     report: CleaningReport = field(default_factory=CleaningReport)
     source: Path | None = None  # the data folder
     source_checksum: str = ""  # identity of the source files (see cache.py)
-    cache_path: Path | None = None  # where the row-level logs are cached (see ``log``)
+    cache_path: Path | None = (
+        None  # row-level logs cached here (see load.read_log)
+    )
 
     @property
     def n_users(self) -> int:
@@ -259,13 +261,6 @@ class KuaiRecDataset:
         """Identity of the id maps: a saved model is only valid for an equal fingerprint."""
         return f"{self.users.fingerprint()}-{self.items.fingerprint()}"
 
-    def log(self, which: Literal["big", "small"] = "big") -> pl.DataFrame:
-        """The deduplicated row-level log (user_idx, item_idx, play_duration,
-        video_duration, date, timestamp, watch_ratio), read lazily from the cache."""
-        from kuairec.data.load import read_log
-
-        return read_log(self, which)
-
     def train_set(self) -> TrainSet:
         """The default protocol's training data: the big matrix and the features."""
         return TrainSet(
@@ -277,11 +272,6 @@ class KuaiRecDataset:
             user_features=self.user_features,
             truth=self.truth,
         )
-
-    def describe(self) -> dict[str, Any]:
-        from kuairec.data.describe import describe
-
-        return describe(self)
 
 
 @dataclass(eq=False)

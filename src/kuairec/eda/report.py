@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kuairec import atomic
+from kuairec.display.html import escape, use_agg, write_page
 from kuairec.errors import ConfigError
-from kuairec.report.html import escape, use_agg, write_page
 
 if TYPE_CHECKING:  # pragma: no cover
     from kuairec.data.dataset import KuaiRecDataset

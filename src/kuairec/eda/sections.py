@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kuairec.data.describe import describe
+from kuairec.data.load import read_log
+from kuairec.display.html import escape, figure_html, figure_png, table_html
 from kuairec.eda import figures
 from kuairec.eda import stats as st
 from kuairec.eda.side import summary_rows
-from kuairec.report.html import escape, figure_html, figure_png, table_html
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -54,7 +56,7 @@ class Context:
 
     def log(self, which: str) -> pl.DataFrame:
         if which not in self._logs:
-            self._logs[which] = self.ds.log(which)  # type: ignore[arg-type]
+            self._logs[which] = read_log(self.ds, which)  # type: ignore[arg-type]
         return self._logs[which]
 
     def column(self, which: str, name: str) -> np.ndarray:
@@ -107,7 +109,7 @@ def _matrix_row(name: str, inter: Interactions) -> list[str]:
 
 
 def describe_tables(summary: dict[str, Any]) -> tuple[list[list[str]], list[str], list[list[str]]]:
-    """``ds.describe()`` as rows: general (field, value) rows, then a per-matrix table
+    """``describe(ds)`` as rows: general (field, value) rows, then a per-matrix table
     (field, one column per matrix). The ``notes`` list is left to the caller."""
     general = [
         [k, fmt(v)]
@@ -129,7 +131,7 @@ def overview(ctx: Context) -> Section:
     head = ["matrix", "users", "videos", "user-video pairs", "rows (deduplicated)",
             "density (pairs)", "rows per user"]  # fmt: skip
     sec.html.append(table_html(head, [_matrix_row("big", ds.big), _matrix_row("small", ds.small)]))
-    general, per_head, per = describe_tables(ds.describe())
+    general, per_head, per = describe_tables(describe(ds))
     clean = [
         ["exact duplicate rows dropped (big)", fmt(rep.duplicates_dropped)],
         ["small-matrix rows without time", fmt(rep.small_rows_without_time)],

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from kuairec.display.html import table_html
 from kuairec.eda import figures
 from kuairec.eda import side as sd
 from kuairec.eda.sections import Context, Section, fmt, make_figure
-from kuairec.report.html import table_html
 
 
 def _missing(sec: Section, what: str, file: str) -> Section:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kuairec.report import html as H
+from kuairec.display import html as H
 
 MISSING = "n/a"
 _NUMBER = re.compile(r"-?\d+(\.\d+)?( \[| \(|$)")

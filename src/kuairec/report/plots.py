@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kuairec.report.html import figure_png
+from kuairec.display.html import figure_png
 from kuairec.report.markdown import Block, Figure, Heading, Para, Table, fmt, num
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ SEGMENT_TITLES = {
 
 
 def _plt() -> Any:
-    from kuairec.report.html import use_agg
+    from kuairec.display.html import use_agg
 
     use_agg()
     import matplotlib.pyplot as plt

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from kuairec import atomic
+from kuairec.display.html import write_page
 from kuairec.errors import ConfigError, DataError
 from kuairec.report import markdown as md
 from kuairec.report import plots
-from kuairec.report.html import write_page
 from kuairec.report.markdown import (
     Block,
     Bullets,

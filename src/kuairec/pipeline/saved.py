@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from kuairec.display.progress import Progress
 from kuairec.errors import DataError, ModelError
-from kuairec.report.progress import Progress
-from kuairec.report.run_config import RunConfig, load_run_config
+from kuairec.pipeline.config import RunConfig, load_run_config
 
 
 def config_for_model_dir(model_dir: Path, overrides: dict[str, Any]) -> RunConfig:
@@ -54,7 +54,7 @@ def load_saved(model_dir: Path, train: Any) -> Any:
 
 def evaluate_saved(model_dir: Path, cfg: RunConfig, progress: Progress) -> dict[str, Any]:
     """Re-evaluate a saved model on its protocol; returns its metrics.json entry."""
-    from kuairec.report.run import clean_nans, evaluate_model, prepare
+    from kuairec.pipeline.run import clean_nans, evaluate_model, prepare
 
     exp = prepare(cfg, progress)
     model = load_saved(model_dir, exp.train)
@@ -71,7 +71,7 @@ def recommend_for_user(
     The user's training videos are excluded. An id absent from the training data is an
     error that says so.
     """
-    from kuairec.report.run import prepare
+    from kuairec.pipeline.run import prepare
 
     exp = prepare(cfg, progress)
     train = exp.train

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from kuairec import atomic
+from kuairec.display.progress import Progress
+from kuairec.display.resources import measure
 from kuairec.errors import ConfigError, KuaiRecError
-from kuairec.report.progress import Progress
-from kuairec.report.resources import measure
-from kuairec.report.run_config import RunConfig
+from kuairec.pipeline.config import RunConfig
 
 PAIRED_METRIC = "ndcg@10"
 
@@ -60,7 +60,7 @@ class Experiment:
     def validation(self) -> tuple[Any, Any]:
         """The temporal holdout of the training log (built once, on first use)."""
         if self._validation is None:
-            from kuairec.report.tuning import validation_split
+            from kuairec.pipeline.tuning import validation_split
 
             self._validation = validation_split(self.train)
         return self._validation
@@ -277,9 +277,9 @@ def run_folder_name(cfg: RunConfig) -> str:
 
 def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
     """Run the main job and return the finished run folder."""
-    from kuairec.report.manifest import build_manifest
+    from kuairec.pipeline.manifest import build_manifest
+    from kuairec.pipeline.tuning import choose_params
     from kuairec.report.render import render_report
-    from kuairec.report.tuning import choose_params
 
     progress = progress or Progress(enabled=False)
     names = model_names(cfg)

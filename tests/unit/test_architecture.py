@@ -1,0 +1,127 @@
+"""The package layout's rules, checked on the source: data flows one way.
+
+``cli -> pipeline -> {report, eda} -> models -> evaluation -> data``; the leaf modules
+(errors, atomic, config, display) may be imported from anywhere and import no package.
+Every import statement counts, the ones inside functions and under TYPE_CHECKING too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "kuairec"
+
+LEAVES = {"errors", "atomic", "config", "display", "__init__", "__main__"}
+RANK = {"data": 0, "evaluation": 1, "models": 2, "report": 3, "eda": 3, "pipeline": 4}
+RANK |= {"serve": 5, "cli": 6}
+
+
+def _unit(module: str) -> str:
+    """``kuairec.data.load`` -> ``data``; ``kuairec`` -> ``__init__``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """Every ``kuairec...`` module imported by ``path`` (absolute or relative), with line."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    package = list(rel.parts[:-1])
+    out: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names if a.name.startswith("kuairec")]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                mod = ".".join([*base, node.module] if node.module else base)
+            else:
+                mod = node.module or ""
+            if not mod.startswith("kuairec"):
+                continue
+            for a in node.names:  # `from pkg import submodule` names the submodule
+                sub = f"{mod}.{a.name}"
+                is_module = _is_module(sub) or mod == "kuairec"
+                out.append((sub if is_module else mod, node.lineno))
+    return out
+
+
+def _is_module(name: str) -> bool:
+    path = SRC.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _modules() -> list[Path]:
+    return sorted(SRC.rglob("*.py"))
+
+
+def test_every_package_has_a_rank() -> None:
+    units = {_unit(".".join(p.relative_to(SRC.parent).with_suffix("").parts)) for p in _modules()}
+    assert units <= LEAVES | set(RANK), units - LEAVES - set(RANK)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_flow_one_way(path: Path) -> None:
+    me = _unit(".".join(path.relative_to(SRC.parent).with_suffix("").parts))
+    bad = []
+    for mod, line in _imports(path):
+        other = _unit(mod)
+        if mod == "kuairec.__version__":
+            continue
+        if other == me or other in LEAVES and other not in ("__init__", "__main__"):
+            continue
+        if me in LEAVES:
+            if me == "__main__" and other == "cli":
+                continue
+            if me == "__init__":  # the lazy top-level API may point anywhere below cli
+                if other in RANK and other != "cli":
+                    continue
+            bad.append(f"line {line}: {mod}")
+        elif other not in RANK or RANK[other] >= RANK[me]:
+            bad.append(f"line {line}: {mod}")
+    assert not bad, f"{path.relative_to(SRC)} imports against the flow: {bad}"
+
+
+def _data_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in (SRC / "data").rglob("*.py"):
+        name = ".".join(path.relative_to(SRC.parent).with_suffix("").parts)
+        deps = set()
+        for mod, _ in _imports(path):
+            if mod.startswith("kuairec.data."):
+                deps.add(mod)
+        graph[name] = deps
+    return graph
+
+
+def test_data_package_has_no_import_cycle() -> None:
+    graph = _data_graph()
+    # resolve `from kuairec.data import cache` style entries to module names
+    known = set(graph) | {n.removesuffix(".__init__") for n in graph}
+    graph = {k: {d for d in v if d in known} for k, v in graph.items()}
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(node: str, stack: list[str]) -> bool:
+        state[node] = 1
+        for dep in graph.get(node, set()) | graph.get(f"{node}.__init__", set()):
+            if state.get(dep) == 1:
+                cycle.extend([*stack, node, dep])
+                return True
+            if state.get(dep) is None and visit(dep, [*stack, node]):
+                return True
+        state[node] = 2
+        return False
+
+    for node in sorted(graph):
+        if state.get(node) is None and visit(node, []):
+            break
+    assert not cycle, " -> ".join(cycle)
+
+
+def test_dataset_module_imports_no_loader() -> None:
+    deps = {m for m, _ in _imports(SRC / "data" / "dataset.py")}
+    assert not deps & {"kuairec.data.load", "kuairec.data.cache", "kuairec.data.describe"}
