@@ -117,12 +117,12 @@ def test_failure_mid_build_leaves_nothing(folder: Path, tmp_path: Path, monkeypa
 
 
 def test_failure_in_a_side_file_leaves_nothing(folder: Path, tmp_path: Path, monkeypatch) -> None:
-    from kuairec.data import features
+    from kuairec.data import side
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(features.SIDE_FILES, "social_network", ("social", boom))
+    monkeypatch.setitem(side.SIDE_FILES, "social_network", ("social", boom))
     with pytest.raises(KeyboardInterrupt):
         load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
     assert fx.cache_entries(tmp_path / "c") == []

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kuairec.data import features, schema
+from kuairec.data import schema, side
 from kuairec.data.cache import CachedDataset
 from kuairec.data.dataset import CleaningReport, Interactions
 from kuairec.data.describe import describe
@@ -222,7 +222,7 @@ def test_unquoted_topic_tag_is_rejoined(tmp_path: Path) -> None:
     text = f"{header}\n100,t,c,[a,b,c],1,x,2,y,3,z\n200,t,c,[d],1,x,2,y,3,z\n"
     path = tmp_path / schema.CAPTION_CATEGORY.name
     path.write_text(text, encoding="utf-8")
-    caps = features.read_captions(path, CleaningReport())
+    caps = side.read_captions(path, CleaningReport())
     assert caps["video_id"].to_list() == [100, 200]
     assert caps["topic_tag"].to_list() == [["a", "b", "c"], ["d"]]
     assert caps["third_level_category_name"].to_list() == ["z", "z"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kuairec.data import features, schema
+from kuairec.data import schema, side
 from kuairec.data.load import load_dataset
 
 N_COVERED = 8000  # videos 0..7999 appear in the matrices; the file holds 0..10727
@@ -35,7 +35,7 @@ def test_real_item_categories(shared_item_categories: Path, tmp_path: Path) -> N
     shutil.copy(shared_item_categories, folder / "item_categories.csv")
     _write_matrices(folder)
 
-    cats = features.read_item_categories(folder / "item_categories.csv")
+    cats = side.read_item_categories(folder / "item_categories.csv")
     assert cats.height == 10_728
     counts = cats["feat"].list.len().value_counts().sort("feat")
     assert dict(counts.iter_rows()) == {1: 8970, 2: 1562, 3: 185, 4: 11}

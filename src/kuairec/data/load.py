@@ -210,10 +210,10 @@ def _read_side_files(
     items: Any,
     report: CleaningReport,
 ) -> dict[str, Any]:
-    from kuairec.data import features
+    from kuairec.data import side
 
     out: dict[str, Any] = {}
-    for key, (field, builder) in features.SIDE_FILES.items():
+    for key, (field, builder) in side.SIDE_FILES.items():
         path = files[key]
         if path is None:
             name = schema.FILES_BY_KEY[key].name
@@ -223,5 +223,5 @@ def _read_side_files(
         else:
             out[field] = builder(path, users.map, items.map, report)
     truth = files.get("truth")
-    out["truth"] = None if truth is None else features.build_truth(truth, users, items, report)
+    out["truth"] = None if truth is None else side.build_truth(truth, users, items, report)
     return out

@@ -5,7 +5,7 @@ Only when that fails, or a check finds a bad value, do we rescan the file to bui
 precise message: file, 1-based line number (the header is line 1), column, value.
 
 Line numbers assume no quoted newlines, which holds for every file but the caption file
-(read by :func:`kuairec.data.features.read_captions`, leniently).
+(read by :func:`kuairec.data.side.read_captions`, leniently).
 """
 
 from __future__ import annotations
