@@ -188,8 +188,21 @@ def test_segment_tables_and_protocol(rendered):
     assert "| als | 0.1605 | 0.3210 | 0.4815 |" in md  # 0.321 * (0.5, 1, 1.5)
     assert "| K values | 5, 10, 20 |" in md
     assert "| setting | value |\n|---|---|\n" in md  # text columns are left-aligned
-    assert "| scale | full data |" in md
+    assert "scale" not in md.split("## Leaderboard", 1)[0]  # data given with --data
     assert "Users evaluated: 1411; of them without any relevant test item: 12." in md
+
+
+def test_scale_is_shown_for_the_generated_default_data_only(tmp_path: Path):
+    base = full_metrics()
+    base["protocol"].update(scale=0.2, synthetic=True)  # what the main job writes then
+    md_path, html_path = render_report(base, tmp_path / "generated")
+    assert "| scale of the generated data | 0.2 |" in md_path.read_text()
+    assert "<td>scale of the generated data</td><td>0.2</td>" in html_path.read_text()
+    for protocol in ({"scale": None, "synthetic": True}, {"scale": None, "synthetic": False}):
+        base["protocol"].update(protocol)  # --data: a synthetic folder or real data
+        md_path, html_path = render_report(base, tmp_path / str(protocol["synthetic"]))
+        assert "scale" not in md_path.read_text().split("## Leaderboard", 1)[0]
+        assert "<td>scale" not in html_path.read_text()
 
 
 def test_minimal_metrics_render_without_optional_sections(tmp_path: Path):

@@ -49,7 +49,7 @@ PROTOCOL_FIELDS = [
     ("n_bootstrap", "bootstrap resamples (B)"),
     ("seed", "seed"),
     ("data", "data folder"),
-    ("scale", "scale"),
+    ("scale", "scale of the generated data"),
 ]
 
 HOW_TO_READ = (
@@ -204,9 +204,8 @@ def _protocol_section(run: RunView) -> list[Block]:
     p = run.protocol
     rows = []
     for key, label in PROTOCOL_FIELDS:
-        if key in p:
-            value = "full data" if key == "scale" and p[key] is None else _plain(p[key])
-            rows.append([label, value])
+        if key in p and not (key == "scale" and not _generated(p)):
+            rows.append([label, _plain(p[key])])
     known = {key for key, _ in PROTOCOL_FIELDS}
     rows += [[str(key), _plain(v)] for key, v in p.items() if key not in known]
     blocks: list[Block] = [Heading("Protocol")]
@@ -220,6 +219,12 @@ def _protocol_section(run: RunView) -> list[Block]:
         blocks.append(Para(text + "."))
     blocks.append(Para(HOW_TO_READ, note=True))
     return blocks
+
+
+def _generated(protocol: Mapping[str, Any]) -> bool:
+    """Is the data the generated default? The main job sets ``scale`` only then (None for
+    data given with ``--data`` or ``$KUAIREC_DATA``, whose scale is unknown)."""
+    return protocol.get("scale") is not None and protocol.get("synthetic") is not False
 
 
 def _leaderboard_section(run: RunView) -> list[Block]:
