@@ -183,13 +183,18 @@ def test_paired_skipped_and_extra_sections(rendered):
 
 
 def test_segment_tables_and_protocol(rendered):
-    md, _, _ = rendered
+    md, html, _ = rendered
     assert "| model | low (n=470) | mid (n=470) | high (n=470) |" in md
     assert "| als | 0.1605 | 0.3210 | 0.4815 |" in md  # 0.321 * (0.5, 1, 1.5)
     assert "| K values | 5, 10, 20 |" in md
     assert "| setting | value |\n|---|---|\n" in md  # text columns are left-aligned
     assert "scale" not in md.split("## Leaderboard", 1)[0]  # data given with --data
-    assert "Users evaluated: 1411; of them without any relevant test item: 12." in md
+    # 1411 users have a positive, 12 have none: 1423 test users, not "12 of the 1411"
+    users = (
+        "Test users: 1423, of whom 1411 have at least one relevant item under the default "
+        "label wr>2 (metrics average over those 1411)."
+    )
+    assert users in md and f"<p>{users.replace('>', '&gt;')}</p>" in html
 
 
 def test_scale_is_shown_for_the_generated_default_data_only(tmp_path: Path):
@@ -203,6 +208,19 @@ def test_scale_is_shown_for_the_generated_default_data_only(tmp_path: Path):
         md_path, html_path = render_report(base, tmp_path / str(protocol["synthetic"]))
         assert "scale" not in md_path.read_text().split("## Leaderboard", 1)[0]
         assert "<td>scale" not in html_path.read_text()
+
+
+def test_users_sentence_counts_all_test_users(tmp_path: Path):
+    # what evaluate() writes: 71 test users, 67 with a positive, 4 without
+    counts = {"n_users": 71, "n_users_evaluated": 67, "n_users_no_positive": 4}
+    metrics = {"models": {m: {"metrics": {"ndcg@10": 0.1, **counts}} for m in ("a", "b")}}
+    md_path, _ = render_report(metrics, tmp_path)
+    assert (
+        "Test users: 71, of whom 67 have at least one relevant item under the default label "
+        "(metrics average over those 67)." in md_path.read_text()
+    )
+    metrics["models"]["b"]["metrics"]["n_users_evaluated"] = 66  # models disagree: no sentence
+    assert "Test users" not in render_report(metrics, tmp_path)[0].read_text()
 
 
 def test_minimal_metrics_render_without_optional_sections(tmp_path: Path):

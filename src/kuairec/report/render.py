@@ -210,15 +210,35 @@ def _protocol_section(run: RunView) -> list[Block]:
     rows += [[str(key), _plain(v)] for key, v in p.items() if key not in known]
     blocks: list[Block] = [Heading("Protocol")]
     blocks.append(Table(["setting", "value"], rows) if rows else Para("Not available."))
-    users = {run.value(n, "n_users_evaluated") for n in run.order} - {None}
-    no_pos = {run.value(n, "n_users_no_positive") for n in run.order} - {None}
-    if len(users) == 1 and len(no_pos) <= 1:
-        text = f"Users evaluated: {int(users.pop())}"
-        if no_pos:
-            text += f"; of them without any relevant test item: {int(no_pos.pop())}"
-        blocks.append(Para(text + "."))
+    text = _users_sentence(run)
+    if text:
+        blocks.append(Para(text))
     blocks.append(Para(HOW_TO_READ, note=True))
     return blocks
+
+
+def _users_sentence(run: RunView) -> str | None:
+    """How many test users there are and how many the metrics average over, when every
+    model agrees (``n_users`` = ``n_users_evaluated`` + ``n_users_no_positive``)."""
+
+    def same(key: str) -> int | None:
+        values = {run.value(n, key) for n in run.order} - {None}
+        return int(values.pop()) if len(values) == 1 else None
+
+    with_pos, without = same("n_users_evaluated"), same("n_users_no_positive")
+    total = same("n_users")
+    if total is None and with_pos is not None and without is not None:
+        total = with_pos + without
+    if with_pos is None:
+        return None
+    label = run.protocol.get("default_label")
+    under = f"under the default label {label}" if label else "under the default label"
+    if total is None:
+        return f"Metrics average over the {with_pos} test users with a relevant item {under}."
+    return (
+        f"Test users: {total}, of whom {with_pos} have at least one relevant item {under} "
+        f"(metrics average over those {with_pos})."
+    )
 
 
 def _generated(protocol: Mapping[str, Any]) -> bool:
