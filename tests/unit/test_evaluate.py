@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from kuairec.data.dataset import IdMap, Interactions, TrainSet
-from kuairec.errors import ConfigError, ModelError
+from kuairec.errors import ConfigError, DataError, ModelError
 from kuairec.evaluation.evaluate import compare, evaluate, flips, prepare
 from kuairec.evaluation.protocols import TestSet, temporal_protocol
 
@@ -196,6 +196,18 @@ def test_graded_default_label_and_bad_parameters():
         evaluate(top, test, train, ks=(2,), labels=("wr>nan",))
     with pytest.raises(ConfigError, match="n_bootstrap"):
         evaluate(top, test, train, ks=(2,), n_bootstrap=-1)
+
+
+@pytest.mark.parametrize("n_users", [3, 0])
+def test_test_set_without_observed_pairs_is_a_data_error(n_users):
+    _, _, train = _case()
+    empty = sp.csr_matrix((n_users, N_ITEMS))
+    test = TestSet(np.arange(n_users), np.arange(5), empty, empty.astype(bool))
+    top = np.full((n_users, 2), -1)
+    with pytest.raises(DataError, match=r"no observed \(user, item\) pair.*relevance is empty"):
+        evaluate(top, test, train, ks=(2,), n_bootstrap=0)
+    with pytest.raises(DataError, match=f"{n_users} test users, 5 candidate items"):
+        prepare(test, train, ks=(2,))
 
 
 def test_context_reuse_gives_the_same_result():

@@ -132,8 +132,17 @@ def prepare(
     labels: Sequence[str | Label] = DEFAULT_LABELS,
     default_label: str | Label = "wr>2",
 ) -> EvalContext:
-    """The model-independent part of :func:`evaluate` (label cut-offs from training data)."""
+    """The model-independent part of :func:`evaluate` (label cut-offs from training data).
+
+    Raises DataError when the test set has no observed pair or does not fit ``train``.
+    """
     ks = _check_ks(ks)
+    if test.relevance.nnz == 0:
+        raise DataError(
+            f"test set: no observed (user, item) pair to evaluate on (test.relevance is "
+            f"empty: {test.users.size} test users, {test.candidates.size} candidate items); "
+            "expected at least one test pair, e.g. small_matrix rows of the test users"
+        )
     inter = train.interactions
     if test.n_items != inter.n_items or (test.users.size and test.users[-1] >= inter.n_users):
         raise DataError(
