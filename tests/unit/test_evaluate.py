@@ -4,6 +4,7 @@ labels, segments, bootstrap intervals, flips and paired comparisons."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 
@@ -220,18 +221,18 @@ def test_context_reuse_gives_the_same_result():
         evaluate(top, test, train, ks=(2,), context=ctx)
 
 
-def test_context_is_remembered_per_training_set():
+def test_without_context_each_call_prepares_for_its_training_set():
     top, test, train = _case()
     a = evaluate(top, test, train, ks=(2,), n_bootstrap=0)
-    evaluate(top, test, train, ks=(2,), n_bootstrap=0)
-    assert len(test.__dict__["_eval_contexts"]) == 1  # the second call reused the first
-    # another training set (item 0 now seen by user 0): a new context, new numbers
+    # another training set (item 0 now seen by user 0): new numbers, nothing stale reused
     u, i = np.array([(0, 0), (0, 4), (1, 2), (1, 4), (2, 1), (2, 2)]).T
     inter = Interactions.from_log(u, i, np.ones(6), None, (3, N_ITEMS))
     b = evaluate(top, test, dataclasses.replace(train, interactions=inter), ks=(2,), n_bootstrap=0)
-    assert len(test.__dict__["_eval_contexts"]) == 2
     # slots [2 1 1 0 0 3]: popularity of item 0 went from 0 to 1 -> +2/6
     assert b.metrics["mean_popularity@2"] == pytest.approx(a.metrics["mean_popularity@2"] + 2 / 6)
+    # no hidden memo on the test set: only its fields and its cached properties
+    cached = {n for n, v in vars(TestSet).items() if isinstance(v, functools.cached_property)}
+    assert set(test.__dict__) <= {f.name for f in dataclasses.fields(test)} | cached
 
 
 # ---------------------------------------------------------------- a per-user reference

@@ -2,9 +2,9 @@
 
 Array-based: a model's ``recommend`` output (item_idx, padded with -1) goes in; metrics
 under every label, bootstrap intervals, segments and per-user values come out. To
-evaluate several models on one test set, the model-independent part (label cut-offs,
-positives, ideal gains) is computed once: :func:`prepare` it and pass ``context=``, or let
-``evaluate`` remember it on the TestSet (the two most recent training sets / settings).
+evaluate several models on one test set, compute the model-independent part (label
+cut-offs, positives, ideal gains) once with :func:`prepare` and pass it as ``context=``;
+without ``context=``, each call prepares its own (nothing is remembered between calls).
 """
 
 from __future__ import annotations
@@ -219,20 +219,6 @@ def _label_data(
     return values, n_pos, ideal, notes
 
 
-def _remembered(test: TestSet, train: TrainSet, ks: Any, labels: Any, default: Any) -> EvalContext:
-    """:func:`prepare`, remembered on the test set for the same training data, ks and
-    labels: evaluating several models on one split computes the label cut-offs once."""
-    key = (_check_ks(ks), tuple(map(parse_label, labels)), parse_label(default))
-    cache = test.__dict__.setdefault("_eval_contexts", [])
-    for inter, duration, k, ctx in cache:
-        if inter is train.interactions and duration is train.video_duration and k == key:
-            return ctx
-    ctx = prepare(test, train, ks=ks, labels=labels, default_label=default)
-    cache.append((train.interactions, train.video_duration, key, ctx))
-    del cache[:-2]  # the two most recent
-    return ctx
-
-
 def check_top_items(
     top_items: Any, test: TestSet, excl_keys: np.ndarray | None = None
 ) -> np.ndarray:
@@ -291,9 +277,12 @@ def evaluate(
 
     ``predictions`` (models that predict watch_ratio) are aligned with
     ``test.relevance.data``: entry e is the pair ``test.pairs()[0][e], test.pairs()[1][e]``.
-    ``n_bootstrap=0`` skips the intervals.
+    ``n_bootstrap=0`` skips the intervals. ``context`` is :func:`prepare`'s result for the
+    same test set, training data, ks, labels and default label (computed here when None).
     """
-    ctx = context or _remembered(test, train, ks, labels, default_label)
+    ctx = context
+    if ctx is None:
+        ctx = prepare(test, train, ks=ks, labels=labels, default_label=default_label)
     if ctx.test is not test or ctx.ks != _check_ks(ks):
         raise ConfigError("context was prepared for another test set or other ks")
     if ctx.default_label != parse_label(default_label).name:
