@@ -48,3 +48,16 @@ def test_select_keeps_rows_aligned_even_with_trailing_empty_users() -> None:
     assert it.select(np.zeros(3, bool)).nnz == 0
     with pytest.raises(ValueError):
         it.select(np.ones(2, bool))
+
+
+def test_select_dropping_every_entry_of_the_last_users() -> None:
+    # users 0..3 hold (1, 2, 2, 1) entries; the mask drops all of users 2 and 3's
+    it = Interactions.from_log(
+        [0, 1, 1, 2, 2, 3], [0, 1, 2, 0, 1, 2], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], None, (4, 3)
+    )
+    kept = it.select(np.array([True, False, True, False, False, False]))
+    assert kept.indptr.tolist() == [0, 1, 2, 2, 2]
+    assert kept.indices.tolist() == [0, 2]
+    assert kept.watch_ratio_mean.tolist() == [1.0, 3.0] and kept.views.tolist() == [1, 1]
+    assert kept.user_counts().tolist() == [1, 1, 0, 0] and kept.shape == (4, 3)
+    assert it.select(np.array([False] * 3 + [True] * 3)).indptr.tolist() == [0, 0, 0, 2, 3]
