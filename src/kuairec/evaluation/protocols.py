@@ -173,7 +173,7 @@ def default_protocol(ds: KuaiRecDataset) -> tuple[TrainSet, TestSet]:
     test_pattern = _rows_csr(small, users, "ones", bool)
     leaked = _rows_csr(big, users, "ones", bool).multiply(test_pattern).nnz
     if leaked:
-        big = _keep(big, ~_in_pattern(big, small))
+        big = big.select(~_in_pattern(big, small))
         warnings.warn(
             f"{leaked} small-matrix pairs are also in the big matrix: dropped from training",
             stacklevel=2,
@@ -190,19 +190,6 @@ def default_protocol(ds: KuaiRecDataset) -> tuple[TrainSet, TestSet]:
         truth=truth,
     )
     return train, test
-
-
-def _keep(inter: Interactions, mask: np.ndarray) -> Interactions:
-    """The entries of ``inter`` where ``mask`` is True (like ``Interactions.select``, which
-    fails when the last users have no entries)."""
-    mask = np.asarray(mask, dtype=bool)
-    kept = np.concatenate([[0], np.cumsum(mask)])[inter.indptr].astype(np.int64)
-    return Interactions(
-        indptr=kept,
-        indices=inter.indices[mask],
-        n_items=inter.n_items,
-        **{f: getattr(inter, f)[mask] for f in Interactions.VALUE_FIELDS},
-    )
 
 
 def _in_pattern(a: Interactions, b: Interactions) -> np.ndarray:
@@ -246,11 +233,11 @@ def temporal_holdout(train: TrainSet, holdout_days: float = 7.0) -> tuple[TrainS
             "temporal_holdout: every timestamped training pair has the same time; "
             "nothing can be held out"
         )
-    fit, held_out = _keep(inter, ~held), _keep(inter, held)
+    fit, held_out = inter.select(~held), inter.select(held)
     candidates = np.flatnonzero(fit.item_counts() > 0)
     cand_mask = np.zeros(inter.n_items, bool)
     cand_mask[candidates] = True
-    held_out = _keep(held_out, cand_mask[held_out.indices])
+    held_out = held_out.select(cand_mask[held_out.indices])
     users = np.flatnonzero((held_out.user_counts() > 0) & (fit.user_counts() > 0))
     if users.size == 0:
         raise DataError(
@@ -297,7 +284,7 @@ def temporal_protocol(
     shape = (n_users, n_items)
     train = Interactions.from_log(u[~is_test], i[~is_test], wr[~is_test], ts[~is_test], shape)
     test_int = Interactions.from_log(u[is_test], i[is_test], wr[is_test], ts[is_test], shape)
-    test_int = _keep(test_int, ~_in_pattern(test_int, train))
+    test_int = test_int.select(~_in_pattern(test_int, train))
     users = np.flatnonzero(test_int.user_counts() > 0)
     test = TestSet(
         users=users,
