@@ -4,10 +4,12 @@ The data has a known answer: users 0-9 watch items 0-4 (watch_ratio 2.0), users 
 watch items 5-9; each also watches one item of the other group (0.3) and the two
 "everyone" items 10 and 11. User 0 never saw item 4 and user 10 never saw item 9: a
 model that learns the groups must recommend exactly those first. User 20 and item 12
-have no training rows (cold). ``truth`` makes the oracle available.
+have no training rows (cold). ``TRUTH`` is given to the models that use the synthetic
+truth (the oracle).
 
-A new model adds its fast settings to FAST (and to LEARNED if it must pass the known
-answer test).
+Everything model-specific comes from the models' own declarations (``test_settings``,
+``personalised``, ``supports_history``, ``requires``...): a new model needs nothing here.
+A model whose optional package is missing is skipped with its reason.
 """
 
 from __future__ import annotations
@@ -18,24 +20,27 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from kuairec.data.dataset import IdMap, Interactions, TrainSet
+from kuairec.data.dataset import FeatureMatrix, IdMap, Interactions, TrainSet
 from kuairec.errors import ConfigError, ModelError
 from kuairec.models import Recommender, available_models, create_model, get_model_class
 from kuairec.models.params import config_from_dict, config_to_dict
+from kuairec.models.registry import missing_requirement
 
 N_USERS, N_ITEMS = 21, 13
 HELD_OUT = {0: 4, 10: 9}  # user -> the in-group item they never saw
-FAST = {
-    "als": {"factors": 4, "regularization": 2.0, "iterations": 15, "num_threads": 1},
-    "bpr": {"factors": 8, "iterations": 100, "num_threads": 1},
-    "ease": {"l2": 1.0},
-    "itemknn": {"neighbours": 5},
-}
-LEARNED = {"als", "bpr", "ease", "itemknn", "oracle"}
 MODELS = available_models()
 
 
-def tiny_train(with_truth: bool = True) -> TrainSet:
+def _truth() -> Interactions:
+    tu, ti = (a.ravel() for a in np.meshgrid(np.arange(N_USERS), np.arange(N_ITEMS), indexing="ij"))
+    same = ((tu < 10) & (ti < 5)) | ((tu >= 10) & (tu < 20) & (ti >= 5) & (ti < 10))
+    return Interactions.from_log(tu, ti, np.where(same, 2.0, 0.3), None, (N_USERS, N_ITEMS))
+
+
+TRUTH = _truth()
+
+
+def tiny_train() -> TrainSet:
     users, items, ratios = [], [], []
     for u in range(20):
         own = np.arange(5) + (5 if u >= 10 else 0)
@@ -48,15 +53,24 @@ def tiny_train(with_truth: bool = True) -> TrainSet:
     inter = Interactions.from_log(
         np.array(users), np.array(items), np.array(ratios), None, (N_USERS, N_ITEMS)
     )
-    tu, ti = (a.ravel() for a in np.meshgrid(np.arange(N_USERS), np.arange(N_ITEMS), indexing="ij"))
-    same = ((tu < 10) & (ti < 5)) | ((tu >= 10) & (tu < 20) & (ti >= 5) & (ti < 10))
-    truth = Interactions.from_log(tu, ti, np.where(same, 2.0, 0.3), None, (N_USERS, N_ITEMS))
+    rng = np.random.default_rng(0)
     return TrainSet(
         interactions=inter,
         users=IdMap(np.arange(N_USERS) * 10, "user_id"),
         items=IdMap(np.arange(N_ITEMS) + 100, "video_id"),
-        truth=truth if with_truth else None,
+        user_x=FeatureMatrix(rng.random((N_USERS, 3)), ("a", "b", "c")),
+        item_x=FeatureMatrix(rng.random((N_ITEMS, 2)), ("d", "e")),
     )
+
+
+def make(name: str, truth: Interactions | None = TRUTH, **settings) -> Recommender:
+    """A model with its declared fast test settings (and the truth when it uses it)."""
+    reason = missing_requirement(name)
+    if reason:
+        pytest.skip(f"{name}: {reason}")
+    cls = get_model_class(name)
+    resources = {"truth": truth} if cls.uses_truth else {}
+    return create_model(name, {**cls.test_settings, **settings}, **resources)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +90,7 @@ _fitted: dict[str, Recommender] = {}
 def model(request: pytest.FixtureRequest, train: TrainSet) -> Recommender:
     name = request.param
     if name not in _fitted:
-        _fitted[name] = create_model(name, FAST.get(name)).fit(train)
+        _fitted[name] = make(name).fit(train)
     return _fitted[name]
 
 
@@ -94,7 +108,7 @@ def _valid_rows(items: np.ndarray, scores: np.ndarray) -> None:
 
 def test_fit_returns_self(train: TrainSet) -> None:
     for name in MODELS:
-        m = create_model(name, FAST.get(name))
+        m = make(name)
         assert not m.is_fitted
         assert m.fit(train) is m
         assert m.is_fitted and m.n_users_ == N_USERS and m.n_items_ == N_ITEMS
@@ -178,9 +192,11 @@ def test_cold_user_gets_k_items(model: Recommender) -> None:
     assert (items >= 0).all() and np.isfinite(scores).all()
 
 
-@pytest.mark.parametrize("name", sorted(LEARNED & set(MODELS)))
+@pytest.mark.parametrize("name", MODELS)
 def test_known_answer_held_out_item_first(name: str, train: TrainSet, seen: sp.csr_matrix) -> None:
-    m = create_model(name, FAST.get(name)).fit(train)
+    if not get_model_class(name).personalised:
+        pytest.skip(f"{name} is not personalised: the same list for everyone")
+    m = make(name).fit(train)
     users = np.array(list(HELD_OUT))
     items, _ = m.recommend(users, 1, exclude=seen[users])
     assert items[:, 0].tolist() == list(HELD_OUT.values())
@@ -240,13 +256,22 @@ def test_predict_contract(model: Recommender) -> None:
     assert pred.shape == (3,) and pred.dtype == np.float32
 
 
-def test_unavailable_reason(train: TrainSet) -> None:
-    no_truth = tiny_train(with_truth=False)
+def test_models_using_the_truth_refuse_to_fit_without_it(train: TrainSet) -> None:
+    for name in MODELS:
+        if get_model_class(name).uses_truth:
+            with pytest.raises(ModelError, match="truth"):
+                make(name, truth=None).fit(train)
+
+
+def test_declarations_are_consistent() -> None:
     for name in MODELS:
         cls = get_model_class(name)
-        reason = cls.unavailable_reason(no_truth)
-        if name == "oracle":
-            assert reason is not None and "small_matrix_truth.csv" in reason
-            with pytest.raises(ModelError, match="small_matrix_truth"):
-                cls().fit(no_truth)
-        assert cls.unavailable_reason(train) is None
+        config_from_dict(cls, dict(cls.test_settings))  # test settings are valid settings
+        defaults = config_to_dict(cls.Config())
+        for key, space in cls.search_space.items():
+            assert key in defaults, f"{name}: search_space names unknown field {key!r}"
+            assert space.kind in ("int", "float", "choice")
+        if cls.tune_in_run:
+            assert cls.search_space, f"{name}: tuned in run without a search space"
+        if not cls.supports_history:
+            assert cls.history_reason, f"{name}: says it cannot score histories but not why"

@@ -54,7 +54,7 @@ class _Fixed(Recommender):
         [[0.1, 0.9, np.nan, 0.5, 0.9], [1.0, 2.0, 3.0, 4.0, 5.0], [0, 0, 0, 0, 0]], np.float32
     )
 
-    def _fit(self, train, progress):
+    def _fit(self, train, valid, progress):
         pass
 
     def _score(self, users, items):

@@ -10,17 +10,19 @@ from kuairec.errors import DataError
 from kuairec.models import create_model
 from kuairec.models.oracle import NO_TRUTH
 
+TRAIN = TrainSet(
+    Interactions.from_log([0], [0], [1.0], None, (3, 4)), IdMap(np.arange(3)), IdMap(np.arange(4))
+)
 
-def _train(truth_shape: tuple[int, int] = (3, 4)) -> TrainSet:
-    inter = Interactions.from_log([0], [0], [1.0], None, (3, 4))
-    truth = Interactions.from_log(
+
+def _truth(truth_shape: tuple[int, int] = (3, 4)) -> Interactions:
+    return Interactions.from_log(
         [0, 0, 0, 1, 1], [1, 2, 3, 0, 3], [0.5, 2.5, 1.5, 0.7, 3.0], None, truth_shape
     )
-    return TrainSet(inter, IdMap(np.arange(3)), IdMap(np.arange(4)), truth=truth)
 
 
 def test_oracle_scores_predicts_and_ranks_by_truth() -> None:
-    m = create_model("oracle").fit(_train())
+    m = create_model("oracle", truth=_truth()).fit(TRAIN)
     s = m.score(np.array([0, 2]))
     assert s[0].tolist() == [NO_TRUTH, 0.5, 2.5, 1.5]
     assert (s[1] == NO_TRUTH).all()  # user 2 has no truth at all
@@ -35,4 +37,4 @@ def test_oracle_scores_predicts_and_ranks_by_truth() -> None:
 
 def test_oracle_refuses_truth_of_another_shape() -> None:
     with pytest.raises(DataError, match=r"truth has shape \(3, 5\)"):
-        create_model("oracle").fit(_train(truth_shape=(3, 5)))
+        create_model("oracle", truth=_truth(truth_shape=(3, 5))).fit(TRAIN)

@@ -209,6 +209,67 @@ class Interactions:
         )
 
 
+@dataclass(eq=False)
+class FeatureMatrix:
+    """Model-ready numeric features: one float32 row per user_idx (or item_idx), named
+    columns, no NaN or inf (built by :mod:`kuairec.data.features`, see docs/features.md).
+
+    ``notes`` says what was left out or filled (a missing side file, rows without data).
+    """
+
+    values: np.ndarray  # float32 (n_rows, n_features), C-contiguous
+    columns: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        values = np.ascontiguousarray(self.values, dtype=np.float32)
+        self.columns = tuple(self.columns)
+        if values.ndim != 2 or values.shape[1] != len(self.columns):
+            raise ValueError(
+                f"FeatureMatrix: values of shape {values.shape} for {len(self.columns)} columns"
+            )
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError("FeatureMatrix: column names must be unique")
+        if not np.isfinite(values).all():
+            raise ValueError("FeatureMatrix: values must be finite (no NaN or inf)")
+        self.values = values
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.values.shape[1])
+
+    @classmethod
+    def empty(cls, n_rows: int, note: str | None = None) -> FeatureMatrix:
+        """No columns (a missing side file), with a note saying why."""
+        return cls(np.zeros((n_rows, 0), np.float32), (), [note] if note else [])
+
+    @classmethod
+    def hstack(cls, blocks: list[FeatureMatrix]) -> FeatureMatrix:
+        """Blocks side by side (same rows): columns and notes concatenated."""
+        if not blocks:
+            raise ValueError("FeatureMatrix.hstack needs at least one block")
+        n_rows = {b.n_rows for b in blocks}
+        if len(n_rows) != 1:
+            raise ValueError(f"FeatureMatrix.hstack: blocks have different row counts {n_rows}")
+        return cls(
+            np.hstack([b.values for b in blocks]),
+            tuple(c for b in blocks for c in b.columns),
+            [n for b in blocks for n in b.notes],
+        )
+
+    def column(self, name: str) -> np.ndarray:
+        """One column by name (a view)."""
+        return self.values[:, self.columns.index(name)]
+
+    def select(self, rows: Any) -> FeatureMatrix:
+        """The given rows (indices or a boolean mask), same columns and notes."""
+        return FeatureMatrix(self.values[np.asarray(rows)], self.columns, list(self.notes))
+
+
 @dataclass
 class CleaningReport:
     """What the loader did to the raw files, for ``describe()`` and the reports."""
@@ -245,9 +306,7 @@ class KuaiRecDataset:
     report: CleaningReport = field(default_factory=CleaningReport)
     source: Path | None = None  # the data folder
     source_checksum: str = ""  # identity of the source files (see cache.py)
-    cache_path: Path | None = (
-        None  # row-level logs cached here (see load.read_log)
-    )
+    cache_path: Path | None = None  # row-level logs cached here (see load.read_log)
 
     @property
     def n_users(self) -> int:
@@ -270,7 +329,6 @@ class KuaiRecDataset:
             video_duration=self.video_duration,
             item_tags=self.item_tags,
             user_features=self.user_features,
-            truth=self.truth,
         )
 
 
@@ -278,8 +336,7 @@ class KuaiRecDataset:
 class TrainSet:
     """What ``Recommender.fit`` receives: training interactions plus side information.
 
-    ``truth`` is set only for synthetic data (the oracle uses it); learned models must
-    never read it.
+    It never holds the synthetic truth: only the oracle is given that, explicitly.
     """
 
     interactions: Interactions
@@ -288,7 +345,8 @@ class TrainSet:
     video_duration: np.ndarray | None = None
     item_tags: sp.csr_matrix | None = None
     user_features: pl.DataFrame | None = None
-    truth: Interactions | None = None
+    user_x: FeatureMatrix | None = None  # numeric user features (data.features)
+    item_x: FeatureMatrix | None = None  # numeric item features (data.features)
 
     @property
     def n_users(self) -> int:

@@ -1,14 +1,21 @@
 """The one Recommender contract every model follows.
 
-A model only stores its checked config in ``__init__``; ``fit(train)`` learns state
+A model only stores its checked config in ``__init__``; ``fit(train, valid)`` learns state
 (attributes ending in ``_``) and returns ``self``; ``score`` gives a dense float32 block of
 scores; ``recommend`` (implemented once, here) turns scores into top-k lists with
 exclusions, candidate sets, deterministic ties and -1 padding. Models see only indices
 (``user_idx``, ``item_idx``), never raw ids or files.
 
+Both ``score`` and ``recommend`` take either known user indices or ``history=``: a CSR
+matrix with one row per new user and one column per item (watch_ratio values), scored
+without retraining by the models whose ``supports_history`` is true (the others say why
+in ``history_reason``).
+
 A model implements ``_fit``, ``_score``, ``_get_state`` / ``_set_state`` (arrays only:
-``save`` writes them to ``weights.npz``), optionally ``unavailable_reason`` and, when
-``predicts_ratings`` is true, ``_predict``.
+``save`` writes them to ``weights.npz``), optionally ``unavailable_reason``,
+``_score_history`` (with ``supports_history``) and, when ``predicts_ratings`` is true,
+``_predict``. A model class also describes itself through class attributes, which the
+registry, the tuner, the report and the contract suite read (see :class:`Recommender`).
 """
 
 from __future__ import annotations
@@ -21,20 +28,51 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from kuairec.errors import ConfigError, ModelError
-from kuairec.models.params import config_class, config_from_dict, config_values
+from kuairec.models.params import Param, config_class, config_from_dict, config_values
 
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
     from kuairec.data.dataset import TrainSet
+    from kuairec.evaluation.protocols import TestSet
 
 
 class Recommender(abc.ABC):
-    """Base class of every model: see the module docstring for what a model implements."""
+    """Base class of every model: see the module docstring for what a model implements.
+
+    The class attributes are the model's self-description:
+
+    - ``search_space``: config field -> :class:`~kuairec.models.params.Param`, searched by
+      ``kuairec tune`` (and by ``kuairec run`` when ``tune_in_run``);
+    - ``tune_in_run``: whether ``kuairec run`` tunes it (cheap fits only);
+    - ``test_settings``: small, fast settings the contract suite fits it with;
+    - ``reference``: a reference row (oracle, random), not a learned model: left out of
+      "best model" choices and of the paired comparison's baseline;
+    - ``personalised``: its lists differ between users (not the popularity baselines);
+    - ``requires`` / ``extra``: the optional packages (import names) it needs and the
+      ``pip install 'kuairec[extra]'`` that brings them;
+    - ``uses_validation``: ``fit`` uses ``valid`` (early stopping or epoch choice), so the
+      pipeline passes its validation split;
+    - ``supports_history`` / ``history_reason``: whether it scores new users' histories;
+    - ``predicts_ratings``: whether ``predict`` gives watch_ratio estimates;
+    - ``uses_truth``: it is built with the synthetic truth (the oracle); nothing else
+      ever sees it.
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type]
     predicts_ratings: ClassVar[bool] = False
+    supports_history: ClassVar[bool] = False
+    history_reason: ClassVar[str] = "it does not implement history scoring"
+    search_space: ClassVar[Mapping[str, Param]] = {}
+    tune_in_run: ClassVar[bool] = False
+    test_settings: ClassVar[Mapping[str, Any]] = {}
+    reference: ClassVar[bool] = False
+    personalised: ClassVar[bool] = True
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+    uses_validation: ClassVar[bool] = False
+    uses_truth: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         cls = config_class(type(self))
@@ -60,8 +98,13 @@ class Recommender(abc.ABC):
         """Why this model cannot run on ``train`` (None when it can)."""
         return None
 
-    def fit(self, train: TrainSet, progress: bool = False) -> Self:
-        """Learn from the training set; returns ``self``."""
+    def fit(self, train: TrainSet, valid: TestSet | None = None, progress: bool = False) -> Self:
+        """Learn from the training set; returns ``self``.
+
+        ``valid`` is a held-out split of the training log (the pipeline's validation
+        split, disjoint from ``train``); a model may use it only to stop early or pick its
+        epoch count, never to learn from. Models that ignore it ignore it.
+        """
         reason = self.unavailable_reason(train)
         if reason is not None:
             raise ModelError(f"{self.name} cannot be fitted: {reason}")
@@ -70,7 +113,12 @@ class Recommender(abc.ABC):
                 f"{self.name}: training interactions have shape {train.interactions.shape}, "
                 f"expected (n_users, n_items) = ({train.n_users}, {train.n_items})"
             )
-        self._fit(train, progress)
+        if valid is not None and valid.n_items != train.n_items:
+            raise ModelError(
+                f"{self.name}: the validation split has {valid.n_items} items, the training "
+                f"set {train.n_items}"
+            )
+        self._fit(train, valid, progress)
         inter = train.interactions
         self.n_users_ = int(train.n_users)
         self.n_items_ = int(train.n_items)
@@ -81,7 +129,7 @@ class Recommender(abc.ABC):
         return self
 
     @abc.abstractmethod
-    def _fit(self, train: TrainSet, progress: bool) -> None: ...
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None: ...
 
     @property
     def is_fitted(self) -> bool:
@@ -92,50 +140,85 @@ class Recommender(abc.ABC):
             raise ModelError(f"{self.name} is not fitted: call fit(train) or load(path) first")
 
     # ------------------------------------------------------------------ scoring
-    def score(self, users: Any, items: Any = None) -> np.ndarray:
-        """float32 scores of shape (len(users), n_items or len(items)); higher = better."""
+    def score(self, users: Any = None, items: Any = None, *, history: Any = None) -> np.ndarray:
+        """float32 scores of shape (n_rows, n_items or len(items)); higher = better.
+
+        The rows are the known ``users`` (indices) or, with ``history=``, the rows of a
+        CSR matrix of new users' watch ratios (shape (n_rows, n_items)).
+        """
         self._check_fitted()
-        users = as_indices(users, self.n_users_, "users")
+        rows = self._rows(users, history)
         items = None if items is None else as_indices(items, self.n_items_, "items")
-        out = self._score(users, items)
+        if isinstance(rows, np.ndarray):
+            out = self._score(rows, items)
+        else:
+            out = self._score_history(rows, items)
+        n_rows = rows.shape[0]
         n_cols = self.n_items_ if items is None else items.size
         out = np.require(out, dtype=np.float32, requirements=["C", "W"])
-        if out.shape != (users.size, n_cols):
+        if out.shape != (n_rows, n_cols):
             raise ModelError(
-                f"{self.name}._score returned shape {out.shape}, expected {(users.size, n_cols)}"
+                f"{self.name} returned scores of shape {out.shape}, expected {(n_rows, n_cols)}"
             )
         return out
 
     @abc.abstractmethod
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray: ...
 
+    def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        raise ModelError(f"{self.name} does not implement _score_history")
+
+    def _rows(self, users: Any, history: Any) -> np.ndarray | sp.csr_matrix:
+        """Known user indices, or a checked history matrix (exactly one of the two)."""
+        if (users is None) == (history is None):
+            raise ConfigError(
+                f"{self.name}: give either users (indices of known users) or history= "
+                "(a CSR matrix of new users' watch ratios), not both and not neither"
+            )
+        if users is not None:
+            return as_indices(users, self.n_users_, "users")
+        if not self.supports_history:
+            raise ModelError(
+                f"{self.name} cannot score new users' histories: {self.history_reason}"
+            )
+        return check_history(history, self.n_items_)
+
     def recommend(
         self,
-        users: Any,
-        k: int,
+        users: Any = None,
+        k: int = 10,
         exclude: sp.csr_matrix | None = None,
         candidates: Any = None,
         batch_size: int = 1024,
+        *,
+        history: Any = None,
+        exclude_seen: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k items per user: ``(items int64 (n, k), scores float32 (n, k))``.
+        """Top-k items per row: ``(items int64 (n, k), scores float32 (n, k))``.
 
+        Rows are the known ``users`` or the rows of ``history`` (see :meth:`score`).
         Sorted by score, ties by lower item_idx; padded with -1 / -inf when fewer than k
-        items remain. ``exclude`` has one row per requested user (row i <-> users[i]);
-        its items are never returned. ``candidates`` restricts the items returned.
+        items remain. ``exclude`` has one row per requested row; its items are never
+        returned. With ``history``, the history's own items are excluded too unless
+        ``exclude_seen=False``. ``candidates`` restricts the items returned.
         """
         self._check_fitted()
         k = _positive_int(k, "k")
         batch_size = _positive_int(batch_size, "batch_size")
-        users = as_indices(users, self.n_users_, "users")
+        rows = self._rows(users, history)
+        n_rows = rows.shape[0]
         cand = (
             None
             if candidates is None
             else np.unique(as_indices(candidates, self.n_items_, "candidates"))
         )
-        exclude = _check_exclude(exclude, users.size, self.n_items_)
+        exclude = _check_exclude(exclude, n_rows, self.n_items_)
+        if not isinstance(rows, np.ndarray) and exclude_seen:
+            seen = history_pattern(rows)
+            exclude = seen if exclude is None else (exclude + seen).tocsr()
         n_cols = self.n_items_ if cand is None else cand.size
-        out_items = np.full((users.size, k), -1, dtype=np.int64)
-        out_scores = np.full((users.size, k), -np.inf, dtype=np.float32)
+        out_items = np.full((n_rows, k), -1, dtype=np.int64)
+        out_scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
         if n_cols == 0:
             return out_items, out_scores
         col_of_item = None
@@ -143,9 +226,12 @@ class Recommender(abc.ABC):
             col_of_item = np.full(self.n_items_, -1, dtype=np.int64)
             col_of_item[cand] = np.arange(cand.size)
         kk = min(k, n_cols)
-        for start in range(0, users.size, batch_size):
-            stop = min(start + batch_size, users.size)
-            s = self.score(users[start:stop], cand)
+        for start in range(0, n_rows, batch_size):
+            stop = min(start + batch_size, n_rows)
+            if isinstance(rows, np.ndarray):
+                s = self.score(rows[start:stop], cand)
+            else:
+                s = self.score(items=cand, history=rows[start:stop])
             s[np.isnan(s)] = -np.inf
             if exclude is not None:
                 _mask(s, exclude[start:stop], col_of_item)
@@ -218,6 +304,36 @@ def as_indices(values: Any, n: int, what: str) -> np.ndarray:
         bad = arr[(arr < 0) | (arr >= n)][:5].tolist()
         raise ModelError(f"{what} index {bad} out of range [0, {n}) of the fitted model")
     return arr
+
+
+def check_history(history: Any, n_items: int) -> sp.csr_matrix:
+    """A canonical float32 CSR history matrix (n_rows, n_items) of finite values >= 0."""
+    import scipy.sparse as sp
+
+    if not sp.issparse(history):
+        raise ConfigError(
+            f"history must be a scipy sparse matrix (one row per new user, one column per "
+            f"item), got {type(history).__name__}"
+        )
+    if history.ndim != 2 or history.shape[1] != n_items:
+        raise ConfigError(
+            f"history must have one column per item of the fitted model ({n_items}), "
+            f"got shape {history.shape}"
+        )
+    out = sp.csr_matrix(history, dtype=np.float32, copy=True)
+    out.sum_duplicates()
+    out.sort_indices()
+    if out.nnz and not (np.isfinite(out.data).all() and (out.data >= 0).all()):
+        raise ConfigError("history values must be finite watch ratios >= 0")
+    return out
+
+
+def history_pattern(history: sp.csr_matrix) -> sp.csr_matrix:
+    """The stored entries of a history (zero watch ratios included) as a 0/1 matrix."""
+    import scipy.sparse as sp
+
+    ones = np.ones(history.nnz, dtype=np.float32)
+    return sp.csr_matrix((ones, history.indices, history.indptr), shape=history.shape)
 
 
 def _positive_int(value: Any, what: str) -> int:

@@ -16,7 +16,10 @@ from kuairec.models.base import Recommender
 from kuairec.models.params import param
 
 if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+
     from kuairec.data.dataset import TrainSet
+    from kuairec.evaluation.protocols import TestSet
 
 _K1 = np.uint64(0x9E3779B97F4A7C15)
 _K2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -43,9 +46,17 @@ class RandomRecommender(Recommender):
 
     name = "random"
     Config = RandomConfig
+    reference = True
+    personalised = False
+    supports_history = True
 
-    def _fit(self, train: TrainSet, progress: bool) -> None:
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         pass
+
+    def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        # a new user is one more user: row i scores as user index n_users + i would
+        rows = np.arange(history.shape[0], dtype=np.int64) + self.n_users_
+        return self._score(rows, items)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         if items is None:
@@ -66,9 +77,15 @@ class RandomRecommender(Recommender):
 class _ItemScoreRecommender(Recommender):
     """A model whose score depends on the item only: ``popularity_[item]``."""
 
+    supports_history = True  # a new user gets what everyone gets
+    personalised = False
+
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         pop = self.popularity_ if items is None else self.popularity_[items]
         return np.tile(pop, (users.size, 1))
+
+    def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        return self._score(np.empty(history.shape[0], np.int64), items)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"popularity": self.popularity_}
@@ -88,7 +105,7 @@ class PopularityRecommender(_ItemScoreRecommender):
     name = "popularity"
     Config = PopularityConfig
 
-    def _fit(self, train: TrainSet, progress: bool) -> None:
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         self.popularity_ = train.interactions.item_counts().astype(np.float32)
 
 
@@ -103,7 +120,7 @@ class WeightedPopularityRecommender(_ItemScoreRecommender):
     name = "popularity_weighted"
     Config = WeightedPopularityConfig
 
-    def _fit(self, train: TrainSet, progress: bool) -> None:
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         inter = train.interactions
         w = np.minimum(inter.watch_ratio_mean.astype(np.float64), self.config.clip)
         pop = np.bincount(inter.indices, weights=w, minlength=inter.n_items)

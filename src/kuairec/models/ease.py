@@ -28,13 +28,15 @@ from kuairec.models.matrices import (
     symmetrize_upper,
     user_rows_dense,
     weighted_matrix,
+    weighted_rows,
 )
-from kuairec.models.params import param
+from kuairec.models.params import Param, param
 
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
     from kuairec.data.dataset import TrainSet
+    from kuairec.evaluation.protocols import TestSet
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,16 @@ class EASERecommender(Recommender):
 
     name = "ease"
     Config = EASEConfig
+    supports_history = True
+    tune_in_run = True
+    search_space = {
+        "l2": Param("float", 10.0, 5000.0, log=True),
+        "weighting": Param("choice", choices=("binary", "log", "linear")),
+        "threshold": Param("choice", choices=(0.0, 1.0, 2.0)),
+    }
+    test_settings = {"l2": 1.0}
 
-    def _fit(self, train: TrainSet, progress: bool) -> None:
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         c = self.config
         if train.n_items > c.max_items:
             raise ConfigError(
@@ -100,8 +110,16 @@ class EASERecommender(Recommender):
         self.b_ = ease_weights(x, c.l2)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        return self._scores_of(user_rows_dense(self.x_, users), items)
+
+    def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        c = self.config
+        x = weighted_rows(history, c.weighting, c.clip, c.threshold)
+        return self._scores_of(x.toarray(), items)
+
+    def _scores_of(self, x: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         b = self.b_ if items is None else self.b_[:, items]
-        return user_rows_dense(self.x_, users) @ b
+        return x @ b
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"b": self.b_, **csr_state("x", self.x_)}

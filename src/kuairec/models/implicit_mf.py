@@ -3,33 +3,34 @@
 - ``als``: Hu, Koren & Volinsky (2008) weighted ALS, conjugate-gradient solver. Each
   training pair gets a confidence ``1 + alpha * f(watch_ratio)`` (``f`` from
   ``confidence``: binary -> 1, linear -> clipped watch_ratio, log -> log1p of it).
+  New users are folded in by the exact least-squares solve (:mod:`kuairec.models.factors`).
 - ``bpr``: Rendle et al. (2009) Bayesian Personalised Ranking; every training pair whose
-  watch_ratio is at least ``threshold`` is a positive.
+  watch_ratio is at least ``threshold`` is a positive. BPR's last factor column is its
+  item bias.
 
-Scores are ``user_factors[users] @ item_factors.T`` (BPR's last column is its item bias).
-Cold users (no training pairs) get the mean factor of the warm users, which ranks items
-much like popularity. Cold items (no training pairs) get zero factors and a score
-offset that ranks them after every other item, for every user. With ``num_threads`` other
-than 1, BPR's Hogwild updates make results vary slightly between runs.
+Scoring, cold users and items and the saved state are every factor model's
+(:mod:`kuairec.models.factors`). With ``num_threads`` other than 1, BPR's Hogwild updates
+make results vary slightly between runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kuairec.errors import ModelError
-from kuairec.models.base import Recommender
-from kuairec.models.matrices import Weighting, row_is_empty, weighted_matrix
-from kuairec.models.params import param
+from kuairec.models.factors import FactorModel
+from kuairec.models.matrices import Weighting, weight_values, weighted_matrix, weighted_rows
+from kuairec.models.params import Param, param
 
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
     from kuairec.data.dataset import TrainSet
+    from kuairec.evaluation.protocols import TestSet
 
 
 @dataclass(frozen=True)
@@ -62,27 +63,10 @@ class BPRConfig:
     num_threads: int = param(0, ge=0, doc="0 = all cores; 1 = reproducible")
 
 
-class _FactorModel(Recommender):
-    """Shared scoring and state of the factor models."""
+class _ImplicitModel(FactorModel):
+    """A factor model fitted by the ``implicit`` library."""
 
-    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        item_f = self.item_factors_ if items is None else self.item_factors_[items]
-        offset = self.item_offset_ if items is None else self.item_offset_[items]
-        out = self.user_factors_[users] @ item_f.T
-        out += offset
-        return out
-
-    def _get_state(self) -> dict[str, np.ndarray]:
-        return {
-            "user_factors": self.user_factors_,
-            "item_factors": self.item_factors_,
-            "item_offset": self.item_offset_,
-        }
-
-    def _set_state(self, state: Mapping[str, np.ndarray]) -> None:
-        self.user_factors_ = np.ascontiguousarray(state["user_factors"], dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(state["item_factors"], dtype=np.float32)
-        self.item_offset_ = np.ascontiguousarray(state["item_offset"], dtype=np.float32)
+    requires = ("implicit",)
 
     def _run(self, make: Callable[[], Any], x: sp.csr_matrix, progress: bool) -> None:
         """Fit the implicit model built by ``make`` on the user x item matrix ``x``."""
@@ -95,31 +79,43 @@ class _FactorModel(Recommender):
         with threadpool_limits(1, "blas"):  # implicit's own threads do the work
             model = make()  # built inside the limit: implicit warns about BLAS threads
             model.fit(x, show_progress=progress)
-        user_f = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        item_f = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        cold_users = row_is_empty(x)
-        if cold_users.any():
-            warm = user_f[~cold_users]
-            user_f[cold_users] = warm.mean(axis=0) if warm.size else 0.0
-        # items without training pairs rank after every other item, for every user:
-        # zero factors and an offset below any |user . item| (Cauchy-Schwarz bound)
-        cold_items = np.bincount(x.indices, minlength=x.shape[1]) == 0
-        item_f[cold_items] = 0.0
-        bound = np.linalg.norm(user_f, axis=1).max() * np.linalg.norm(item_f, axis=1).max()
-        self.item_offset_ = np.where(cold_items, -(2.0 * bound + 1.0), 0.0).astype(np.float32)
-        self.user_factors_, self.item_factors_ = user_f, item_f
+        self.set_factors(model.user_factors, model.item_factors, x)
 
 
-class ALSRecommender(_FactorModel):
+class ALSRecommender(_ImplicitModel):
     """Weighted ALS (implicit's CPU conjugate-gradient solver)."""
 
     name = "als"
     Config = ALSConfig
+    supports_history = True
+    tune_in_run = True
+    search_space = {
+        "factors": Param("int", 16, 128, log=True),
+        "regularization": Param("float", 1e-3, 10.0, log=True),
+        "alpha": Param("float", 0.5, 40.0, log=True),
+        "threshold": Param("choice", choices=(0.0, 1.0, 2.0)),
+    }
+    test_settings = {"factors": 4, "regularization": 2.0, "iterations": 15, "num_threads": 1}
 
-    def _fit(self, train: TrainSet, progress: bool) -> None:
+    def confidence(self, values: np.ndarray) -> np.ndarray:
+        """``1 + alpha * f(watch_ratio)``: the confidence implicit is given per pair."""
         c = self.config
-        x = weighted_matrix(train.interactions, c.confidence, c.clip, c.threshold)
-        x.data = 1.0 + np.float32(c.alpha) * x.data  # implicit reads values as confidence
+        return 1.0 + np.float32(c.alpha) * weight_values(values, c.confidence, c.clip)
+
+    def fold_in_confidence(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        c = self.config
+        x = weighted_rows(history, "linear", np.inf, c.threshold)  # drop below threshold
+        x.data = self.confidence(x.data)
+        return x
+
+    @property
+    def fold_in_regularization(self) -> float:
+        return float(self.config.regularization)
+
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
+        c = self.config
+        x = weighted_matrix(train.interactions, "linear", np.inf, c.threshold)
+        x.data = self.confidence(x.data)  # implicit reads values as confidence
         from implicit.cpu.als import AlternatingLeastSquares  # before the BLAS limit
 
         def make() -> Any:
@@ -137,13 +133,24 @@ class ALSRecommender(_FactorModel):
         self._run(make, x, progress)
 
 
-class BPRRecommender(_FactorModel):
+class BPRRecommender(_ImplicitModel):
     """Bayesian Personalised Ranking (implicit's CPU SGD)."""
 
     name = "bpr"
     Config = BPRConfig
+    history_reason = (
+        "BPR's factors come from pairwise SGD and have no closed-form fold-in for a new "
+        "user; serve new users with als, ease or itemknn"
+    )
+    search_space = {
+        "factors": Param("int", 16, 128, log=True),
+        "learning_rate": Param("float", 5e-3, 0.2, log=True),
+        "regularization": Param("float", 1e-4, 0.1, log=True),
+        "threshold": Param("choice", choices=(0.0, 1.0, 2.0)),
+    }
+    test_settings = {"factors": 8, "iterations": 100, "num_threads": 1}
 
-    def _fit(self, train: TrainSet, progress: bool) -> None:
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         c = self.config
         x = weighted_matrix(train.interactions, "binary", 1.0, c.threshold)
         from implicit.cpu.bpr import BayesianPersonalizedRanking

@@ -23,13 +23,15 @@ from kuairec.models.matrices import (
     csr_state,
     item_gram,
     weighted_matrix,
+    weighted_rows,
 )
-from kuairec.models.params import param
+from kuairec.models.params import Param, param
 
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
     from kuairec.data.dataset import TrainSet
+    from kuairec.evaluation.protocols import TestSet
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,31 @@ class ItemKNNRecommender(Recommender):
 
     name = "itemknn"
     Config = ItemKNNConfig
+    supports_history = True
+    tune_in_run = True
+    search_space = {
+        "neighbours": Param("int", 10, 400, log=True),
+        "shrinkage": Param("float", 0.0, 100.0),
+        "weighting": Param("choice", choices=("binary", "log", "linear")),
+        "threshold": Param("choice", choices=(0.0, 1.0, 2.0)),
+    }
+    test_settings = {"neighbours": 5}
 
-    def _fit(self, train: TrainSet, progress: bool) -> None:
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         c = self.config
         self.x_ = weighted_matrix(train.interactions, c.weighting, c.clip, c.threshold)
         self.sim_ = cosine_neighbours(self.x_, c.neighbours, c.shrinkage)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        return self._scores_of(self.x_[users], items)
+
+    def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        c = self.config
+        return self._scores_of(weighted_rows(history, c.weighting, c.clip, c.threshold), items)
+
+    def _scores_of(self, x: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         sim = self.sim_ if items is None else self.sim_[:, items]
-        return (self.x_[users] @ sim).toarray()
+        return (x @ sim).toarray()
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {**csr_state("x", self.x_), **csr_state("sim", self.sim_)}

@@ -50,6 +50,20 @@ def weighted_matrix(
     return sp.csr_matrix((data, indices, indptr), shape=inter.shape)
 
 
+def weighted_rows(
+    history: sp.csr_matrix, weighting: str, clip: float, threshold: float
+) -> sp.csr_matrix:
+    """A history matrix (watch_ratio values) weighted as :func:`weighted_matrix` weights
+    the training pairs: the rows a model multiplies with its item-item weights."""
+    x = history.copy()
+    keep = x.data >= threshold if threshold > 0 else None
+    x.data = weight_values(x.data, weighting, clip)
+    if keep is not None:
+        x.data[~keep] = 0.0
+        x.eliminate_zeros()
+    return x
+
+
 def item_gram(x: sp.csr_matrix, chunk_rows: int = 2048) -> np.ndarray:
     """``X^T X`` as a dense symmetric float32 (n_items, n_items) array.
 

@@ -1,7 +1,10 @@
 """The oracle: ranks by the synthetic generator's expected watch_ratio.
 
-Only synthetic data has ``train.truth`` (the expected watch_ratio of every small-matrix
-pair); on real data the oracle is unavailable. It is the ceiling the learned models are
+Only synthetic data has a truth matrix (the expected watch_ratio of every small-matrix
+pair, ``KuaiRecDataset.truth``). It never travels in the TrainSet, so no learned model
+can read it by accident: the oracle alone is given it, explicitly, as
+``OracleRecommender(truth=ds.truth)`` (``uses_truth``; the pipeline does this). On real
+data the oracle is unavailable. It is the ceiling the learned models are
 measured against. Pairs without truth score :data:`NO_TRUTH` (far below any real value,
 but finite, so they still fill a top-k list after every pair with truth); ``predict``
 returns NaN for them. Cold users and items are handled the same way.
@@ -11,16 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kuairec.errors import DataError
+from kuairec.errors import DataError, ModelError
 from kuairec.models.base import Recommender
 from kuairec.models.matrices import csr_from_state, csr_state
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kuairec.data.dataset import TrainSet
+    from kuairec.data.dataset import Interactions, TrainSet
+    from kuairec.evaluation.protocols import TestSet
 
 NO_TRUTH = np.float32(-1e30)
 
@@ -36,16 +40,23 @@ class OracleRecommender(Recommender):
     name = "oracle"
     Config = OracleConfig
     predicts_ratings = True
+    reference = True
+    uses_truth = True
+    history_reason = "it knows the truth of the data's own users only"
 
-    @classmethod
-    def unavailable_reason(cls, train: TrainSet) -> str | None:
-        if train.truth is None:
-            return "no small_matrix_truth.csv in the data folder (real data)"
-        return None
+    def __init__(
+        self, config: Any = None, *, truth: Interactions | None = None, **overrides: Any
+    ) -> None:
+        super().__init__(config, **overrides)
+        self.truth = truth
 
-    def _fit(self, train: TrainSet, progress: bool) -> None:
-        truth = train.truth
-        assert truth is not None  # checked by unavailable_reason
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
+        truth = self.truth
+        if truth is None:
+            raise ModelError(
+                "oracle: no truth given; it needs the synthetic expected watch ratios, "
+                "OracleRecommender(truth=ds.truth) (no small_matrix_truth.csv: real data)"
+            )
         if truth.shape != (train.n_users, train.n_items):
             raise DataError(
                 f"truth has shape {truth.shape}, expected (n_users, n_items) = "

@@ -11,12 +11,14 @@ field that may be ``None`` must default to ``None``.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import math
 import numbers
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from kuairec.errors import ConfigError
@@ -28,10 +30,32 @@ def param(
     ge: float | None = None,
     gt: float | None = None,
     le: float | None = None,
+    lt: float | None = None,
     doc: str = "",
 ) -> Any:
-    """A config field with a default, optional bounds and a one-line description."""
-    return dataclasses.field(default=default, metadata={"ge": ge, "gt": gt, "le": le, "doc": doc})
+    """A config field with a default, optional bounds and a one-line description.
+
+    A mutable default (a list or dict) is copied for every instance."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "doc": doc}
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of a model's search space (``Recommender.search_space``)."""
+
+    kind: Literal["int", "float", "choice"]
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def contains(self, value: Any) -> bool:
+        if self.kind == "choice":
+            return value in self.choices
+        return isinstance(value, numbers.Real) and self.low <= value <= self.high
 
 
 def config_class(owner: Any) -> type:
@@ -43,7 +67,12 @@ def config_class(owner: Any) -> type:
 
 
 def _owner_name(owner: Any) -> str:
-    return str(getattr(owner, "name", None) or getattr(owner, "__name__", "config"))
+    """How errors name a config's owner: ``owner_name``, a model's ``name``, the class."""
+    for attr in ("owner_name", "name", "__name__"):
+        value = getattr(owner, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return "config"
 
 
 def config_from_dict(owner: Any, values: Mapping[str, Any] | None = None) -> Any:
@@ -99,7 +128,7 @@ def describe_params(owner: Any) -> list[dict[str, Any]]:
         {
             "name": f.name,
             "type": _type_text(hints[f.name]),
-            "default": f.default,
+            "default": f.default_factory() if f.default is dataclasses.MISSING else f.default,
             "doc": f.metadata.get("doc", ""),
         }
         for f in dataclasses.fields(cls)
@@ -130,11 +159,20 @@ def _coerce(who: str, key: str, tp: Any, value: Any) -> Any:
         if value not in args or isinstance(value, bool) != isinstance(args[0], bool):
             raise _fail(who, key, f"one of {', '.join(map(repr, args))}", value)
         return value
-    if origin is tuple:
+    if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             raise _fail(who, key, "a list", value)
         elem = args[0] if args else Any
-        return tuple(_coerce(who, f"{key}[{i}]", elem, v) for i, v in enumerate(value))
+        return origin(_coerce(who, f"{key}[{i}]", elem, v) for i, v in enumerate(value))
+    if origin in (dict, Mapping, collections.abc.Mapping):
+        if not isinstance(value, Mapping):
+            raise _fail(who, key, "a table (mapping)", value)
+        k_tp, v_tp = args if args else (Any, Any)
+        out = {}
+        for k, v in value.items():
+            name = _coerce(who, f"{key} key", k_tp, k)
+            out[name] = _coerce(who, f"{key}[{k!r}]", v_tp, v)
+        return out
     if tp is bool:
         if not isinstance(value, bool):
             raise _fail(who, key, "true or false", value)
@@ -153,7 +191,9 @@ def _coerce(who: str, key: str, tp: Any, value: Any) -> Any:
         if not isinstance(value, str):
             raise _fail(who, key, "a string", value)
         return value
-    return value
+    if tp is Any or tp is object:
+        return value
+    raise ConfigError(f"{who}: parameter {key!r} has an unsupported type {tp!r}")
 
 
 def _check_bounds(who: str, key: str, value: Any, meta: Mapping[str, Any]) -> None:
@@ -164,6 +204,7 @@ def _check_bounds(who: str, key: str, value: Any, meta: Mapping[str, Any]) -> No
         ("ge", lambda v, b: v >= b, ">="),
         ("gt", lambda v, b: v > b, ">"),
         ("le", lambda v, b: v <= b, "<="),
+        ("lt", lambda v, b: v < b, "<"),
     ):
         limit = meta.get(bound)
         if limit is not None and not ok(value, limit):

@@ -149,6 +149,8 @@ def load_model(path: Path, expected_fingerprint: str | None = None) -> Recommend
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{weights}: cannot be read as a numpy .npz file ({exc})") from None
     model = cls(config)
+    if meta["name"] != cls.name:
+        model.name = meta["name"]  # a registry preset keeps its own name
     model._set_state(_State(arrays, weights))
     model.n_users_ = int(meta["n_users"])
     model.n_items_ = int(meta["n_items"])

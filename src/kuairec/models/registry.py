@@ -1,14 +1,20 @@
 """Models by name. The order here is the order of the CLI, the report and metrics.json.
 
 Each name maps to a ``"module:Class"`` string imported only when the model is used, so
-heavy backends (implicit, torch, Spark) stay out of ``import kuairec``. Adding a model is
-one line here.
+heavy backends (implicit, torch, Spark) stay out of ``import kuairec``; or to a
+:func:`preset`: a class plus fixed settings under a name of its own (a model's
+published configuration beside its tuned default, say). Everything else the registry,
+the tuner, the report and the contract suite need, a model class declares itself (see
+:class:`~kuairec.models.base.Recommender`). Adding a model is one module plus one line
+here.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kuairec.errors import ConfigError, ModelError
@@ -19,13 +25,31 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "available_models",
+    "check_params",
     "config_from_dict",
     "config_to_dict",
     "create_model",
     "get_model_class",
+    "missing_requirement",
+    "preset",
+    "preset_settings",
 ]
 
-_MODELS: dict[str, str] = {
+
+@dataclass(frozen=True)
+class Preset:
+    """A registered name bound to a model class and fixed settings."""
+
+    target: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+def preset(target: str, **settings: Any) -> Preset:
+    """A registry entry: the class at ``target`` with ``settings`` fixed."""
+    return Preset(target, settings)
+
+
+_MODELS: dict[str, str | Preset] = {
     "random": "kuairec.models.baselines:RandomRecommender",
     "popularity": "kuairec.models.baselines:PopularityRecommender",
     "popularity_weighted": "kuairec.models.baselines:WeightedPopularityRecommender",
@@ -42,20 +66,64 @@ def available_models() -> list[str]:
     return list(_MODELS)
 
 
-def get_model_class(name: str) -> type[Recommender]:
-    """The model class registered as ``name`` (imported now, on first use)."""
+def _entry(name: str) -> Preset:
     target = _MODELS.get(name) if isinstance(name, str) else None
     if target is None:
         raise ConfigError(f"unknown model {name!r}; known models: {', '.join(_MODELS)}")
-    module_name, _, class_name = target.partition(":")
+    return target if isinstance(target, Preset) else Preset(target)
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    """The model class registered as ``name`` (imported now, on first use)."""
+    entry = _entry(name)
+    module_name, _, class_name = entry.target.partition(":")
     module = importlib.import_module(module_name)
     cls = getattr(module, class_name)
-    if getattr(cls, "name", None) != name:
-        raise ModelError(f"registry entry {name!r} points to {target} whose name is {cls.name!r}")
+    if not isinstance(_MODELS[name], Preset) and getattr(cls, "name", None) != name:
+        raise ModelError(
+            f"registry entry {name!r} points to {entry.target} whose name is {cls.name!r}"
+        )
     return cls
 
 
-def create_model(name: str, config: Mapping[str, Any] | None = None) -> Recommender:
-    """A new, unfitted model from its name and a dict of hyperparameters (e.g. TOML)."""
+def preset_settings(name: str) -> dict[str, Any]:
+    """The settings a preset fixes (empty for a plain entry)."""
+    return dict(_entry(name).settings)
+
+
+def missing_requirement(name: str) -> str | None:
+    """Why ``name`` cannot run here because an optional package is missing (or None)."""
+    try:
+        cls = get_model_class(name)
+    except ImportError as exc:
+        return _missing_text(exc.name or str(exc), None)
+    for package in cls.requires:
+        if importlib.util.find_spec(package) is None:
+            return _missing_text(package, cls.extra)
+    return None
+
+
+def _missing_text(package: str, extra: str | None) -> str:
+    how = f"pip install 'kuairec[{extra}]'" if extra else f"pip install {package}"
+    return f"needs the optional package {package!r}, which is not installed ({how})"
+
+
+def check_params(name: str, params: Mapping[str, Any] | None) -> Any:
+    """The checked config ``name`` would get from ``params`` (ConfigError otherwise)."""
+    return config_from_dict(get_model_class(name), {**preset_settings(name), **(params or {})})
+
+
+def create_model(
+    name: str, config: Mapping[str, Any] | None = None, **resources: Any
+) -> Recommender:
+    """A new, unfitted model from its name and a dict of hyperparameters (e.g. TOML).
+
+    A preset's fixed settings come first, then ``config``. ``resources`` go to the
+    model's constructor (the oracle's ``truth=``).
+    """
     cls = get_model_class(name)
-    return cls(config_from_dict(cls, config))
+    values = {**preset_settings(name), **dict(config or {})}
+    model = cls(config_from_dict(cls, values), **resources)
+    if name != cls.name:
+        model.name = name  # a preset saves and reports under its own name
+    return model

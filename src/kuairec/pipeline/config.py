@@ -1,22 +1,24 @@
 """The main job's typed configuration: defaults that just work, loadable from TOML or JSON.
 
-Precedence: built-in defaults < ``--config FILE`` < command-line options.
+Precedence: built-in defaults < ``--config FILE`` < command-line options. Checked by the
+same typed machinery as the model configs (:mod:`kuairec.models.params`): a wrong type,
+a value out of range or an unknown key names the setting, what it must be and what it
+got, before any data is loaded.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from kuairec import config as _paths
 from kuairec.errors import ConfigError
+from kuairec.evaluation.evaluate import DEFAULT_KS, DEFAULT_LABELS
+from kuairec.models.params import config_from_dict, param
 
-DEFAULT_KS = (5, 10, 20, 50)
-DEFAULT_LABELS = ("wr>2", "wr>=1", "duration", "graded")
 PROTOCOLS = ("kuairec", "temporal")
 
 
@@ -24,54 +26,55 @@ PROTOCOLS = ("kuairec", "temporal")
 class RunConfig:
     """Everything ``kuairec run`` needs; written as ``config.json`` into every run."""
 
+    owner_name: ClassVar[str] = "run"  # errors read "run: parameter 'seed' must be ..."
     data: str | None = None  # data folder; None = $KUAIREC_DATA or the synthetic default
-    scale: float = _paths.DEFAULT_SCALE  # synthetic default only
-    seed: int = _paths.DEFAULT_SEED
-    protocol: str = "kuairec"  # "kuairec" (big -> small) or "temporal" (one log)
+    scale: float = param(_paths.DEFAULT_SCALE, gt=0, doc="synthetic default only")
+    seed: int = param(_paths.DEFAULT_SEED, ge=0)
+    protocol: Literal["kuairec", "temporal"] = "kuairec"  # big -> small, or one log
     interactions: str | None = None  # the log of the temporal protocol
-    test_fraction: float = 0.2  # temporal protocol: each user's last rows held out
+    test_fraction: float = param(0.2, gt=0, lt=1, doc="temporal: last rows held out")
     models: list[str] | None = None  # None = every registered model
-    ks: list[int] = field(default_factory=lambda: list(DEFAULT_KS))
+    ks: list[int] = param(list(DEFAULT_KS), doc="cut-offs K")
     label: str = "wr>2"
-    labels: list[str] = field(default_factory=lambda: list(DEFAULT_LABELS))
-    n_bootstrap: int = 1000
-    tune: bool = True  # choose hyperparameters on a temporal holdout of the training log
-    tune_trials: int = 10
-    tune_seconds: float = 30.0  # per model; the defaults' trial always runs
+    labels: list[str] = param(list(DEFAULT_LABELS))
+    n_bootstrap: int = param(1000, ge=0, doc="bootstrap resamples (0 = no intervals)")
+    tune: bool = True  # choose hyperparameters on a validation split of the training log
+    validation: Literal["random", "temporal"] = "random"  # the split (docs/tuning.md)
+    tune_trials: int = param(10, ge=0)
+    tune_seconds: float = param(30.0, gt=0, doc="per model; the defaults' trial always runs")
     eda: bool = True  # write eda/report.html into the run folder
     save_models: bool = True
     runs_dir: str = "runs"
     name: str = "kuairec"
-    model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_params: dict[str, dict[str, Any]] = param({})
 
-    def validate(self) -> RunConfig:
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+    def check(self) -> None:
+        """Cross-setting rules (called by ``config_from_dict`` after the field checks)."""
         if self.protocol == "temporal" and not self.interactions:
             raise ConfigError("protocol 'temporal' needs --interactions FILE.csv")
-        if not self.ks or any((not isinstance(k, int)) or k <= 0 for k in self.ks):
-            raise ConfigError(f"ks (K) must be positive integers, got {self.ks}")
-        if self.n_bootstrap < 0:
-            raise ConfigError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
-        if (
-            not (isinstance(self.scale, int | float) and math.isfinite(self.scale))
-            or self.scale <= 0
-        ):
-            raise ConfigError(f"scale must be a positive number, got {self.scale}")
-        if self.tune_trials < 0 or not self.tune_seconds > 0:
-            raise ConfigError(
-                f"tune_trials must be >= 0 and tune_seconds > 0, got {self.tune_trials} "
-                f"and {self.tune_seconds}"
-            )
-        if not 0 < self.test_fraction < 1:
-            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not self.ks or any(k <= 0 for k in self.ks):
+            raise ConfigError(f"run: setting 'ks' (K) must be integers >= 1, got {self.ks}")
+        if self.models is not None and not self.models:
+            raise ConfigError("run: setting 'models' must name at least one model, got none")
+        _check_name(self.name)
         if self.label not in self.labels:
             self.labels = [self.label, *self.labels]
         self.ks = sorted(set(self.ks))
-        return self
+
+    def validate(self) -> RunConfig:
+        """The same checks for a RunConfig built directly (returns a checked copy)."""
+        return config_from_dict(RunConfig, self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_name(name: str) -> None:
+    """A run name is one path component: no separator, no '..', not empty."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ConfigError(
+            f"run: setting 'name' must be a single folder name (no '/', no '..'), got {name!r}"
+        )
 
 
 def load_run_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
@@ -84,13 +87,16 @@ def load_run_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown run setting(s) {unknown}; known: {sorted(known)}")
-    return RunConfig(**values).validate()
+    return config_from_dict(RunConfig, values)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
@@ -102,7 +108,10 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected a table of settings at the top level")
     # settings at the top level or in a [run] table; [params.<model>] tables hold each
     # model's hyperparameters
-    run = dict(data.get("run", {k: v for k, v in data.items() if k != "params"}))
+    run = data.get("run", {k: v for k, v in data.items() if k != "params"})
+    if not isinstance(run, dict):
+        raise ConfigError(f"{path}: [run] must be a table of settings")
+    run = dict(run)
     params = data.get("params", {})
     if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
         raise ConfigError(f"{path}: [params.<model>] must be tables of hyperparameters")

@@ -18,7 +18,7 @@ import numpy as np
 from kuairec import atomic
 from kuairec.display.progress import Progress
 from kuairec.display.resources import measure
-from kuairec.errors import ConfigError, KuaiRecError
+from kuairec.errors import ConfigError, KuaiRecError, ModelError
 from kuairec.pipeline.config import RunConfig
 
 PAIRED_METRIC = "ndcg@10"
@@ -43,8 +43,9 @@ class Experiment:
     test: Any  # TestSet
     protocol: dict[str, Any]
     data_dir: Path | None = None
+    truth: Any = None  # synthetic only: given to the oracle alone (uses_truth)
     notes: list[str] = field(default_factory=list)
-    _validation: tuple[Any, Any] | None = None
+    _validation: Any = None
     _context: Any = None
 
     def context(self, cfg: RunConfig) -> Any:
@@ -57,12 +58,13 @@ class Experiment:
             )
         return self._context
 
-    def validation(self) -> tuple[Any, Any]:
-        """The temporal holdout of the training log (built once, on first use)."""
+    def validation(self, cfg: RunConfig) -> Any:
+        """The validation split of the training log (a lazy :class:`Split`: built once,
+        on first use), held out from the test set's users."""
         if self._validation is None:
-            from kuairec.pipeline.tuning import validation_split
+            from kuairec.pipeline.tuning import Split
 
-            self._validation = validation_split(self.train)
+            self._validation = Split(self.train, cfg.validation, self.test.users, cfg.seed)
         return self._validation
 
 
@@ -96,7 +98,8 @@ def prepare(cfg: RunConfig, progress: Progress) -> Experiment:
         "synthetic": ds.truth is not None,
         "scale": cfg.scale if cfg.data is None and _uses_default(cfg) else None,
     }
-    return Experiment(ds, train, test, protocol | _protocol_common(cfg, test), folder)
+    common = _protocol_common(cfg, test)
+    return Experiment(ds, train, test, protocol | common, folder, truth=ds.truth)
 
 
 def _uses_default(cfg: RunConfig) -> bool:
@@ -122,16 +125,16 @@ def _protocol_common(cfg: RunConfig, test: Any) -> dict[str, Any]:
         "ks": list(cfg.ks),
         "n_bootstrap": cfg.n_bootstrap,
         "seed": cfg.seed,
-        "tuned_on": "temporal holdout of the training log" if cfg.tune else None,
+        "validation_split": cfg.validation,
     }
 
 
 def model_names(cfg: RunConfig) -> list[str]:
-    from kuairec.models.registry import available_models, config_from_dict, get_model_class
+    from kuairec.models.registry import available_models, check_params
 
     names = list(cfg.models) if cfg.models else available_models()
     for name in names:  # unknown names and bad parameters fail before any work is done
-        config_from_dict(get_model_class(name), cfg.model_params.get(name, {}))
+        check_params(name, cfg.model_params.get(name, {}))
     unused = sorted(set(cfg.model_params) - set(names))
     if unused:
         raise ConfigError(f"parameters given for models that are not run: {unused}")
@@ -142,11 +145,15 @@ def run_model(
     name: str, exp: Experiment, cfg: RunConfig, params: dict[str, Any], progress: Progress
 ) -> ModelOutcome:
     """Fit one model, recommend for every test user, evaluate; time and memory each."""
-    from kuairec.models.registry import create_model
+    from kuairec.models.registry import create_model, get_model_class
 
-    model = create_model(name, params)
+    cls = get_model_class(name)
+    model = create_model(name, params, **({"truth": exp.truth} if cls.uses_truth else {}))
+    train, valid = exp.train, None
+    if cls.uses_validation:  # early stopping: fit on the rest of the log
+        train, valid = exp.validation(cfg)()
     with progress.stage(f"{name}: fit"), measure() as fit_cost:
-        model.fit(exp.train, progress=progress.enabled)
+        model.fit(train, valid, progress=progress.enabled)
     with progress.stage(f"{name}: evaluate"), measure() as eval_cost:
         result, items, scores = evaluate_model(model, exp, cfg)
     entry = result.to_json()
@@ -200,9 +207,9 @@ def paired_comparisons(outcomes: dict[str, ModelOutcome], cfg: RunConfig) -> dic
     from kuairec.evaluation.bootstrap import paired_bootstrap
 
     metric = PAIRED_METRIC if PAIRED_METRIC in _first(outcomes).per_user else None
-    if metric is None:
+    if metric is None or cfg.n_bootstrap < 1:
         return {}
-    learned = [n for n in outcomes if n not in ("oracle", "random")]
+    learned = [n for n in outcomes if not outcomes[n].model.reference]
     if not learned:
         return {}
     best = max(learned, key=lambda n: outcomes[n].entry["metrics"].get(metric, -1.0))
@@ -213,7 +220,7 @@ def paired_comparisons(outcomes: dict[str, ModelOutcome], cfg: RunConfig) -> dic
         res = paired_bootstrap(
             outcomes[best].per_user[metric],
             outcomes[other].per_user[metric],
-            n_bootstrap=max(cfg.n_bootstrap, 1),
+            n_bootstrap=cfg.n_bootstrap,
             seed=cfg.seed,
         )
         out[f"{best} vs {other}"] = {"metric": metric, **res}
@@ -294,14 +301,17 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
             skipped[name] = reason
             continue
         params = dict(cfg.model_params.get(name, {}))
-        if cfg.tune:
-            params, info = choose_params(name, exp.validation, params, cfg, progress)
-            if info is not None:
-                tuning[name] = info
         try:
+            if cfg.tune:
+                params, info = choose_params(name, exp.validation(cfg), params, cfg, progress)
+                if info is not None:
+                    tuning[name] = info
             outcomes[name] = run_model(name, exp, cfg, params, progress)
         except KuaiRecError as exc:  # e.g. EASE on too many items: report it, go on
             skipped[name] = f"failed: {exc}"
+    if not outcomes:
+        reasons = "; ".join(f"{n}: {r}" for n, r in skipped.items())
+        raise ModelError(f"no model could be trained and evaluated ({reasons})")
     metrics = _metrics_document(exp, outcomes, skipped, tuning, cfg)
     with progress.stage("writing the run folder"), atomic.new_directory(target) as tmp:
         (tmp / "metrics.json").write_text(_json(metrics))
@@ -321,12 +331,16 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
 
 
 def _unavailable(name: str, exp: Experiment) -> str | None:
-    from kuairec.models.registry import get_model_class
+    """Why ``name`` cannot run in this experiment (a missing package, no truth), or None."""
+    from kuairec.models.registry import get_model_class, missing_requirement
 
-    try:
-        return get_model_class(name).unavailable_reason(exp.train)
-    except ImportError as exc:  # an optional backend (e.g. pyspark) is not installed
-        return f"needs an optional package that is not installed: {exc.name}"
+    missing = missing_requirement(name)
+    if missing:
+        return missing
+    cls = get_model_class(name)
+    if cls.uses_truth and exp.truth is None:
+        return "no small_matrix_truth.csv in the data folder (real data)"
+    return cls.unavailable_reason(exp.train)
 
 
 def _new_run_path(cfg: RunConfig) -> Path:
@@ -349,6 +363,8 @@ def _metrics_document(exp, outcomes, skipped, tuning, cfg) -> dict[str, Any]:  #
     }
     if len(outcomes) > 1:
         doc["paired"] = paired_comparisons(outcomes, cfg)
+        if cfg.n_bootstrap < 1:
+            doc["notes"] = ["no paired comparison: n_bootstrap is 0 (no resamples)"]
         doc["label_flips"] = flips({n: o.entry for n, o in outcomes.items()}, PAIRED_METRIC)
     if tuning:
         doc["tuning"] = tuning

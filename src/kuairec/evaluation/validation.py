@@ -1,0 +1,114 @@
+"""Validation splits of a training log: for tuning and for early stopping, never the test.
+
+Two kinds, both holding out whole (user, video) pairs (every view of a pair falls on one
+side):
+
+- ``"random"`` (the default): a seeded random ``fraction`` of each user's pairs, for the
+  test set's users when the protocol defines them (KuaiRec: the small matrix's users).
+  It resembles what the fully observed test measures: the same users, their tastes
+  over the catalogue, no shift in time.
+- ``"temporal"``: the pairs first seen in the last days of the log
+  (:func:`kuairec.evaluation.protocols.temporal_holdout`).
+
+Either way the fit part is the rest of the log, candidates are the videos seen in the fit
+part, and a validation user has at least one pair on each side. Why random is the
+default is measured in docs/tuning.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from kuairec.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kuairec.data.dataset import Interactions, TrainSet
+    from kuairec.evaluation.protocols import TestSet
+
+SplitKind = Literal["random", "temporal"]
+SPLITS: tuple[str, ...] = ("random", "temporal")
+DEFAULT_SPLIT: SplitKind = "random"
+
+WHY = {
+    "random": "a random 20% of each test user's training pairs: the same users and the "
+    "same kind of question as the fully observed test (docs/tuning.md)",
+    "temporal": "the pairs first seen in the last 7 days of the training log",
+}
+
+
+def validation_split(
+    train: TrainSet,
+    kind: str = DEFAULT_SPLIT,
+    users: Any = None,
+    fraction: float = 0.2,
+    seed: int = 0,
+) -> tuple[TrainSet, TestSet]:
+    """The ``(fit part, validation TestSet)`` of ``train`` (see the module docstring)."""
+    from kuairec.evaluation.protocols import temporal_holdout
+
+    if kind == "temporal":
+        return temporal_holdout(train)
+    if kind == "random":
+        return random_holdout(train, fraction=fraction, users=users, seed=seed)
+    raise ConfigError(f"validation split must be one of {', '.join(SPLITS)}, got {kind!r}")
+
+
+def random_holdout(
+    train: TrainSet, fraction: float = 0.2, users: Any = None, seed: int = 0
+) -> tuple[TrainSet, TestSet]:
+    """Hold out a seeded random ``fraction`` of each user's pairs.
+
+    Only ``users`` (user indices; None = every user) are held out from; a user with n
+    pairs, n >= 2, gives ``max(1, round(fraction * n))`` of them, at most n - 1.
+    """
+    if not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        raise ConfigError(f"fraction must be in (0, 1), got {fraction!r}")
+    inter = train.interactions
+    chosen = np.ones(inter.n_users, bool)
+    if users is not None:
+        chosen = np.zeros(inter.n_users, bool)
+        chosen[np.asarray(users, dtype=np.int64)] = True
+    counts = inter.user_counts()
+    n_held = np.where(
+        chosen & (counts >= 2), np.clip(np.rint(fraction * counts), 1, counts - 1), 0
+    ).astype(np.int64)
+    rows = inter.row_users().astype(np.int64)
+    rank = _random_rank_in_row(rows, inter.indptr, np.random.default_rng(seed))
+    held = rank < n_held[rows]
+    if not held.any():
+        raise DataError(
+            "random_holdout: no user has 2 or more training pairs; nothing can be held out"
+        )
+    return _split(train, inter, held)
+
+
+def _random_rank_in_row(rows: np.ndarray, indptr: np.ndarray, rng: Any) -> np.ndarray:
+    """For every stored entry, its position in a random order of its row's entries."""
+    order = np.lexsort((rng.random(rows.size), rows))  # rows stay grouped, shuffled inside
+    rank = np.empty(rows.size, dtype=np.int64)
+    rank[order] = np.arange(rows.size) - indptr[rows[order]]
+    return rank
+
+
+def _split(train: TrainSet, inter: Interactions, held: np.ndarray) -> tuple[TrainSet, TestSet]:
+    """Fit part = entries not ``held``; validation = held entries on fit-part items."""
+    from kuairec.evaluation.protocols import TestSet
+
+    fit, held_out = inter.select(~held), inter.select(held)
+    candidates = np.flatnonzero(fit.item_counts() > 0)
+    cand_mask = np.zeros(inter.n_items, bool)
+    cand_mask[candidates] = True
+    held_out = held_out.select(cand_mask[held_out.indices])
+    users = np.flatnonzero((held_out.user_counts() > 0) & (fit.user_counts() > 0))
+    if users.size == 0:
+        raise DataError("validation split: no user has pairs on both sides")
+    test = TestSet(
+        users=users,
+        candidates=candidates,
+        relevance=held_out.csr("watch_ratio_mean", np.float64)[users],
+        exclude=fit.csr("ones", bool)[users],
+    )
+    return dataclasses.replace(train, interactions=fit), test

@@ -1,0 +1,144 @@
+"""What every model that ends in user and item factors shares, whoever trained them.
+
+A factor model scores ``user_factors[u] . item_factors[i] + item_offset[i]``. Training is
+the subclass's business (implicit's ALS or BPR here, Spark's ALS elsewhere): it hands its
+raw factors and the training matrix to :meth:`FactorModel.set_factors`, which applies the
+common rules, and from then on scoring, new users, saving and evaluation are the same
+for every factor model:
+
+- cold users (no training pairs) get the mean factor of the warm users, which ranks
+  items much like popularity;
+- cold items (no training pairs) get zero factors and an offset below any
+  ``|user . item|`` (Cauchy-Schwarz bound), so they rank after every other item;
+- a new user's history is folded in by the exact weighted least-squares solve against
+  the fixed item factors (Hu, Koren & Volinsky 2008; what implicit's
+  ``recalculate_user`` does): ``(Y^T Y + Y^T (C_u - I) Y + reg I) x_u = Y^T C_u p_u``,
+  with the model's own confidences ``C_u`` (:meth:`FactorModel.fold_in_confidence`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kuairec.errors import ModelError
+from kuairec.models.base import Recommender
+from kuairec.models.matrices import row_is_empty
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+
+
+class FactorModel(Recommender):
+    """Scoring, cold users and items, fold-in and saved state of a factor model.
+
+    Subclasses fit, then call :meth:`set_factors`. Those that support new users set
+    ``supports_history = True`` and implement :meth:`fold_in_confidence` and
+    :attr:`fold_in_regularization`.
+    """
+
+    history_reason = "its factors have no closed-form fold-in for a new user"
+
+    def set_factors(self, user_f: np.ndarray, item_f: np.ndarray, x: sp.csr_matrix) -> None:
+        """Store learned factors; ``x`` is the training matrix they were fitted on (its
+        pattern tells which users and items are cold)."""
+        user_f = np.array(user_f, dtype=np.float32, order="C")
+        item_f = np.array(item_f, dtype=np.float32, order="C")
+        if user_f.shape[0] != x.shape[0] or item_f.shape[0] != x.shape[1]:
+            raise ModelError(
+                f"{self.name}: factors of shapes {user_f.shape} and {item_f.shape} do not "
+                f"match the training matrix {x.shape}"
+            )
+        if user_f.shape[1] != item_f.shape[1]:
+            raise ModelError(
+                f"{self.name}: user and item factors differ in width "
+                f"({user_f.shape[1]} vs {item_f.shape[1]})"
+            )
+        cold_users = row_is_empty(x)
+        warm = user_f[~cold_users]
+        self.default_user_ = (
+            warm.mean(axis=0) if warm.size else np.zeros(user_f.shape[1], np.float32)
+        )
+        user_f[cold_users] = self.default_user_
+        cold_items = np.bincount(x.indices, minlength=x.shape[1]) == 0
+        item_f[cold_items] = 0.0
+        bound = _max_norm(user_f) * _max_norm(item_f)
+        self.item_offset_ = np.where(cold_items, -(2.0 * bound + 1.0), 0.0).astype(np.float32)
+        self.user_factors_, self.item_factors_ = user_f, item_f
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        return self._scores_of(self.user_factors_[users], items)
+
+    def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        return self._scores_of(self.fold_in(history), items)
+
+    def _scores_of(self, user_f: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        item_f = self.item_factors_ if items is None else self.item_factors_[items]
+        offset = self.item_offset_ if items is None else self.item_offset_[items]
+        out = user_f @ item_f.T
+        out += offset
+        return out
+
+    # ------------------------------------------------------------------ new users
+    def fold_in_confidence(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        """The confidence ``c_ui`` of each kept history entry (entries dropped by the
+        model's threshold removed), as the model's training used it."""
+        raise ModelError(f"{self.name} cannot score new users' histories: {self.history_reason}")
+
+    @property
+    def fold_in_regularization(self) -> float:
+        raise ModelError(f"{self.name} has no fold-in regularisation")
+
+    def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """User factors (n_rows, factors) for new users' histories; an empty history gets
+        the cold-user factor."""
+        conf = self.fold_in_confidence(history)
+        return solve_users(
+            self.item_factors_, conf, self.fold_in_regularization, self.default_user_
+        )
+
+    # ------------------------------------------------------------------ state
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "item_offset": self.item_offset_,
+            "default_user": self.default_user_,
+        }
+
+    def _set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        self.user_factors_ = np.ascontiguousarray(state["user_factors"], dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(state["item_factors"], dtype=np.float32)
+        self.item_offset_ = np.ascontiguousarray(state["item_offset"], dtype=np.float32)
+        self.default_user_ = np.ascontiguousarray(state["default_user"], dtype=np.float32)
+
+
+def solve_users(
+    item_f: np.ndarray, conf: sp.csr_matrix, reg: float, default: np.ndarray
+) -> np.ndarray:
+    """Exact implicit-ALS user factors for each row of the confidence matrix ``conf``.
+
+    Row u solves ``(Y^T Y + sum_i (c_ui - 1) y_i y_i^T + reg I) x = sum_i c_ui y_i`` over
+    its stored entries i (float64); a row with no entry gets ``default``.
+    """
+    y_all = item_f.astype(np.float64)
+    k = y_all.shape[1]
+    base = y_all.T @ y_all + reg * np.eye(k)
+    out = np.empty((conf.shape[0], k), dtype=np.float32)
+    for r in range(conf.shape[0]):
+        lo, hi = conf.indptr[r], conf.indptr[r + 1]
+        if lo == hi:
+            out[r] = default
+            continue
+        y = y_all[conf.indices[lo:hi]]
+        c = conf.data[lo:hi].astype(np.float64)
+        a = base + (y.T * (c - 1.0)) @ y
+        out[r] = np.linalg.solve(a, y.T @ c)
+    return out
+
+
+def _max_norm(f: np.ndarray) -> float:
+    return float(np.linalg.norm(f, axis=1).max()) if f.size else 0.0
