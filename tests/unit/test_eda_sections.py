@@ -59,7 +59,7 @@ def test_users_without_degree_column_still_plot_correlations(ds):
     ds.user_features = pl.DataFrame({"user_id": [7, 5, 6], "register_days": [30, 10, 20]})
     sec = ss.users(Context(ds))
     # activity per user_idx: 2, 1, 3 videos; register_days per user_idx: 10, 20, 30
-    assert len(sec.figures) == 1
+    assert len(sec.figures) == 1 and sec.figures[0].file_name == "users.png"
     assert sec.figures[0].caption == (
         "register_days has the strongest rank correlation with activity (Spearman rho = 0.50)."
     )

@@ -115,6 +115,6 @@ def write_eda_report(ds: KuaiRecDataset, out_dir: Path | str, progress: bool = T
     with atomic.new_directory(out_dir) as tmp:
         for sec in sections:
             for fig in sec.figures:
-                atomic.write_bytes(tmp / fig.name, fig.png)
+                atomic.write_bytes(tmp / fig.file_name, fig.png)
         write_page(tmp / REPORT_NAME, "KuaiRec dataset report", body)
     return out_dir / REPORT_NAME

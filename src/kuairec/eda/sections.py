@@ -14,6 +14,7 @@ import numpy as np
 
 from kuairec.data.describe import describe
 from kuairec.data.load import read_log
+from kuairec.display.figure import Figure
 from kuairec.display.html import escape, figure_html, figure_png, table_html
 from kuairec.eda import figures
 from kuairec.eda import stats as st
@@ -25,13 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from kuairec.data.dataset import Interactions, KuaiRecDataset
 
 SEED = 0
-
-
-@dataclass
-class Figure:
-    name: str  # PNG file name beside report.html
-    png: bytes
-    caption: str  # the takeaway: one sentence with numbers from the data
 
 
 @dataclass
@@ -89,6 +83,7 @@ def fmt(value: Any) -> str:
 
 
 def make_figure(name: str, fig: Any, caption: str) -> Figure:
+    """Render a matplotlib figure into a :class:`Figure` written as ``<name>.png``."""
     return Figure(name=name, png=figure_png(fig), caption=caption)
 
 
@@ -151,7 +146,7 @@ def counts(ctx: Context) -> Section:
         f"(min {u['min']:,.0f}, max {u['max']:,.0f}); videos were watched by a median of "
         f"{i['median']:,.0f} users (min {i['min']:,.0f}, max {i['max']:,.0f})."
     )
-    fig = make_figure("counts.png", figures.counts(uc, ic), cap)
+    fig = make_figure("counts", figures.counts(uc, ic), cap)
     return Section("Interactions per user and per video", figures=[fig])
 
 
@@ -162,7 +157,7 @@ def density(ctx: Context) -> Section:
         f"active users x 10% most popular videos but {big.bottom_block:.2%} among the least "
         f"active x least popular 10%; the small matrix is {small.density:.1%} filled."
     )
-    fig = make_figure("density.png", figures.density({"big": big, "small": small}), cap)
+    fig = make_figure("density", figures.density({"big": big, "small": small}), cap)
     intro = (
         "Users and videos sorted by their number of entries, binned into at most "
         "200 x 200 cells; colour = share of the cell's user-video pairs observed."
@@ -178,7 +173,7 @@ def popularity(ctx: Context) -> Section:
         f"{p.views.sum():,.0f} views and the top 10% receive {p.top10:.1%}; "
         f"Gini = {p.gini:.2f}."
     )
-    fig = make_figure("popularity.png", figures.lorenz(p), cap)
+    fig = make_figure("popularity", figures.lorenz(p), cap)
     intro = (
         "Views are deduplicated big-matrix rows per video, over the videos with at least one view."
     )
@@ -200,7 +195,7 @@ def watch_ratio(ctx: Context) -> Section:
         f"{(big > 2).mean():.1%} of big-matrix rows exceed 2 and {(big > 5).mean():.2%} "
         f"exceed 5 (p99 = {qb[0.99]:.2f}, max = {big.max() if big.size else 0:.1f})."
     )
-    fig = make_figure("watch_ratio.png", figures.watch_ratio_hist(hists), cap)
+    fig = make_figure("watch_ratio", figures.watch_ratio_hist(hists), cap)
     sec = Section("watch_ratio", figures=[fig])
     sec.intro = "Row-level watch_ratio; values outside [0.001, 1000] are clipped to the ends."
     if zeros:
@@ -208,7 +203,7 @@ def watch_ratio(ctx: Context) -> Section:
     prof = st.duration_profile(big, ctx.column("big", "video_duration"))
     sec.figures.append(
         make_figure(
-            "watch_ratio_duration.png", figures.watch_ratio_duration(prof), _duration_caption(ctx)
+            "watch_ratio_duration", figures.watch_ratio_duration(prof), _duration_caption(ctx)
         )
     )
     return sec
@@ -248,7 +243,7 @@ def labels(ctx: Context) -> Section:
         f"{np.nanmax(per[0]):.1%} and the duration-aware label from "
         f"{np.nanmin(per[2]):.1%} to {np.nanmax(per[2]):.1%}."
     )
-    fig = make_figure("labels.png", figures.label_rates({"big": rb, "small": rs}), cap)
+    fig = make_figure("labels", figures.label_rates({"big": rb, "small": rs}), cap)
     intro = (
         "Three ways to call a user-video pair positive (watch_ratio averaged over "
         "repeated views): watch_ratio > 2 (the authors' suggestion), watch_ratio >= 1, "
@@ -294,9 +289,7 @@ def activity(ctx: Context) -> Section:
         f"the peak hour {hi:02d}:00-{hi + 1:02d}:00 Beijing time holds {share[hi]:.1%} of "
         f"rows, the quietest ({lo:02d}:00) {share[lo]:.1%}."
     )
-    sec.figures.append(
-        make_figure("activity_time.png", figures.activity_time(days, dc, hours), cap)
-    )
+    sec.figures.append(make_figure("activity_time", figures.activity_time(days, dc, hours), cap))
     return sec
 
 
@@ -306,7 +299,7 @@ def render(sec: Section) -> str:
     if sec.intro:
         parts.append(f"<p>{escape(sec.intro)}</p>")
     for f in sec.figures:
-        parts.append(figure_html(f.png, f.caption, alt=f.name))
+        parts.append(figure_html(f.png, f.caption, alt=f.file_name))
     parts.extend(sec.html)
     parts.extend(f'<p class="note">Note: {escape(n)}</p>' for n in sec.notes)
     return "\n".join(parts)

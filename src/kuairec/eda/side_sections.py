@@ -30,7 +30,7 @@ def tags(ctx: Context) -> Section:
         f"{view_share:.1%} of tag-weighted views; {ts.n_tagged:,} of {ts.n_items:,} videos "
         f"carry a tag and {ts.n_multi:,} carry two or more."
     )
-    sec.figures.append(make_figure("tags.png", figures.tags(ts), cap))
+    sec.figures.append(make_figure("tags", figures.tags(ts), cap))
     return sec
 
 
@@ -53,7 +53,7 @@ def categories(ctx: Context) -> Section:
         f"take {cat['view_share'].head(3).sum():.1%} of views, and {n_missing:,} videos "
         f"have no category ({sd.MISSING_CATEGORY})."
     )
-    sec.figures.append(make_figure("categories.png", figures.categories(cat), cap))
+    sec.figures.append(make_figure("categories", figures.categories(cat), cap))
     rows = [
         [
             fmt(r["id"]),
@@ -110,7 +110,7 @@ def users(ctx: Context) -> Section:
             f"(Spearman rho = {finite[best]:.2f})"
         )
     cap = "; ".join(parts) + "."
-    sec.figures.append(make_figure("users.png", figures.users(us), cap))
+    sec.figures.append(make_figure("users", figures.users(us), cap))
     rows = [
         [d, fmt(int(n)), fmt(float(np.median(a))) if a.size else "nan"]
         for d, n, a in zip(us.degrees, us.users, us.activity, strict=True)
@@ -162,9 +162,7 @@ def daily(ctx: Context) -> Section:
         "mean play_progress, rates such as complete_play_rate = complete plays / plays); "
         "big_views = the video's views in the big matrix."
     )
-    sec.figures.append(
-        make_figure("daily.png", figures.daily(dstat, ctx.rng), _daily_caption(dstat))
-    )
+    sec.figures.append(make_figure("daily", figures.daily(dstat, ctx.rng), _daily_caption(dstat)))
     return sec
 
 
@@ -180,5 +178,5 @@ def social(ctx: Context) -> Section:
         f"{ss.median_activity_with:,.0f} videos against {ss.median_activity_without:,.0f} for "
         f"users without friends."
     )
-    sec.figures.append(make_figure("social.png", figures.social(ss), cap))
+    sec.figures.append(make_figure("social", figures.social(ss), cap))
     return sec

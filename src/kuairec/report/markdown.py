@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kuairec.display import html as H
+from kuairec.display.figure import Figure
 
 MISSING = "n/a"
 _NUMBER = re.compile(r"-?\d+(\.\d+)?( \[| \(|$)")
@@ -34,13 +35,6 @@ class Para:
 class Table:
     header: list[str]
     rows: list[list[str]]
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str  # file stem under plots/
-    png: bytes
-    caption: str
 
 
 @dataclass(frozen=True)
@@ -135,7 +129,7 @@ def to_markdown(blocks: list[Block]) -> str:
             parts.append(_md_table(b))
         elif isinstance(b, Figure):
             alt = b.name.replace("_", " ")
-            parts.append(f"![{alt}](plots/{b.name}.png)\n\n*{b.caption}*")
+            parts.append(f"![{alt}](plots/{b.file_name})\n\n*{b.caption}*")
         elif isinstance(b, Bullets):
             parts.append("\n".join(f"- {item}" for item in b.items))
         elif isinstance(b, Link):

@@ -134,7 +134,7 @@ def render_report(
     out_dir = Path(out_dir)
     for block in blocks:
         if isinstance(block, Figure):
-            atomic.write_bytes(out_dir / "plots" / f"{block.name}.png", block.png)
+            atomic.write_bytes(out_dir / "plots" / block.file_name, block.png)
     md_path = atomic.write_text(out_dir / "report.md", md.to_markdown(blocks))
     html_path = write_page(out_dir / "report.html", title, md.to_html(blocks))
     return md_path, html_path
