@@ -215,6 +215,34 @@ def test_default_protocol_carries_the_features(tiny) -> None:
     assert "daily_play_rate" in train.item_x.columns
 
 
+def test_daily_features_ignore_the_small_matrix_outcomes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The generator's item_daily_features.csv (and so item_x) must not see the test
+    outcomes: regenerate with every small-matrix response changed, compare."""
+    from kuairec.data.synthetic import generate, logs
+
+    generate(tmp_path / "a", scale=0.03, seed=1, progress=False)
+    original = logs.small_block
+
+    def altered(world, users, rng):
+        out, truth = original(world, users, rng)
+        out["play_duration"] = out["play_duration"] * 3 + 2_000
+        out["watch_ratio"] = np.round(out["play_duration"] / out["video_duration"], 6)
+        return out, truth
+
+    monkeypatch.setattr(logs, "small_block", altered)
+    generate(tmp_path / "b", scale=0.03, seed=1, progress=False)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (a / "small_matrix.csv").read_bytes() != (b / "small_matrix.csv").read_bytes()
+    assert (a / "big_matrix.csv").read_bytes() == (b / "big_matrix.csv").read_bytes()
+    daily = "item_daily_features.csv"
+    assert (a / daily).read_bytes() == (b / daily).read_bytes()
+    xa = build_features(load_dataset(a, cache_dir=tmp_path / "cache", progress=False))[1]
+    xb = build_features(load_dataset(b, cache_dir=tmp_path / "cache", progress=False))[1]
+    assert xa.columns == xb.columns and np.array_equal(xa.values, xb.values)
+
+
 def test_feature_matrix_checks_and_helpers() -> None:
     with pytest.raises(ValueError, match="finite"):
         FeatureMatrix(np.array([[np.nan]]), ("a",))

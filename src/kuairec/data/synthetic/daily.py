@@ -1,7 +1,9 @@
-"""item_daily_features: per video per day aggregates of the generated logs, platform-sized.
+"""item_daily_features: per video per day aggregates of the generated views, platform-sized.
 
-The logs are a sample of the platform, so the counts are the logs' counts scaled up
-(times ``~40 / scale``) with noise; rates (play, complete, like ...) come from the logs
+The views summed here are the big matrix's rows and the small videos' simulated wider
+audience (:func:`.logs.audience_views`), never the small matrix's rows: those are the
+test outcomes. The views are a sample of the platform, so the counts are scaled up
+(times ``~40 / scale``) with noise; rates (play, complete, like ...) come from the views
 where a video-day has any, else from the video's overall rates. A row exists for every day
 of a video's feed window (about 32 of the 63 days on average).
 """
@@ -28,7 +30,7 @@ _SUMS = ("views", "first", "complete", "valid", "long", "short", "play_ms", "pro
 
 
 class DailyStats:
-    """Running per (video, day) sums of the logs, added block by block."""
+    """Running per (video, day) sums of views, added block by block."""
 
     def __init__(self, n_videos: int) -> None:
         self.n_videos = n_videos

@@ -7,6 +7,7 @@ user then timestamp; :mod:`.csvout` formats and writes them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -153,6 +154,38 @@ def small_block(
     order = np.lexsort((out["timestamp_ms"], out["user_id"]))
     out = {name: col[order] for name, col in out.items()}
     return out, truth[order]
+
+
+def audience_views(
+    world: World, rng: np.random.Generator, budget: int = 1 << 18
+) -> Iterator[dict[str, np.ndarray]]:
+    """The platform's wider audience of the small videos, for item_daily_features only.
+
+    The small matrix's users watched every small video; their realised views must not
+    reach a side file (they are the test outcomes). Instead each small video gets as many
+    views as there are small users, from users drawn uniformly (with replacement) among
+    the users outside the small matrix, each with a fresh draw of the same response model.
+    Yields blocks of rows (at most ``budget`` views each) in the columns of :func:`_assemble`.
+    """
+    sv = world.small_videos
+    pool = np.setdiff1d(np.arange(world.n_users), world.small_users)
+    pool = pool if pool.size else np.arange(world.n_users)
+    per_video = world.small_users.size
+    step = max(1, budget // max(per_video, 1))
+    for start in range(0, sv.size, step):
+        videos = np.repeat(sv[start : start + step], per_video)
+        users = pool[rng.integers(0, pool.size, videos.size)]
+        wr = world.draw_watch_ratio(pair_mu(world, users, videos), rng)
+        yield _assemble(world, users, videos, wr, rng)
+
+
+def pair_mu(world: World, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+    """``world.mu`` of (users[k], videos[k]) pairs, without the users x videos matrix."""
+    p = world.params
+    personal = np.einsum("kd,kd->k", world.user_vec[users], world.video_vec[videos])
+    personal += world.cluster_video[world.cluster[users], videos]
+    effect = world.video_effect[videos]
+    return personal + (p.base_log_wr + world.user_bias[users] + effect)
 
 
 def _assemble(

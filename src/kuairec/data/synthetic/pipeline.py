@@ -21,8 +21,9 @@ from kuairec.errors import ConfigError
 N_USERS, N_VIDEOS = 7_176, 10_728
 N_SMALL_USERS, N_SMALL_VIDEOS = 1_411, 3_327
 MAX_SCALE = 4.0
-# Independent random streams: world, guarantees, per-block logs, side files, calibration
-_WORLD, _GUARANTEE, _BLOCK, _SIDE, _CALIBRATE = 1, 2, 3, 4, 5
+# Independent random streams: world, guarantees, per-block logs, side files, calibration,
+# the small videos' wider audience (item_daily_features only)
+_WORLD, _GUARANTEE, _BLOCK, _SIDE, _CALIBRATE, _AUDIENCE = 1, 2, 3, 4, 5, 6
 
 
 def sizes(scale: float) -> dict[str, int]:
@@ -93,11 +94,12 @@ def _write_logs(
             dups += int(big["duplicate"].sum())
             stats.add(big)
             big_out.write(csvout.matrix_frame(big, schema.BIG))
-            small, truth = logs.small_block(world, users, rng)
-            stats.add(small)
+            small, truth = logs.small_block(world, users, rng)  # never in the daily stats
             small_out.write(csvout.matrix_frame(small, schema.SMALL))
             truth_out.write(_truth_frame(small, truth))
             advance(1)
+    for views in logs.audience_views(world, np.random.default_rng([seed, _AUDIENCE])):
+        stats.add(views)
     return {"big": big_out.rows, "small": small_out.rows, "duplicates": dups}, stats
 
 
