@@ -59,3 +59,100 @@ def test_written_files_and_folders_get_ordinary_modes(tmp_path: Path) -> None:
         os.umask(old)
     assert stat.S_IMODE(f.stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_new_directory_replace_swaps_in_the_complete_folder(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    old = os.umask(0o022)
+    try:
+        with atomic.new_directory(target, replace=True) as tmp:
+            (tmp / "new.txt").write_text("new")
+            assert (target / "old.txt").is_file()  # the old one stays until the end
+    finally:
+        os.umask(old)
+    assert _names(target) == ["new.txt"] and _names(tmp_path) == ["model"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+    with pytest.raises(ValueError):
+        with atomic.new_directory(target, replace=True) as tmp:
+            (tmp / "half.txt").write_text("x")
+            raise ValueError("boom")
+    assert _names(target) == ["new.txt"] and _names(tmp_path) == ["model"]
+
+
+def test_install_dir_puts_the_old_folder_back_when_the_rename_fails(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import os
+
+    target = tmp_path / "entry"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    tmp = atomic.temp_dir(target)
+    assert tmp.parent == tmp_path and tmp.name.startswith(".tmp-entry-")
+    real = os.rename
+
+    def failing(src, dst):
+        if Path(src) == tmp:
+            raise OSError("rename failed")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing)
+    with pytest.raises(OSError, match="rename failed"):
+        atomic.install_dir(tmp, target, replace=True)
+    assert (target / "old.txt").read_text() == "old"
+    assert _names(tmp_path) == sorted(["entry", tmp.name])  # the caller discards tmp
+
+    def lost_race(src, dst):  # another process installs its own entry first
+        if Path(src) == tmp:
+            Path(dst).mkdir()
+            (Path(dst) / "theirs.txt").write_text("theirs")
+            raise OSError("directory not empty")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", lost_race)
+    with pytest.raises(OSError, match="not empty"):
+        atomic.install_dir(tmp, target, replace=True)
+    assert _names(target) == ["theirs.txt"]
+    atomic.discard(tmp)
+    assert _names(tmp_path) == ["entry"]  # nothing moved aside is left
+
+
+def test_install_dir_without_replace_refuses_an_existing_path(tmp_path: Path) -> None:
+    tmp = atomic.temp_dir(tmp_path / "x")
+    (tmp_path / "x").write_text("there")
+    with pytest.raises(FileExistsError):
+        atomic.install_dir(tmp, tmp_path / "x")
+    assert (tmp_path / "x").read_text() == "there" and tmp.is_dir()
+
+
+def test_sweep_removes_only_old_temporaries(tmp_path: Path) -> None:
+    import os
+
+    old = 1_000_000_000
+    for name in (".tmp-a-1", ".old-b-2", ".tmp-live-3", "entry", ".hidden"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text("x")
+    (tmp_path / ".tmp-file-4").write_text("x")
+    for name in (".tmp-a-1", ".old-b-2", "entry", ".hidden", ".tmp-file-4"):
+        os.utime(tmp_path / name, (old, old))
+    removed = atomic.sweep(tmp_path, older_than=3600)
+    assert sorted(p.name for p in removed) == [".old-b-2", ".tmp-a-1", ".tmp-file-4"]
+    assert _names(tmp_path) == [".hidden", ".tmp-live-3", "entry"]
+    assert atomic.sweep(tmp_path / "absent", older_than=0) == []
+
+
+def test_temporary_files_carry_the_sweepable_prefix(tmp_path: Path) -> None:
+    with atomic.temp_path(tmp_path / "out.csv") as tmp:
+        assert tmp.name.startswith(".tmp-out.csv-") and atomic.is_temporary(tmp.name)
+        tmp.write_text("x")
+    assert _names(tmp_path) == ["out.csv"]
