@@ -47,6 +47,30 @@ def test_save_refuses_non_empty_folder_unless_overwrite(saved: Path) -> None:
     assert [p.name for p in saved.parent.iterdir()] == ["pop"]
 
 
+def test_failed_overwrite_keeps_the_old_model_and_modes_are_ordinary(
+    saved: Path, monkeypatch
+) -> None:
+    import os
+    import stat
+
+    def full_disk(*args, **kwargs):
+        raise OSError("disk full")
+
+    model = create_model("popularity_weighted").fit(_train())
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(saved, overwrite=True)
+    monkeypatch.undo()
+    assert json.loads((saved / "model.json").read_text())["name"] == "popularity"
+    assert [p.name for p in saved.parent.iterdir()] == ["pop"]
+    old = os.umask(0o022)
+    try:
+        model.save(saved, overwrite=True)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o755  # readable beside the run's files
+
+
 def test_save_into_an_empty_existing_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     create_model("random").fit(_train()).save(tmp_path / "empty")

@@ -3,15 +3,13 @@
 A saved model is a folder holding ``model.json`` (format version, kuairec version, model
 name, config, the training data's fingerprint, its shape and a free-text description)
 and ``weights.npz`` (the model's arrays, read back with ``allow_pickle=False``). The
-folder is written under a temporary sibling name and renamed into place.
+folder is written under a temporary sibling name and renamed into place
+(:func:`kuairec.atomic.new_directory`); an older model there gives way only then.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kuairec import atomic
 from kuairec.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,32 +65,10 @@ def save_model(
         "n_items": model.n_items_,
         "trained_on": trained_on if trained_on is not None else model.trained_on_,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic.new_directory(path, replace=True) as tmp:
         np.savez(tmp / WEIGHTS, **state)
         (tmp / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        _replace_dir(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Rename ``src`` onto ``dst``; an existing ``dst`` is moved aside, then removed."""
-    if not dst.exists():
-        os.rename(src, dst)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
-    os.rmdir(old)
-    os.rename(dst, old)
-    try:
-        os.rename(src, dst)
-    except BaseException:
-        os.rename(old, dst)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
