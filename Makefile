@@ -16,11 +16,11 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 $(RUN_STAMP): pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[serve]'
+	$(PIP) install --quiet -e '.[serve,deep]'
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[serve,test]'
+	$(PIP) install --quiet -e '.[serve,deep,test]'
 	touch $@ $(RUN_STAMP)
 
 run: $(RUN_STAMP)

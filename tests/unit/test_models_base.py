@@ -203,3 +203,13 @@ def test_importing_models_does_not_import_backends() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_models_doc_table_matches_the_declarations() -> None:
+    from pathlib import Path
+
+    from kuairec.models.catalogue import BEGIN, END, docs_block
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
+    start, stop = doc.index(BEGIN), doc.index(END) + len(END)
+    assert doc[start:stop] == docs_block(), "regenerate: python -m kuairec.models.catalogue"

@@ -47,7 +47,7 @@ class Split:
         fit, valid = self()
         return {
             "split": self.kind,
-            "why": WHY[self.kind],
+            "split_reason": WHY[self.kind],
             "validation_users": int(valid.users.size),
             "validation_pairs": int(valid.relevance.nnz),
         }

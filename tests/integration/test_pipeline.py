@@ -1,0 +1,103 @@
+"""The main job's wiring on small generated data: who gets the truth, the validation
+split, the tuning record, skipped models and runs where nothing succeeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kuairec.errors import ModelError
+from kuairec.models import Recommender, registry
+from kuairec.pipeline.config import load_run_config
+from kuairec.pipeline.run import execute
+
+
+def _cfg(data: Path, runs: Path, **settings):
+    base = {
+        "data": str(data),
+        "runs_dir": str(runs),
+        "tune": False,
+        "eda": False,
+        "n_bootstrap": 20,
+        "save_models": False,
+    }
+    return load_run_config(None, {**base, **settings})
+
+
+def test_only_the_oracle_is_given_the_truth(small_synthetic_dir, tmp_path, monkeypatch) -> None:
+    made: dict[str, dict] = {}
+    fitted: list[tuple[str, object]] = []
+    create = registry.create_model
+    fit = Recommender.fit
+
+    def spy_create(name, config=None, **resources):
+        made[name] = resources
+        return create(name, config, **resources)
+
+    def spy_fit(self, train, valid=None, progress=False):
+        fitted.append((self.name, train))
+        return fit(self, train, valid, progress)
+
+    monkeypatch.setattr(registry, "create_model", spy_create)
+    monkeypatch.setattr(Recommender, "fit", spy_fit)
+    cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity", "ease", "oracle"])
+    folder = execute(cfg)
+    assert set(made) == {"popularity", "ease", "oracle"}
+    assert "truth" in made["oracle"] and made["oracle"]["truth"] is not None
+    assert made["popularity"] == {} and made["ease"] == {}
+    truth = made["oracle"]["truth"]
+    for name, train in fitted:  # no field of any TrainSet is, or holds, the truth arrays
+        for value in vars(train).values():
+            assert value is not truth
+            for array in getattr(value, "__dict__", {}).values():
+                if isinstance(array, np.ndarray):
+                    assert not any(array is getattr(truth, f) for f in vars(truth)), name
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["models"]["oracle"]["metrics"]["ndcg@10"] > 0.5
+
+
+def test_tuning_records_the_split_and_the_decision(small_synthetic_dir, tmp_path) -> None:
+    cfg = _cfg(small_synthetic_dir, tmp_path, models=["itemknn"], tune=True, tune_trials=3)
+    folder = execute(cfg)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    info = metrics["tuning"]["itemknn"]
+    assert info["split"] == "random" and "test user" in info["split_reason"]
+    assert info["decision"] in ("tuned", "defaults") and info["why"]
+    assert info["validation_users"] > 0
+    assert metrics["protocol"]["validation_split"] == "random"
+    used = metrics["models"]["itemknn"]["config"]
+    for key, value in info["best_params"].items():
+        assert used[key] == value
+    if info["decision"] == "defaults" and "comparison" in info:
+        assert info["comparison"]["ci"][0] <= 0  # kept: the interval did not clear 0
+
+
+def test_bootstrap_zero_skips_the_paired_comparison(small_synthetic_dir, tmp_path) -> None:
+    cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity", "ease"], n_bootstrap=0)
+    metrics = json.loads((execute(cfg) / "metrics.json").read_text())
+    assert metrics["paired"] == {}
+    assert any("n_bootstrap is 0" in n for n in metrics["notes"])
+
+
+def test_a_run_where_no_model_succeeds_fails(small_synthetic_dir, tmp_path) -> None:
+    cfg = _cfg(
+        small_synthetic_dir, tmp_path, models=["ease"], model_params={"ease": {"max_items": 1}}
+    )
+    with pytest.raises(ModelError, match="no model could be trained.*ease: failed"):
+        execute(cfg)
+    assert not any(tmp_path.iterdir())  # no run folder, not even an empty one
+
+
+def test_a_model_missing_its_package_is_skipped(small_synthetic_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        registry,
+        "missing_requirement",
+        lambda name: "needs the optional package 'x'" if name == "ease" else None,
+    )
+    cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity", "ease"])
+    metrics = json.loads((execute(cfg) / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"popularity"}
+    assert "optional package" in metrics["skipped"]["ease"]
