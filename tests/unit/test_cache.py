@@ -188,3 +188,23 @@ def test_stale_temporary_folders_are_swept(folder: Path, tmp_path: Path) -> None
     load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
     names = fx.cache_entries(tmp_path / "c")
     assert ".tmp-dead-1" not in names and ".tmp-live-2" in names
+
+
+def test_failed_replacement_keeps_the_old_entry(folder: Path, tmp_path: Path, monkeypatch) -> None:
+    first = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    real = os.rename
+
+    def failing(src, dst):
+        if Path(src).name.startswith(".tmp-"):
+            raise OSError("rename failed")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing)
+    # the new entry cannot be renamed in: the old one (same key, so just as good) is put
+    # back and used, and the new one discarded
+    ds = load_dataset(folder, cache_dir=tmp_path / "c", use_cache=False, progress=False)
+    monkeypatch.undo()
+    assert ds.cache_path == first.cache_path and read_log(ds, "big").height == 6
+    assert fx.cache_entries(tmp_path / "c") == [first.source_checksum]  # no temporary left
+    again = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert isinstance(again, CachedDataset) and again.n_users == first.n_users

@@ -12,9 +12,11 @@ so editing or touching a file invalidates the entry. An entry holds:
 - ``user_features.arrow``, ``item_daily.arrow``, ``captions.arrow``, ``log_big.arrow``,
   ``log_small.arrow``: Arrow IPC, uncompressed.
 
-An entry is built in a temporary folder beside it and renamed into place, so a crash or a
-validation error never leaves a partial entry. A warm load maps the arrays and reads the
-side frames only when first used (:class:`CachedDataset`): no polars, no scipy.
+An entry is built in a temporary folder beside it and renamed into place
+(:mod:`kuairec.atomic`), so a crash or a validation error never leaves a partial entry;
+temporaries a dead process left behind are swept after six hours. A warm load maps the
+arrays and reads the side frames only when first used (:class:`CachedDataset`): no
+polars, no scipy.
 """
 
 from __future__ import annotations
@@ -22,15 +24,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kuairec import atomic
 from kuairec.data import schema
 from kuairec.data.dataset import CleaningReport, IdMap, Interactions, KuaiRecDataset
 from kuairec.errors import DataError
@@ -65,8 +66,8 @@ def begin(root: Path, key: str) -> Path:
     parent = datasets_dir(root)
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        _sweep_stale(parent)
-        return Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=parent))
+        atomic.sweep(parent, older_than=_STALE_SECONDS)
+        return atomic.temp_dir(parent / key)
     except OSError as exc:
         raise DataError(
             f"cannot write the cache ({exc.strerror or exc}); set KUAIREC_CACHE to a "
@@ -76,7 +77,7 @@ def begin(root: Path, key: str) -> Path:
 
 
 def abort(workdir: Path) -> None:
-    shutil.rmtree(workdir, ignore_errors=True)
+    atomic.discard(workdir)
 
 
 def commit(workdir: Path, root: Path, key: str, source: Path) -> Path:
@@ -84,31 +85,14 @@ def commit(workdir: Path, root: Path, key: str, source: Path) -> Path:
     key) and remove other entries built from the same source folder."""
     parent = datasets_dir(root)
     final = parent / key
-    trash = None
-    if final.exists():
-        trash = parent / f".old-{key}-{os.getpid()}"
-        os.rename(final, trash)
     try:
-        os.rename(workdir, final)
+        atomic.install_dir(workdir, final, replace=True)
     except OSError:
         if not (final / MANIFEST).is_file():  # nobody else finished the same entry
             raise
         abort(workdir)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
     _prune_same_source(parent, key, source)
     return final
-
-
-def _sweep_stale(parent: Path) -> None:
-    now = time.time()
-    for p in parent.iterdir():
-        if p.name.startswith((".tmp-", ".old-")):
-            try:
-                if now - p.stat().st_mtime > _STALE_SECONDS:
-                    shutil.rmtree(p, ignore_errors=True)
-            except OSError:
-                pass
 
 
 def _prune_same_source(parent: Path, key: str, source: Path) -> None:
