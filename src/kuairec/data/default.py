@@ -1,16 +1,15 @@
 """Where the data comes from: ``--data``, ``$KUAIREC_DATA``, or the synthetic default.
 
 The synthetic default is generated on demand into the cache folder (never committed),
-atomically: into a temporary sibling folder, then renamed into place.
+atomically: into a temporary sibling folder, then renamed into place
+(:func:`kuairec.atomic.new_directory`).
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
-from kuairec import config
+from kuairec import atomic, config
 from kuairec.errors import DataError
 
 
@@ -23,16 +22,9 @@ def ensure_synthetic(
         return target
     from kuairec.data.synthetic import generate
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    # replace: a half-made folder from an older version (no big_matrix.csv) gives way
+    with atomic.new_directory(target, replace=True) as tmp:
         generate(tmp, scale=scale, seed=seed, progress=progress)
-        if target.exists():  # a half-made folder from an older version: replace it
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
