@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from kuairec.data.dataset import IdMap, Interactions, KuaiRecDataset
 from kuairec.display.html import use_agg
 from kuairec.eda import side_sections as ss
-from kuairec.eda.sections import Context, describe_tables, fmt
+from kuairec.eda.sections import Context, describe_tables, fmt, overview
 
 
 @pytest.fixture
@@ -63,6 +63,20 @@ def test_users_without_degree_column_still_plot_correlations(ds):
     assert sec.figures[0].caption == (
         "register_days has the strongest rank correlation with activity (Spearman rho = 0.50)."
     )
+
+
+def test_overview_tables_by_hand(ds):
+    # big: the fixture's 6 pairs plus a repeated view of (user 0, video 0): 7 rows
+    users, items = np.array([0, 0, 0, 1, 2, 2, 2]), np.array([0, 0, 1, 1, 0, 1, 2])
+    ds.big = Interactions.from_log(users, items, np.ones(7), None, (3, 3))
+    ds.report.duplicates_dropped, ds.report.small_rows_without_time = 4, 1
+    html = "".join(overview(Context(ds)).html)
+    # users, videos, pairs, rows, pairs / (users x videos), rows / users
+    assert "<tr><td>big</td><td>3</td><td>3</td><td>6</td><td>7</td><td>66.67%</td>" in html
+    assert "<td>66.67%</td><td>2.333</td></tr>" in html
+    assert "<tr><td>small</td><td>1</td><td>1</td><td>1</td><td>1</td><td>100.00%</td>" in html
+    assert "<tr><td>exact duplicate rows dropped (big)</td><td>4</td></tr>" in html
+    assert "<tr><td>small-matrix rows without time</td><td>1</td></tr>" in html
 
 
 def test_describe_tables_put_big_before_small():
