@@ -61,6 +61,7 @@ def test_only_the_oracle_is_given_the_truth(small_synthetic_dir, tmp_path, monke
 
 def test_tuning_records_the_split_and_the_decision(small_synthetic_dir, tmp_path) -> None:
     cfg = _cfg(small_synthetic_dir, tmp_path, models=["itemknn"], tune=True, tune_trials=3)
+    cfg.validation = "random"
     folder = execute(cfg)
     metrics = json.loads((folder / "metrics.json").read_text())
     info = metrics["tuning"]["itemknn"]

@@ -61,8 +61,8 @@ VALIDATION = click.option(
     "--validation",
     type=click.Choice(["random", "temporal"]),
     default=None,
-    help="Validation split of the training log for tuning and early stopping: random 20%% "
-    "of each test user's pairs (default) or the last 7 days (docs/tuning.md).",
+    help="Validation split of the training log for tuning and early stopping: the last 7 "
+    "days (default) or a random 20%% of each test user's pairs (docs/tuning.md).",
 )
 
 
@@ -265,9 +265,9 @@ def tune_cmd(
 ) -> None:
     """Search hyperparameters with Optuna on a validation split of the training log.
 
-    By default a random 20% of each test user's training pairs; the small matrix is never
-    looked at. The defaults are kept unless the best trial beats them with a paired
-    95% interval above 0.
+    By default the last 7 days of the training log; the small matrix is never looked at.
+    The defaults are kept unless the best trial beats them with a paired 95% interval
+    above 0.
     """
     from kuairec.pipeline.config import load_run_config
     from kuairec.pipeline.run import prepare

@@ -13,7 +13,6 @@ is None.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -75,7 +74,7 @@ def load_dataset(
     data_dir: Path | str,
     cache_dir: Path | None = None,
     use_cache: bool = True,
-    progress: bool = True,
+    progress: Any = True,
 ) -> KuaiRecDataset:
     """Load, validate, clean and cache a KuaiRec data folder.
 
@@ -91,19 +90,22 @@ def load_dataset(
         ds = cache.open_entry(root, key, folder)
         if ds is not None:
             return ds
-    say = _Progress(progress)
-    workdir = cache.begin(root, key)
-    try:
-        ds, summary = build(folder, files, workdir, say)
-        ds.source_checksum = key
-        summary["source_checksum"] = key
-        say("writing the cache")
-        cache.save(workdir, ds, summary, files)
-        ds.cache_path = cache.commit(workdir, root, key, folder)
-    except BaseException:
-        cache.abort(workdir)
-        raise
-    say("done")
+    from kuairec.display.progress import using
+
+    with using(progress) as display:
+        say = _Steps(display)
+        workdir = cache.begin(root, key)
+        try:
+            ds, summary = build(folder, files, workdir, say)
+            ds.source_checksum = key
+            summary["source_checksum"] = key
+            say("writing the cache")
+            cache.save(workdir, ds, summary, files)
+            ds.cache_path = cache.commit(workdir, root, key, folder)
+        except BaseException:
+            cache.abort(workdir)
+            raise
+        say("done")
     return ds
 
 
@@ -129,16 +131,15 @@ def read_log(ds: KuaiRecDataset, which: Literal["big", "small"] = "big") -> pl.D
     return pl.read_ipc(path)
 
 
-class _Progress:
-    """Step messages on stderr, only for a person watching a terminal."""
+class _Steps:
+    """Step messages, with the seconds since loading began, in the one progress display."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+    def __init__(self, display: Any) -> None:
+        self.display = display
         self.t0 = time.perf_counter()
 
     def __call__(self, message: str) -> None:
-        if self.enabled:
-            print(f"[{time.perf_counter() - self.t0:6.1f}s] {message}", file=sys.stderr, flush=True)
+        self.display.note(f"[{time.perf_counter() - self.t0:6.1f}s] loading: {message}")
 
 
 def build(

@@ -1,11 +1,19 @@
-"""Progress display for long work: one bar per loop, a spinner per stage (on stderr)."""
+"""The one progress display for long work: a spinner per stage, a bar per loop, step
+notes, all in one rich display on stderr.
+
+Every long stage (data generation and loading, the EDA report, the main job) reports
+through a :class:`Progress`. Library functions take ``progress: bool | Progress``:
+:func:`using` turns that into a display, so a stage called from inside ``kuairec run``
+draws into the run's display instead of starting a second one. Third-party bars
+(implicit's tqdm, Optuna's) are never switched on.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -63,14 +71,41 @@ class Progress:
             if task is not None and self._rich is not None:
                 self._rich.update(task, completed=1)
 
-    def iterate(self, items: Iterable[T], name: str) -> Iterator[T]:
-        seq = list(items)
+    def note(self, message: str) -> None:
+        """A one-line step message above the bars (only on a terminal, as the bars)."""
+        if self._rich is not None and self._rich.console.is_terminal:
+            self._rich.console.print(f"[dim]{message}[/dim]", highlight=False)
+
+    @contextlib.contextmanager
+    def task(self, name: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A bar of ``total`` steps; yields ``advance(k)``."""
         if self._rich is None:
-            yield from seq
+            yield lambda k: None
             return
-        task = self._rich.add_task(name, total=len(seq))
+        task = self._rich.add_task(name, total=total)
+        yield lambda k: self._rich.advance(task, k) if self._rich is not None else None
+
+    def iterate(
+        self, items: Iterable[T], name: str, label: Callable[[T], str] = str
+    ) -> Iterator[T]:
+        """A bar over ``items``; each step is timed into ``timings`` as "name: label"."""
+        seq = list(items)
+        task = self._rich.add_task(name, total=len(seq)) if self._rich is not None else None
         for item in seq:
-            self._rich.update(task, description=f"{name}: {item}")
+            if task is not None and self._rich is not None:
+                self._rich.update(task, description=f"{name}: {label(item)}")
             yield item
-            self._rich.advance(task)
-        self._rich.update(task, description=name)
+            if task is not None and self._rich is not None:
+                self._rich.advance(task)
+        if task is not None and self._rich is not None:
+            self._rich.update(task, description=name)
+
+
+@contextlib.contextmanager
+def using(progress: bool | Progress) -> Iterator[Progress]:
+    """The caller's display when it passes one, else a new one (shown when True)."""
+    if isinstance(progress, Progress):
+        yield progress
+        return
+    with Progress(enabled=bool(progress)) as own:
+        yield own

@@ -7,7 +7,7 @@ numbers (plain numpy/polars, testable without matplotlib), ``figures`` draws the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["write_eda_report"]
 
 
-def write_eda_report(ds: KuaiRecDataset, out_dir: Path, progress: bool = True) -> Path:
+def write_eda_report(ds: KuaiRecDataset, out_dir: Path, progress: Any = True) -> Path:
     """Write ``out_dir/report.html`` and the figures' PNGs; return the report's path."""
     from kuairec.eda.report import write_eda_report as _write
 

@@ -7,11 +7,9 @@ a failed report leaves nothing half-written.
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kuairec import atomic
 from kuairec.display.html import escape, use_agg, write_page
@@ -44,27 +42,19 @@ def _builders() -> list[tuple[str, Callable[[Context], Section]]]:
     ]
 
 
-def build_sections(ds: KuaiRecDataset, progress: bool = True) -> list[Section]:
+def build_sections(ds: KuaiRecDataset, progress: Any = True) -> list[Section]:
     """Compute every section (numbers, figures, takeaways) in memory."""
+    from kuairec.display.progress import using
     from kuairec.eda.sections import Context
 
     use_agg()
-    start = time.perf_counter()
     ctx = Context(ds)
-    out = []
-    builders = _builders()
-    for i, (name, build) in enumerate(builders, 1):
-        t0 = time.perf_counter()
-        out.append(build(ctx))
-        if progress:
-            print(
-                f"eda [{i}/{len(builders)}] {name}: {time.perf_counter() - t0:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-    if progress:
-        print(f"eda: {time.perf_counter() - start:.1f} s in all", file=sys.stderr, flush=True)
-    return out
+    with using(progress) as display:
+        return [build(ctx) for _, build in display.iterate(_builders(), "eda", label=_name)]
+
+
+def _name(item: tuple[str, Any]) -> str:
+    return item[0]
 
 
 def _header(ds: KuaiRecDataset, sections: list[Section]) -> str:
@@ -103,7 +93,7 @@ def _prepare(out_dir: Path) -> None:
         out_dir.rmdir()
 
 
-def write_eda_report(ds: KuaiRecDataset, out_dir: Path | str, progress: bool = True) -> Path:
+def write_eda_report(ds: KuaiRecDataset, out_dir: Path | str, progress: Any = True) -> Path:
     """Write ``out_dir/report.html`` (self-contained) and one PNG per figure beside it.
 
     ``out_dir`` must not exist (or be empty); it appears only once everything is written.

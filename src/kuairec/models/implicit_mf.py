@@ -78,7 +78,7 @@ class _ImplicitModel(FactorModel):
             )
         with threadpool_limits(1, "blas"):  # implicit's own threads do the work
             model = make()  # built inside the limit: implicit warns about BLAS threads
-            model.fit(x, show_progress=progress)
+            model.fit(x, show_progress=False)  # no third-party bars: the caller's display
         self.set_factors(model.user_factors, model.item_factors, x)
 
 

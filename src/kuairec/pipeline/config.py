@@ -39,7 +39,7 @@ class RunConfig:
     labels: list[str] = param(list(DEFAULT_LABELS))
     n_bootstrap: int = param(1000, ge=0, doc="bootstrap resamples (0 = no intervals)")
     tune: bool = True  # choose hyperparameters on a validation split of the training log
-    validation: Literal["random", "temporal"] = "random"  # the split (docs/tuning.md)
+    validation: Literal["temporal", "random"] = "temporal"  # the split (docs/tuning.md)
     tune_trials: int = param(10, ge=0)
     tune_seconds: float = param(30.0, gt=0, doc="per model; the defaults' trial always runs")
     eda: bool = True  # write eda/report.html into the run folder

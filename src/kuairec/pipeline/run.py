@@ -88,7 +88,7 @@ def prepare(cfg: RunConfig, progress: Progress) -> Experiment:
 
     with progress.stage("preparing data"):
         folder = _data_folder(cfg, progress)
-        ds = load_dataset(folder, progress=progress.enabled)
+        ds = load_dataset(folder, progress=progress)
         train, test = default_protocol(ds)
     protocol = {
         "name": "kuairec-small",
@@ -112,8 +112,8 @@ def _data_folder(cfg: RunConfig, progress: Progress) -> Path:
     from kuairec.data.default import ensure_synthetic, resolve_data_dir
 
     if _uses_default(cfg):
-        return ensure_synthetic(cfg.scale, cfg.seed, progress=progress.enabled)
-    return resolve_data_dir(cfg.data, progress=progress.enabled)
+        return ensure_synthetic(cfg.scale, cfg.seed, progress=progress)
+    return resolve_data_dir(cfg.data, progress=progress)
 
 
 def _protocol_common(cfg: RunConfig, test: Any) -> dict[str, Any]:
@@ -324,7 +324,7 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
         if cfg.eda and exp.dataset is not None:
             from kuairec.eda import write_eda_report
 
-            write_eda_report(exp.dataset, tmp / "eda", progress=progress.enabled)
+            write_eda_report(exp.dataset, tmp / "eda", progress=progress)
             extra["eda_link"] = "eda/report.html"
         render_report(metrics, tmp, extra=extra)
     return target

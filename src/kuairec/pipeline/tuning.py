@@ -1,7 +1,8 @@
 """Hyperparameter selection on a validation split of the training log, never on the test.
 
-The split is :func:`kuairec.evaluation.validation.validation_split` (by default a random
-20% of each test user's training pairs); each trial fits on the rest and is scored by
+The split is :func:`kuairec.evaluation.validation.validation_split` (by default the last
+7 days of the log; ``--validation random`` holds out 20% of each test user's pairs); each
+trial fits on the rest and is scored by
 NDCG@10 under the run's default label. The search space is the model's own
 ``search_space``; ``kuairec run`` tunes the models whose ``tune_in_run`` is set, briefly,
 and ``kuairec tune`` runs a full Optuna study.
@@ -90,9 +91,10 @@ def _suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
 
 
 def score_params(
-    name: str, params: dict[str, Any], fit_part: Any, valid: Any, label: str
+    name: str, params: dict[str, Any], fit_part: Any, valid: Any, label: str, context: Any = None
 ) -> np.ndarray:
-    """Per-user NDCG@10 (NaN = user without a positive) of one configuration."""
+    """Per-user NDCG@10 (NaN = user without a positive) of one configuration; ``context``
+    is the validation split's evaluation context (prepared once per study)."""
     from kuairec.evaluation.evaluate import evaluate
     from kuairec.models.registry import create_model
 
@@ -100,7 +102,14 @@ def score_params(
     model.fit(fit_part, valid if model.uses_validation else None)
     items, _ = model.recommend(valid.users, 10, exclude=valid.exclude, candidates=valid.candidates)
     result = evaluate(
-        items, valid, fit_part, ks=(10,), labels=(label,), default_label=label, n_bootstrap=0
+        items,
+        valid,
+        fit_part,
+        ks=(10,),
+        labels=(label,),
+        default_label=label,
+        n_bootstrap=0,
+        context=context,
     )
     return np.asarray(result.per_user[OBJECTIVE], dtype=np.float64)
 
@@ -130,6 +139,9 @@ def study(
     fixed = dict(fixed or {})
     space = {k: v for k, v in tunable(name).items() if k not in fixed}
     fit_part, valid = split()
+    from kuairec.evaluation.evaluate import prepare
+
+    ctx = prepare(valid, fit_part, ks=(10,), labels=(label,), default_label=label)
     optuna.logging.set_verbosity(logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, n_trials))
     st = optuna.create_study(direction="maximize", sampler=sampler)
@@ -138,10 +150,11 @@ def study(
     if len(defaults) == len(space):  # the defaults are trial 0
         st.enqueue_trial(defaults)
     else:  # a default outside the space: score the defaults on their own
-        per_user[-1] = score_params(name, dict(fixed), fit_part, valid, label)
+        per_user[-1] = score_params(name, dict(fixed), fit_part, valid, label, ctx)
 
     def objective(trial: Any) -> float:
-        values = score_params(name, {**fixed, **_suggest(trial, space)}, fit_part, valid, label)
+        params = {**fixed, **_suggest(trial, space)}
+        values = score_params(name, params, fit_part, valid, label, ctx)
         per_user[trial.number] = values
         return _mean(values)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +45,7 @@ def _check_args(scale: float, seed: int) -> None:
 
 
 def generate(
-    out_dir: Path | str, scale: float = 0.2, seed: int = 0, progress: bool = True
+    out_dir: Path | str, scale: float = 0.2, seed: int = 0, progress: Any = True
 ) -> dict[str, object]:
     """Write synthetic KuaiRec 2.0 files (same names, columns and quirks) into ``out_dir``.
 
@@ -129,15 +128,12 @@ def _write_side_files(
 
 
 @contextlib.contextmanager
-def _bar(enabled: bool, n_blocks: int) -> Iterator[Any]:
-    """A rich progress bar over the user blocks (+1 step for the side files), or nothing."""
-    if not enabled:
-        yield lambda k: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+def _bar(progress: Any, n_blocks: int) -> Iterator[Any]:
+    """A bar over the user blocks (+1 step for the side files) in the one display."""
+    from kuairec.display.progress import using
 
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(file=sys.stderr)) as bar:
-        task = bar.add_task("generating synthetic KuaiRec", total=n_blocks + 1)
-        yield lambda k: bar.advance(task, k)
+    with (
+        using(progress) as display,
+        display.task("generating synthetic KuaiRec", n_blocks + 1) as advance,
+    ):
+        yield advance
