@@ -283,3 +283,31 @@ def test_unsafe_link_is_not_made_clickable(tmp_path: Path):
     md_path, html_path = render_report({}, tmp_path, extra={"eda_link": "javascript:alert(1)"})
     assert "](javascript:" not in md_path.read_text()
     assert 'href="javascript:' not in html_path.read_text()
+
+
+def test_tuning_section_and_notes_are_rendered(tmp_path) -> None:
+    from kuairec.report.render import render_report
+
+    metrics = {
+        "protocol": {"name": "kuairec-small", "default_label": "wr>2", "ks": [10]},
+        "models": {},
+        "skipped": {},
+        "notes": ["no paired comparison: n_bootstrap is 0 (no resamples)"],
+        "tuning": {
+            "ease": {
+                "split": "temporal",
+                "trials": [{}, {}, {}],
+                "default_value": 0.41234,
+                "best_value": 0.42345,
+                "decision": "defaults",
+                "why": "its 95% interval [-0.0100, +0.0300] does not lie above 0",
+            }
+        },
+    }
+    md_path, _ = render_report(metrics, tmp_path)
+    text = md_path.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| ease"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:6] == ["ease", "temporal", "3", "0.4123", "0.4234", "defaults"]
+    assert "does not lie above 0" in cells[6]
+    assert "n_bootstrap is 0" in text

@@ -33,6 +33,7 @@ from kuairec.report.markdown import (
     fmt_with_ci,
     num,
 )
+from kuairec.report.tuning import notes_section, tuning_section
 
 # Reference models: shown in the leaderboard but left out of the captions' "best model".
 REFERENCE = {"oracle": "upper bound, synthetic data", "random": "random ranking baseline"}
@@ -129,6 +130,8 @@ def render_report(
     blocks += plots.segment_section(run)
     blocks += _label_section(run)
     blocks += _paired_section(run)
+    blocks += tuning_section(run.raw)
+    blocks += notes_section(run.raw)
     blocks += _skipped_section(run)
     blocks += _extra_section(extra or {})
     out_dir = Path(out_dir)
