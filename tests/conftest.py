@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+# the suites' shared helper modules (tests/unit/_kuairec_fixtures.py,
+# tests/contract/_contract_data.py) are imported by name: one definition each
+for _helpers in ("unit", "contract"):
+    sys.path.insert(0, str(Path(__file__).parent / _helpers))
 
 
 @pytest.fixture(autouse=True, scope="session")

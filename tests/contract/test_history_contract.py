@@ -10,13 +10,10 @@ models (their training solver is approximate, the fold-in solve exact).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _contract_data import MODELS, make, tiny_train
 
 from kuairec.data.dataset import IdMap, Interactions, TrainSet
 from kuairec.errors import ConfigError, ModelError
@@ -25,22 +22,6 @@ from kuairec.models import get_model_class
 from kuairec.models.factors import FactorModel
 
 N_U, N_I = 240, 90
-
-
-def _contract_module():
-    """The main contract suite's data and model factory (one definition of each)."""
-    name = "_kuairec_contract"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("test_recommender_contract.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_C = _contract_module()
-MODELS, make, tiny_train = _C.MODELS, _C.make, _C.tiny_train
 
 
 def _structured_train(seed: int = 0) -> TrainSet:

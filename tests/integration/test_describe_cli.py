@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import _kuairec_fixtures as fx  # on sys.path through tests/conftest.py
+
 from kuairec.cli import main
-
-UNIT = Path(__file__).resolve().parents[1] / "unit"
-
-
-def _fixtures():
-    name = "_kuairec_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, UNIT / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 
 
 def test_describe_prints_the_table(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -3,28 +3,15 @@ nothing left in the cache, and from the CLI one line on stderr, no traceback."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+import _kuairec_fixtures as fx  # on sys.path through tests/conftest.py
 import pytest
 
 from kuairec.cli import main
 from kuairec.data.load import load_dataset
 from kuairec.errors import DataError
 
-
-def _fixtures():
-    name = "_kuairec_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(name + ".py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 HEADER = fx.MATRIX_HEADER
 ROWS = fx.BIG_ROWS
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
+import _kuairec_fixtures as fx  # on sys.path through tests/conftest.py
 import numpy as np
 import pytest
 
@@ -15,19 +15,6 @@ from kuairec.data import cache, load
 from kuairec.data.cache import CachedDataset
 from kuairec.data.describe import describe
 from kuairec.data.load import load_dataset, read_log
-
-
-def _fixtures():
-    name = "_kuairec_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(name + ".py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 
 
 @pytest.fixture

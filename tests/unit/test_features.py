@@ -6,12 +6,11 @@ value below is computed by hand from the fixture files."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import math
-import sys
 from pathlib import Path
 
+import _kuairec_fixtures as fx  # on sys.path through tests/conftest.py
 import numpy as np
 import pytest
 
@@ -19,19 +18,6 @@ from kuairec.data import schema
 from kuairec.data.dataset import FeatureMatrix
 from kuairec.data.features import MIN_LEVEL_COUNT, build_features, caption_block, user_matrix
 from kuairec.data.load import load_dataset
-
-
-def _fixtures():
-    name = "_kuairec_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(name + ".py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 
 
 def _load(tmp: Path, **kwargs):

@@ -3,11 +3,10 @@ from tests/unit/_kuairec_fixtures.py (see its docstring for the ids)."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 from pathlib import Path
 
+import _kuairec_fixtures as fx  # on sys.path through tests/conftest.py
 import numpy as np
 import pytest
 
@@ -19,19 +18,6 @@ from kuairec.data.duplicates import duplicate_free_mask
 from kuairec.data.load import load_dataset, read_log
 from kuairec.data.matrices import aggregate_sorted, sort_keys
 from kuairec.errors import DataError
-
-
-def _fixtures():
-    name = "_kuairec_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(name + ".py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from kuairec.evaluation.protocols import (
     default_protocol,
     load_interactions_csv,
     temporal_experiment,
-    temporal_holdout,
     temporal_protocol,
 )
+from kuairec.evaluation.validation import temporal_holdout
 
 DAY = 86_400.0
 

@@ -13,9 +13,9 @@ from kuairec.evaluation.protocols import (
     load_interactions_csv,
     make_train_set,
     temporal_experiment,
-    temporal_holdout,
     temporal_protocol,
 )
+from kuairec.evaluation.validation import random_holdout, temporal_holdout, validation_split
 
 __all__ = [
     "EvalResult",
@@ -32,7 +32,9 @@ __all__ = [
     "paired_bootstrap",
     "parse_label",
     "prepare",
+    "random_holdout",
     "temporal_experiment",
     "temporal_holdout",
     "temporal_protocol",
+    "validation_split",
 ]

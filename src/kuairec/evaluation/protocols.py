@@ -3,8 +3,8 @@
 - :func:`default_protocol`: KuaiRec's own. Train on the big matrix, test on the fully
   observed small matrix; every small-matrix video is a candidate (cold ones included) and
   every candidate is ranked, no sampling.
-- :func:`temporal_holdout`: the last days of a training set as a validation split, for
-  hyperparameter selection.
+- the validation splits of a training log (temporal and random): see
+  :mod:`kuairec.evaluation.validation`.
 - :func:`temporal_protocol` / :func:`temporal_experiment`: a per-user temporal holdout on
   one interaction log, e.g. a user CSV ``user_id,video_id,timestamp,watch_ratio``.
 """
@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -201,58 +200,6 @@ def _in_pattern(a: Interactions, b: Interactions) -> np.ndarray:
     key_b = b.row_users().astype(np.int64) * b.n_items + b.indices  # sorted (canonical)
     pos = np.minimum(np.searchsorted(key_b, key_a), max(key_b.size - 1, 0))
     return (key_b[pos] == key_a) if key_b.size else np.zeros(a.nnz, bool)
-
-
-# ---------------------------------------------------------------- validation split
-
-
-def temporal_holdout(train: TrainSet, holdout_days: float = 7.0) -> tuple[TrainSet, TestSet]:
-    """Split a training set in time, for hyperparameter selection.
-
-    Pairs whose ``first_timestamp`` falls in the last ``holdout_days`` of the data (the last
-    20% of the time span when it is shorter than ``2 * holdout_days``) are held out; the
-    rest (pairs without a timestamp included) is the fit part. Test users have held-out
-    pairs and at least one fit pair; candidates are the items seen in the fit part, and
-    held-out pairs on other items are dropped. Held-out pairs never enter the fit part.
-    """
-    if (
-        not isinstance(holdout_days, int | float)
-        or not math.isfinite(holdout_days)
-        or holdout_days <= 0
-    ):
-        raise ConfigError(f"holdout_days must be a positive number of days, got {holdout_days!r}")
-    inter = train.interactions
-    ts = inter.first_timestamp
-    known = np.isfinite(ts)
-    if not known.any():
-        raise DataError("temporal_holdout: no training pair has a timestamp")
-    t_lo, t_hi = float(ts[known].min()), float(ts[known].max())
-    window = holdout_days * SECONDS_PER_DAY
-    span = t_hi - t_lo
-    cut = t_hi - window if span >= 2 * window else t_hi - 0.2 * span
-    held = known & (ts > cut)
-    if not held.any():
-        raise DataError(
-            "temporal_holdout: every timestamped training pair has the same time; "
-            "nothing can be held out"
-        )
-    fit, held_out = inter.select(~held), inter.select(held)
-    candidates = np.flatnonzero(fit.item_counts() > 0)
-    cand_mask = np.zeros(inter.n_items, bool)
-    cand_mask[candidates] = True
-    held_out = held_out.select(cand_mask[held_out.indices])
-    users = np.flatnonzero((held_out.user_counts() > 0) & (fit.user_counts() > 0))
-    if users.size == 0:
-        raise DataError(
-            "temporal_holdout: no user has both earlier pairs and held-out pairs on known items"
-        )
-    test = TestSet(
-        users=users,
-        candidates=candidates,
-        relevance=_rows_csr(held_out, users, "watch_ratio_mean", np.float64),
-        exclude=_rows_csr(fit, users, "ones", bool),
-    )
-    return dataclasses.replace(train, interactions=fit), test
 
 
 # ---------------------------------------------------------------- one-log protocol

@@ -4,7 +4,7 @@ Two kinds, both holding out whole (user, video) pairs (every view of a pair fall
 side):
 
 - ``"temporal"`` (the default): the pairs first seen in the last days of the log
-  (:func:`kuairec.evaluation.protocols.temporal_holdout`);
+  (:func:`temporal_holdout`);
 - ``"random"``: a seeded random ``fraction`` of each user's pairs, for the test set's
   users when the protocol defines them (KuaiRec: the small matrix's users): the same
   users as the test, no shift in time.
@@ -18,6 +18,7 @@ docs/tuning.md.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from kuairec.data.dataset import Interactions, TrainSet
     from kuairec.evaluation.protocols import TestSet
 
+SECONDS_PER_DAY = 86_400.0
 SplitKind = Literal["random", "temporal"]
 SPLITS: tuple[str, ...] = ("random", "temporal")
 DEFAULT_SPLIT: SplitKind = "temporal"
@@ -48,13 +50,42 @@ def validation_split(
     seed: int = 0,
 ) -> tuple[TrainSet, TestSet]:
     """The ``(fit part, validation TestSet)`` of ``train`` (see the module docstring)."""
-    from kuairec.evaluation.protocols import temporal_holdout
-
     if kind == "temporal":
         return temporal_holdout(train)
     if kind == "random":
         return random_holdout(train, fraction=fraction, users=users, seed=seed)
     raise ConfigError(f"validation split must be one of {', '.join(SPLITS)}, got {kind!r}")
+
+
+def temporal_holdout(train: TrainSet, holdout_days: float = 7.0) -> tuple[TrainSet, TestSet]:
+    """Split a training set in time.
+
+    Pairs whose ``first_timestamp`` falls in the last ``holdout_days`` of the data (the last
+    20% of the time span when it is shorter than ``2 * holdout_days``) are held out; the
+    rest (pairs without a timestamp included) is the fit part. Held-out pairs never enter
+    the fit part.
+    """
+    if (
+        not isinstance(holdout_days, int | float)
+        or not math.isfinite(holdout_days)
+        or holdout_days <= 0
+    ):
+        raise ConfigError(f"holdout_days must be a positive number of days, got {holdout_days!r}")
+    inter = train.interactions
+    ts = inter.first_timestamp
+    known = np.isfinite(ts)
+    if not known.any():
+        raise DataError("temporal_holdout: no training pair has a timestamp")
+    t_lo, t_hi = float(ts[known].min()), float(ts[known].max())
+    window = holdout_days * SECONDS_PER_DAY
+    cut = t_hi - window if t_hi - t_lo >= 2 * window else t_hi - 0.2 * (t_hi - t_lo)
+    held = known & (ts > cut)
+    if not held.any():
+        raise DataError(
+            "temporal_holdout: every timestamped training pair has the same time; "
+            "nothing can be held out"
+        )
+    return _split(train, inter, held, "temporal_holdout")
 
 
 def random_holdout(
@@ -83,7 +114,7 @@ def random_holdout(
         raise DataError(
             "random_holdout: no user has 2 or more training pairs; nothing can be held out"
         )
-    return _split(train, inter, held)
+    return _split(train, inter, held, "random_holdout")
 
 
 def _random_rank_in_row(rows: np.ndarray, indptr: np.ndarray, rng: Any) -> np.ndarray:
@@ -94,7 +125,9 @@ def _random_rank_in_row(rows: np.ndarray, indptr: np.ndarray, rng: Any) -> np.nd
     return rank
 
 
-def _split(train: TrainSet, inter: Interactions, held: np.ndarray) -> tuple[TrainSet, TestSet]:
+def _split(
+    train: TrainSet, inter: Interactions, held: np.ndarray, who: str
+) -> tuple[TrainSet, TestSet]:
     """Fit part = entries not ``held``; validation = held entries on fit-part items."""
     from kuairec.evaluation.protocols import TestSet
 
@@ -105,7 +138,9 @@ def _split(train: TrainSet, inter: Interactions, held: np.ndarray) -> tuple[Trai
     held_out = held_out.select(cand_mask[held_out.indices])
     users = np.flatnonzero((held_out.user_counts() > 0) & (fit.user_counts() > 0))
     if users.size == 0:
-        raise DataError("validation split: no user has pairs on both sides")
+        raise DataError(
+            f"{who}: no user has both pairs in the fit part and held-out pairs on its items"
+        )
     test = TestSet(
         users=users,
         candidates=candidates,
