@@ -153,9 +153,13 @@ def test_existing_run_is_never_overwritten(small_synthetic_dir, tmp_path, capsys
     "args, needle",
     [
         (["--models", "nosuchmodel"], "nosuchmodel"),
+        (["--models", ","], "model names"),
         (["-k", "0"], "K"),
         (["-k", "10,-1"], "K"),
         (["--label", "wr>nan"], "threshold"),
+        (["--seed", "-1"], "'seed' must be an integer >= 0"),
+        (["--name", "x/../../escaped"], "single folder name"),
+        (["--validation", "weekly"], "validation"),
     ],
 )
 def test_bad_run_arguments_fail_cleanly(small_synthetic_dir, tmp_path, capsys, args, needle):
@@ -256,3 +260,49 @@ def test_tune_writes_a_config_that_run_accepts(small_synthetic_dir, tmp_path, ca
     missing = tmp_path / "no-such-data"  # refused before the data is even looked for
     code, _, err = _run(capsys, ["tune", "--model", "random", "--data", str(missing)])
     assert code != 0 and "no search space" in err
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("SECRET-FIRST-LINE {", "bad JSON at line 1"),
+        ('["a list"]', "expected a JSON object"),
+        ('{"seed": "abc"}', "'seed' must be an integer"),
+    ],
+)
+def test_damaged_run_config_names_the_file(finished_run, tmp_path, capsys, content, needle):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run, ignore=shutil.ignore_patterns("*.parquet"))
+    (run / "config.json").write_text(content)
+    code, _, err = _run(capsys, ["evaluate", "--model-dir", str(run / "models" / "ease"), "-q"])
+    assert code != 0
+    _one_line_error(err)
+    assert "config.json" in err and needle in err
+    assert "SECRET" not in err  # the file's content is never echoed
+
+
+@pytest.mark.parametrize(
+    "line, needle",
+    [
+        ('seed = "abc"', "'seed' must be an integer"),
+        ("n_bootstrap = 2.5", "'n_bootstrap' must be an integer"),
+        ('labels = "wr>2"', "'labels' must be a list"),
+        ('save_models = "no"', "'save_models' must be true or false"),
+    ],
+)
+def test_bad_config_file_settings_fail_before_any_work(
+    small_synthetic_dir, tmp_path, capsys, line, needle
+) -> None:
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(line + "\n")
+    runs = tmp_path / "runs"
+    code, _, err = _run(
+        capsys,
+        ["run", "--config", str(cfg), "--data", str(small_synthetic_dir), "--runs-dir", str(runs)],
+    )
+    assert code != 0
+    _one_line_error(err)
+    assert needle in err
+    assert not runs.exists()

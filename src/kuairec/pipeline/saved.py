@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from kuairec.display.progress import Progress
-from kuairec.errors import DataError, ModelError
+from kuairec.errors import ConfigError, DataError, ModelError
 from kuairec.pipeline.config import RunConfig, load_run_config
 
 
@@ -26,24 +26,39 @@ def config_for_model_dir(model_dir: Path, overrides: dict[str, Any]) -> RunConfi
     run_cfg = model_dir.parent.parent / "config.json"
     base: dict[str, Any] = {}
     if run_cfg.is_file():
-        saved = json.loads(run_cfg.read_text())
-        base = {
-            k: saved[k]
-            for k in (
-                "data",
-                "scale",
-                "seed",
-                "protocol",
-                "interactions",
-                "test_fraction",
-                "label",
-                "labels",
-                "ks",
-            )
-            if k in saved
-        }
+        saved = _read_run_config(run_cfg)
+        base = {k: saved[k] for k in _DATA_SETTINGS if k in saved}
     base.update({k: v for k, v in overrides.items() if v is not None})
-    return load_run_config(None, base)
+    try:
+        return load_run_config(None, base)
+    except ConfigError as exc:
+        raise ConfigError(f"{run_cfg}: {exc}") from None
+
+
+_DATA_SETTINGS = (
+    "data",
+    "scale",
+    "seed",
+    "protocol",
+    "interactions",
+    "test_fraction",
+    "label",
+    "labels",
+    "ks",
+)
+
+
+def _read_run_config(path: Path) -> dict[str, Any]:
+    """A saved run's config.json as a dict; a damaged file is an error naming it (its
+    content is never echoed)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "bytes"
+        raise ConfigError(f"{path}: not a valid run config.json (bad JSON at {where})") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path}: not a valid run config.json (expected a JSON object)")
+    return saved
 
 
 def load_saved(model_dir: Path, train: Any) -> Any:
