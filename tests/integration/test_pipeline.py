@@ -102,3 +102,23 @@ def test_a_model_missing_its_package_is_skipped(small_synthetic_dir, tmp_path, m
     metrics = json.loads((execute(cfg) / "metrics.json").read_text())
     assert set(metrics["models"]) == {"popularity"}
     assert "optional package" in metrics["skipped"]["ease"]
+
+
+def test_models_get_a_scratch_folder_removed_with_the_run(
+    small_synthetic_dir, tmp_path, monkeypatch
+):
+    seen: dict[str, Path] = {}
+    fit = Recommender.fit
+
+    def spy_fit(self, train, valid=None, progress=False):
+        seen[self.name] = self.scratch_dir
+        self.scratch_dir.mkdir(parents=True)
+        (self.scratch_dir / "checkpoint.ckpt").write_bytes(b"pickle-like")
+        return fit(self, train, valid, progress)
+
+    monkeypatch.setattr(Recommender, "fit", spy_fit)
+    folder = execute(_cfg(small_synthetic_dir, tmp_path, models=["popularity", "ease"]))
+    assert set(seen) == {"popularity", "ease"}
+    assert seen["ease"].parent.parent == tmp_path and seen["ease"].name == "ease"
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # scratch removed
+    assert not list(folder.rglob("*.ckpt"))

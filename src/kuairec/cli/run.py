@@ -122,6 +122,17 @@ def _progress(quiet: bool) -> Any:
 @VALIDATION
 @click.option("--no-eda", is_flag=True, default=None, help="Skip the dataset report.")
 @click.option(
+    "--accelerator",
+    default=None,
+    help="Where the torch models train: cpu (default), gpu, auto (Lightning's names).",
+)
+@click.option(
+    "--devices",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Devices (or CPU processes, with DDP) per torch-model fit [default: 1].",
+)
+@click.option(
     "--runs-dir",
     type=click.Path(path_type=Path),
     default=None,

@@ -56,7 +56,15 @@ class Recommender(abc.ABC):
     - ``supports_history`` / ``history_reason``: whether it scores new users' histories;
     - ``predicts_ratings``: whether ``predict`` gives watch_ratio estimates;
     - ``uses_truth``: it is built with the synthetic truth (the oracle); nothing else
-      ever sees it.
+      ever sees it;
+    - ``uses_accelerator``: its config has ``accelerator`` and ``devices`` fields (the
+      torch models), which the pipeline fills from ``--accelerator`` / ``--devices``.
+
+    Two instance attributes connect a model to the job that runs it: ``scratch_dir``
+    (a folder the pipeline gives it for checkpoints and logs, deleted when the run
+    completes; None = the model makes its own temporary one) and, after ``fit``, an
+    optional ``history_`` (``{"epoch": [...], "<series>": [...]}``: training curves the
+    report draws).
     """
 
     name: ClassVar[str]
@@ -73,6 +81,8 @@ class Recommender(abc.ABC):
     extra: ClassVar[str | None] = None
     uses_validation: ClassVar[bool] = False
     uses_truth: ClassVar[bool] = False
+    uses_accelerator: ClassVar[bool] = False
+    scratch_dir: Path | None = None
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         cls = config_class(type(self))

@@ -42,6 +42,8 @@ class RunConfig:
     validation: Literal["temporal", "random"] = "temporal"  # the split (docs/tuning.md)
     tune_trials: int = param(10, ge=0)
     tune_seconds: float = param(30.0, gt=0, doc="per model; the defaults' trial always runs")
+    accelerator: str = "cpu"  # torch models: Lightning's accelerator ("cpu", "gpu", "auto")
+    devices: int = param(1, ge=1, doc="torch models: devices (processes) per fit")
     eda: bool = True  # write eda/report.html into the run folder
     save_models: bool = True
     runs_dir: str = "runs"

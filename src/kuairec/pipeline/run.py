@@ -44,6 +44,7 @@ class Experiment:
     protocol: dict[str, Any]
     data_dir: Path | None = None
     truth: Any = None  # synthetic only: given to the oracle alone (uses_truth)
+    scratch: Path | None = None  # models' checkpoints and logs; removed when the run ends
     notes: list[str] = field(default_factory=list)
     _validation: Any = None
     _context: Any = None
@@ -148,12 +149,16 @@ def run_model(
     from kuairec.models.registry import create_model, get_model_class
 
     cls = get_model_class(name)
+    if cls.uses_accelerator:  # --accelerator / --devices, unless the model's own params say
+        params = {"accelerator": cfg.accelerator, "devices": cfg.devices, **params}
     model = create_model(name, params, **({"truth": exp.truth} if cls.uses_truth else {}))
+    if exp.scratch is not None:
+        model.scratch_dir = exp.scratch / name
     train, valid = exp.train, None
     if cls.uses_validation:  # early stopping: fit on the rest of the log
         train, valid = exp.validation(cfg)()
     with progress.stage(f"{name}: fit"), measure() as fit_cost:
-        model.fit(train, valid, progress=progress.enabled)
+        model.fit(train, valid, progress=progress)
     with progress.stage(f"{name}: evaluate"), measure() as eval_cost:
         result, items, scores = evaluate_model(model, exp, cfg)
     entry = result.to_json()
@@ -163,6 +168,9 @@ def run_model(
         peak_rss_mb=round(max(fit_cost.peak_rss_mb, eval_cost.peak_rss_mb), 1),
         config=_model_config(model),
     )
+    history = getattr(model, "history_", None)
+    if history:
+        entry["history"] = history
     return ModelOutcome(name, entry, result.per_user, items, scores, model)
 
 
@@ -284,14 +292,24 @@ def run_folder_name(cfg: RunConfig) -> str:
 
 def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
     """Run the main job and return the finished run folder."""
-    from kuairec.pipeline.manifest import build_manifest
-    from kuairec.pipeline.tuning import choose_params
-    from kuairec.report.render import render_report
-
     progress = progress or Progress(enabled=False)
     names = model_names(cfg)
     target = _new_run_path(cfg)
     exp = prepare(cfg, progress)
+    exp.scratch = atomic.temp_dir(target.with_name(f"{target.name}-scratch"))
+    try:  # models' checkpoints and logs live here, never in the finished run folder
+        return _execute(cfg, exp, names, target, progress)
+    finally:
+        atomic.discard(exp.scratch)
+
+
+def _execute(
+    cfg: RunConfig, exp: Experiment, names: list[str], target: Path, progress: Progress
+) -> Path:
+    from kuairec.pipeline.manifest import build_manifest
+    from kuairec.pipeline.tuning import choose_params
+    from kuairec.report.render import render_report
+
     outcomes: dict[str, ModelOutcome] = {}
     skipped: dict[str, str] = {}
     tuning: dict[str, Any] = {}
