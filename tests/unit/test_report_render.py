@@ -311,3 +311,18 @@ def test_tuning_section_and_notes_are_rendered(tmp_path) -> None:
     assert cells[:6] == ["ease", "temporal", "3", "0.4123", "0.4234", "defaults"]
     assert "does not lie above 0" in cells[6]
     assert "n_bootstrap is 0" in text
+
+
+def test_training_curves_figure_and_caption(tmp_path) -> None:
+    from kuairec.report.render import render_report
+
+    history = {"epoch": [1, 2, 3], "train_loss": [3.0, 2.0, 1.5], "valid_ndcg@10": [0.2, 0.31, 0.3]}
+    metrics = {
+        "protocol": {"name": "kuairec-small", "default_label": "wr>2", "ks": [10]},
+        "models": {"autoencoder": {"metrics": {"ndcg@10": 0.3}, "history": history}},
+        "skipped": {},
+    }
+    md_path, _ = render_report(metrics, tmp_path)
+    text = md_path.read_text()
+    assert "best validation NDCG@10 0.3100 at epoch 2 of 3" in text
+    assert (tmp_path / "plots" / "training_curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,61 @@
+"""Training curves of the models that train in epochs (metrics.json ``history``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kuairec.display.html import figure_png
+from kuairec.report.markdown import Block, Figure, Heading
+
+VALID = "valid_ndcg@10"
+LOSS = "train_loss"
+
+
+def curves_of(models: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """``{model: history}`` for the models with at least one epoch recorded."""
+    out = {}
+    for name, entry in models.items():
+        history = entry.get("history") if isinstance(entry, Mapping) else None
+        if isinstance(history, Mapping) and history.get("epoch"):
+            out[name] = {k: list(v) for k, v in history.items() if isinstance(v, list)}
+    return out
+
+
+def curves_png(curves: dict[str, dict[str, list[float]]]) -> bytes:
+    """Two panels: training loss and validation NDCG@10 per epoch, one line per model."""
+    from kuairec.report.plots import _plt
+
+    plt = _plt()
+    fig, (ax_loss, ax_valid) = plt.subplots(1, 2, figsize=(10.4, 3.8))
+    for name, h in curves.items():
+        epochs = h["epoch"]
+        if len(h.get(LOSS, [])) == len(epochs):
+            ax_loss.plot(epochs, h[LOSS], marker="o", ms=3, label=name)
+        if len(h.get(VALID, [])) == len(epochs):
+            ax_valid.plot(epochs, h[VALID], marker="o", ms=3, label=name)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    ax_valid.set(xlabel="epoch", ylabel="NDCG@10", title="validation NDCG@10 (early stopping)")
+    for ax in (ax_loss, ax_valid):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return figure_png(fig)
+
+
+def curves_section(models: Mapping[str, Any]) -> list[Block]:
+    curves = curves_of(models)
+    if not curves:
+        return []
+    parts = []
+    for name, h in curves.items():
+        valid = h.get(VALID) or []
+        if valid:
+            best = max(range(len(valid)), key=valid.__getitem__)
+            parts.append(
+                f"{name}: best validation NDCG@10 {valid[best]:.4f} at epoch "
+                f"{h['epoch'][best]} of {len(valid)}"
+            )
+        else:
+            parts.append(f"{name}: {len(h['epoch'])} epochs, no validation split")
+    caption = "; ".join(parts) + "."
+    return [Heading("Training curves"), Figure("training_curves", curves_png(curves), caption)]
