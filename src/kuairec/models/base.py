@@ -59,6 +59,9 @@ class Recommender(abc.ABC):
       ever sees it;
     - ``uses_accelerator``: its config has ``accelerator`` and ``devices`` fields (the
       torch models), which the pipeline fills from ``--accelerator`` / ``--devices``.
+    - ``scores_cold_items`` / ``cold_items_reason``: whether it ranks videos that have no
+      training pairs from their features (tags, captions, duration), so that it takes
+      part in the cold-items protocol (``kuairec.evaluation.cold``), and why not.
 
     Two instance attributes connect a model to the job that runs it: ``scratch_dir``
     (a folder the pipeline gives it for checkpoints and logs, deleted when the run
@@ -82,6 +85,10 @@ class Recommender(abc.ABC):
     uses_validation: ClassVar[bool] = False
     uses_truth: ClassVar[bool] = False
     uses_accelerator: ClassVar[bool] = False
+    scores_cold_items: ClassVar[bool] = False
+    cold_items_reason: ClassVar[str] = (
+        "it learns nothing about a video without training pairs (no item features)"
+    )
     scratch_dir: Path | None = None
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
