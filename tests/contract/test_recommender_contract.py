@@ -103,16 +103,18 @@ def test_candidates_respected_and_padding(model: Recommender, seen: sp.csr_matri
     assert sorted(items[0][items[0] >= 0].tolist()) == [4, 9, 12]
     # user 10 saw 5..8 and 0 (10 % 5 = 0): 2, 4, 9, 12 remain
     assert sorted(items[1][items[1] >= 0].tolist()) == [2, 4, 9, 12]
-    assert (items[0] == -1).sum() == 3 and (items[1] == -1).sum() == 2
+    assert items.shape == (2, 4)  # width capped at the 4 candidates, not k = 6
+    assert (items[0] == -1).sum() == 1 and (items[1] == -1).sum() == 0
     assert np.all(np.isneginf(scores[items == -1]))
     _valid_rows(items, scores)
 
 
-def test_k_larger_than_items_pads(model: Recommender) -> None:
+def test_k_larger_than_items_is_capped_at_the_candidates(model: Recommender) -> None:
     items, scores = model.recommend(np.array([1]), N_ITEMS + 3)
-    assert items.shape == (1, N_ITEMS + 3)
-    assert sorted(items[0, :N_ITEMS].tolist()) == list(range(N_ITEMS))
-    assert items[0, N_ITEMS:].tolist() == [-1, -1, -1]
+    assert items.shape == (1, N_ITEMS)  # every item, nothing allocated beyond them
+    assert sorted(items[0].tolist()) == list(range(N_ITEMS))
+    items, _ = model.recommend(np.array([1]), 10**12, candidates=np.array([2, 5]))
+    assert items.shape == (1, 2) and sorted(items[0].tolist()) == [2, 5]
 
 
 def test_deterministic_and_batch_independent(model: Recommender, seen: sp.csr_matrix) -> None:

@@ -122,3 +122,18 @@ def test_models_get_a_scratch_folder_removed_with_the_run(
     assert seen["ease"].parent.parent == tmp_path and seen["ease"].name == "ease"
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # scratch removed
     assert not list(folder.rglob("*.ckpt"))
+
+
+def test_a_huge_k_is_capped_at_the_candidates(small_synthetic_dir, tmp_path) -> None:
+    from kuairec.display.resources import measure
+
+    cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity"], ks=[10, 3_000_000])
+    with measure() as cost:
+        folder = execute(cfg)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    n_cand = metrics["protocol"]["n_candidates"]
+    m = metrics["models"]["popularity"]["metrics"]
+    assert m["ndcg@3000000"] == m[f"ndcg@{n_cand}"]
+    assert m["recall@3000000"] == m[f"recall@{n_cand}"] > m["recall@10"]
+    assert any("capped at the" in n for n in metrics["notes"])
+    assert cost.peak_rss_mb < 4000  # 3M-column lists for every test user would be GBs

@@ -315,3 +315,17 @@ def test_flips_accepts_eval_results_and_compare_identical_models():
     assert flips({"x": r, "y": r}, "ndcg@2") == []
     res = compare(r, r, "ndcg@2", n_bootstrap=100)
     assert res["diff"] == 0.0 and res["ci"] == [0.0, 0.0] and res["n_users"] == 2
+
+
+def test_k_beyond_the_candidates_is_capped_at_them():
+    top, test, train = _case()  # 5 candidates
+    full = np.array([[2, 1, 0, 3, -1], [1, 0, 3, -1, -1], [0, 3, 4, -1, -1]])
+    capped = evaluate(full, test, train, ks=(2, 5, 10**12), n_bootstrap=0)
+    at_cap = evaluate(full, test, train, ks=(2, 5), n_bootstrap=0)
+    assert capped.ks == (2, 5, 10**12)
+    for name in ("precision", "recall", "ndcg", "map", "coverage", "mean_popularity"):
+        assert capped.metrics[f"{name}@{10**12}"] == at_cap.metrics[f"{name}@5"]
+    # precision over the 5 slots, not over 10**12: user 0 hits {2, 0} = 2/5; user 2 {3} = 1/5
+    assert capped.metrics[f"precision@{10**12}"] == pytest.approx((2 / 5 + 1 / 5) / 2)
+    assert any("larger than the 5 candidates" in n for n in capped.notes)
+    assert capped.by_label["wr>2"][f"ndcg@{10**12}"] == at_cap.by_label["wr>2"]["ndcg@5"]

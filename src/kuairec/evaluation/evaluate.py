@@ -55,6 +55,8 @@ class EvalContext:
     item_groups: dict[str, tuple[np.ndarray, list[str], np.ndarray]]  # item-side segments:
     # family -> (group of every item, group names, positives per user and group)
     notes: list[str] = field(default_factory=list)
+    requested_ks: tuple[int, ...] = ()  # ks as asked; ``ks`` holds them capped at ``cap``
+    cap: int = 0  # the candidate count: no list is longer
 
 
 @dataclass(eq=False)
@@ -159,7 +161,16 @@ def prepare(
         edges = duration_edges(
             train.video_duration, items if items.size else test.candidates, N_BUCKETS
         )
+    requested = ks
+    cap = max(int(test.candidates.size), 1)
+    ks = tuple(sorted({min(k, cap) for k in requested}))  # no K beyond the candidates
     values, n_pos, ideal, notes = _label_data(test, train, parsed, default.name, edges, max(ks))
+    over = [k for k in requested if k > cap]
+    if over:
+        notes.append(
+            f"K={', '.join(map(str, over))} is larger than the {cap} candidates: those lists "
+            f"hold every candidate and their @K metrics equal the @{cap} ones"
+        )
     groups = {}
     if default.binary:
         if edges is not None:
@@ -187,7 +198,21 @@ def prepare(
         activity=inter.user_counts()[test.users],
         item_groups=item_groups,
         notes=notes,
+        requested_ks=requested,
+        cap=cap,
     )
+
+
+def _alias_capped(table: dict[str, Any], ctx: EvalContext) -> None:
+    """Add ``<metric>@K`` for each requested K above the cap: the ``@cap`` value (a list
+    cannot hold more than every candidate). In place."""
+    over = [k for k in ctx.requested_ks if k > ctx.cap]
+    if not over:
+        return
+    suffix = f"@{ctx.cap}"
+    for key in [k for k in table if k.endswith(suffix)]:
+        for k in over:
+            table[f"{key[: -len(suffix)]}@{k}"] = table[key]
 
 
 def _label_data(
@@ -283,7 +308,7 @@ def evaluate(
     ctx = context
     if ctx is None:
         ctx = prepare(test, train, ks=ks, labels=labels, default_label=default_label)
-    if ctx.test is not test or ctx.ks != _check_ks(ks):
+    if ctx.test is not test or ctx.requested_ks != _check_ks(ks):
         raise ConfigError("context was prepared for another test set or other ks")
     if ctx.default_label != parse_label(default_label).name:
         raise ConfigError(f"context was prepared for default_label {ctx.default_label!r}")
@@ -311,17 +336,21 @@ def evaluate(
         names = list(per_user)
         lo, hi = bootstrap_ci(np.column_stack([per_user[m] for m in names]), n_bootstrap, seed)
         ci = {m: [float(a), float(b)] for m, a, b in zip(names, lo, hi, strict=True)}
+    segments = _segments(top, pos, per_user, ctx)
+    by_label = {n: _summaries(pu, ctx.n_pos[n]) for n, pu in per_label.items()}
+    for table in (result_metrics, ci, per_user, *by_label.values(), *per_label.values()):
+        _alias_capped(table, ctx)
     return EvalResult(
         metrics=result_metrics,
         ci=ci,
-        by_label={n: _summaries(pu, ctx.n_pos[n]) for n, pu in per_label.items()},
-        segments=_segments(top, pos, per_user, ctx),
+        by_label=by_label,
+        segments=segments,
         per_user=per_user,
         per_user_by_label=per_label,
         users=test.users,
         default_label=default,
         labels={n: lab.describe() for n, lab in ctx.labels.items()},
-        ks=ctx.ks,
+        ks=ctx.requested_ks,
         n_bootstrap=n_bootstrap,
         seed=seed,
         notes=list(ctx.notes),

@@ -211,13 +211,15 @@ class Recommender(abc.ABC):
         history: Any = None,
         exclude_seen: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k items per row: ``(items int64 (n, k), scores float32 (n, k))``.
+        """Top-k items per row: ``(items int64 (n, w), scores float32 (n, w))``.
 
-        Rows are the known ``users`` or the rows of ``history`` (see :meth:`score`).
-        Sorted by score, ties by lower item_idx; padded with -1 / -inf when fewer than k
-        items remain. ``exclude`` has one row per requested row; its items are never
-        returned. With ``history``, the history's own items are excluded too unless
-        ``exclude_seen=False``. ``candidates`` restricts the items returned.
+        ``w = min(k, number of candidates)``: a list never holds more than every candidate,
+        so a huge ``k`` allocates nothing in proportion to it. Rows are the known ``users``
+        or the rows of ``history`` (see :meth:`score`). Sorted by score, ties by lower
+        item_idx; padded with -1 / -inf when fewer than w items remain. ``exclude`` has
+        one row per requested row; its items are never returned. With ``history``, the
+        history's own items are excluded too unless ``exclude_seen=False``.
+        ``candidates`` restricts the items returned.
         """
         self._check_fitted()
         k = _positive_int(k, "k")
@@ -234,8 +236,9 @@ class Recommender(abc.ABC):
             seen = history_pattern(rows)
             exclude = seen if exclude is None else (exclude + seen).tocsr()
         n_cols = self.n_items_ if cand is None else cand.size
-        out_items = np.full((n_rows, k), -1, dtype=np.int64)
-        out_scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
+        width = min(k, max(n_cols, 1))  # a list never holds more than every candidate
+        out_items = np.full((n_rows, width), -1, dtype=np.int64)
+        out_scores = np.full((n_rows, width), -np.inf, dtype=np.float32)
         if n_cols == 0:
             return out_items, out_scores
         col_of_item = None

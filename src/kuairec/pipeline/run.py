@@ -379,10 +379,18 @@ def _metrics_document(exp, outcomes, skipped, tuning, cfg) -> dict[str, Any]:  #
         "models": {n: o.entry for n, o in outcomes.items()},
         "skipped": skipped,
     }
+    notes = doc.setdefault("notes", [])
+    n_cand = int(exp.test.candidates.size)
+    over = [k for k in cfg.ks if k > n_cand]
+    if over:
+        notes.append(
+            f"K={', '.join(map(str, over))} is capped at the {n_cand} candidates: those lists "
+            f"hold every candidate and their @K metrics equal the @{n_cand} ones"
+        )
     if len(outcomes) > 1:
         doc["paired"] = paired_comparisons(outcomes, cfg)
         if cfg.n_bootstrap < 1:
-            doc["notes"] = ["no paired comparison: n_bootstrap is 0 (no resamples)"]
+            notes.append("no paired comparison: n_bootstrap is 0 (no resamples)")
         doc["label_flips"] = flips({n: o.entry for n, o in outcomes.items()}, PAIRED_METRIC)
     if tuning:
         doc["tuning"] = tuning
