@@ -306,3 +306,23 @@ def test_bad_config_file_settings_fail_before_any_work(
     _one_line_error(err)
     assert needle in err
     assert not runs.exists()
+
+
+@pytest.mark.parametrize("protocol", ["temporal", "kuairec"])
+def test_crafted_run_config_cannot_read_other_files(finished_run, tmp_path, capsys, protocol):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run, ignore=shutil.ignore_patterns("*.parquet"))
+    secret = tmp_path / "secret.csv"
+    secret.write_text("TOP-SECRET-LINE,x\n1,2\n")
+    cfg = json.loads((run / "config.json").read_text())
+    if protocol == "temporal":
+        cfg.update(protocol="temporal", interactions=str(secret))
+    else:
+        cfg.update(data=str(tmp_path))  # a folder, but no KuaiRec files in it
+    (run / "config.json").write_text(json.dumps(cfg))
+    code, _, err = _run(capsys, ["evaluate", "--model-dir", str(run / "models" / "ease"), "-q"])
+    assert code != 0
+    _one_line_error(err)
+    assert "config.json" in err and "TOP-SECRET" not in err

@@ -28,6 +28,8 @@ def config_for_model_dir(model_dir: Path, overrides: dict[str, Any]) -> RunConfi
     if run_cfg.is_file():
         saved = _read_run_config(run_cfg)
         base = {k: saved[k] for k in _DATA_SETTINGS if k in saved}
+        if overrides.get("data") is None:
+            _check_saved_data(base, run_cfg)
     base.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return load_run_config(None, base)
@@ -46,6 +48,38 @@ _DATA_SETTINGS = (
     "labels",
     "ks",
 )
+
+
+def _check_saved_data(saved: dict[str, Any], run_cfg: Path) -> None:
+    """The data a saved run names must look like data before anything reads it: a
+    KuaiRec folder with its required files, or an interactions CSV with its header (a
+    crafted config.json must not make kuairec read, or quote, any other file)."""
+    from kuairec.data.load import locate_files, resolve_folder
+    from kuairec.evaluation.protocols import CSV_COLUMNS
+
+    if saved.get("protocol") == "temporal":
+        path = Path(str(saved.get("interactions") or ""))
+        if path.suffix.lower() != ".csv" or not path.is_file() or not _has_header(path):
+            raise ConfigError(
+                f"{run_cfg}: 'interactions' must name an existing .csv file whose header "
+                f"holds {','.join(CSV_COLUMNS)}; {path} does not"
+            )
+        return
+    if saved.get("data"):
+        try:
+            locate_files(resolve_folder(str(saved["data"])))
+        except DataError as exc:
+            msg = f"{run_cfg}: 'data' does not name a KuaiRec data folder ({exc})"
+            raise ConfigError(msg) from None
+
+
+def _has_header(path: Path) -> bool:
+    from kuairec.evaluation.protocols import CSV_COLUMNS
+
+    with open(path, "rb") as fh:
+        first = fh.readline(65536).decode("utf-8-sig", errors="replace")
+    names = {c.strip().strip('"') for c in first.strip().split(",")}
+    return set(CSV_COLUMNS) <= names
 
 
 def _read_run_config(path: Path) -> dict[str, Any]:
