@@ -109,6 +109,71 @@ CASES = [
         ["small_matrix.csv", "line 2", "column 'date'", "20200710.5"],
     ),
     (
+        "impossible_date",  # parsed, then crashed eda/run at the report step
+        _big(_set(1, 5, "99999999")),
+        (),
+        ["big_matrix.csv", "line 3", "column 'date'", "calendar day", "99999999"],
+    ),
+    (
+        "no_such_calendar_day",
+        _big(_set(4, 5, "20200230")),
+        (),
+        ["big_matrix.csv", "line 6", "column 'date'", "yyyymmdd", "20200230"],
+    ),
+    (
+        "huge_watch_ratio",  # overflowed float32 silently
+        _big(_set(2, 7, "1e308")),
+        (),
+        ["big_matrix.csv", "line 4", "column 'watch_ratio'", "between 0 and 10000", "1e+308"],
+    ),
+    (
+        "huge_timestamp",  # made every training pair 'have the same time'
+        _big(_set(0, 6, "1e308")),
+        (),
+        ["line 2", "column 'timestamp'", "2000-01-01 and 2100-01-01", "1e+308"],
+    ),
+    (
+        "timestamp_before_2000",
+        _big(_set(3, 6, "12")),
+        (),
+        ["line 5", "column 'timestamp'", "2000-01-01", "12.0"],
+    ),
+    (
+        "garbage_time",
+        _big(_set(5, 4, "yesterday")),
+        (),
+        ["big_matrix.csv", "line 7", "column 'time'", "yyyy-mm-dd hh:mm:ss", "'yesterday'"],
+    ),
+    (
+        "small_matrix_garbage_time",
+        {"small_matrix.csv": HEADER + "\n" + fx.SMALL_ROWS[0].replace("2020-07-10", "x") + "\n"},
+        (),
+        ["small_matrix.csv", "line 2", "column 'time'", "'x 00:00:00.000'"],
+    ),
+    (
+        "small_matrix_impossible_date",
+        {
+            "small_matrix.csv": HEADER
+            + "\n"
+            + fx.SMALL_ROWS[0].replace("20200710.0", "20201310.0")
+            + "\n"
+        },
+        (),
+        ["small_matrix.csv", "line 2", "column 'date'", "20201310"],
+    ),
+    (
+        "daily_impossible_date",
+        {"item_daily_features.csv": fx.ITEM_DAILY.replace(",20200706,", ",20200732,", 1)},
+        (),
+        ["item_daily_features.csv", "line 3", "column 'date'", "20200732"],
+    ),
+    (
+        "truth_huge_watch_ratio",
+        {"small_matrix_truth.csv": "user_id,video_id,expected_watch_ratio\n7,200,1e300\n"},
+        (),
+        ["small_matrix_truth.csv", "line 2", "column 'expected_watch_ratio'", "10000"],
+    ),
+    (
         "side_file_bad_list",
         {"item_categories.csv": 'video_id,feat\n100,[8]\n200,"[1, x]"\n'},
         (),
@@ -171,7 +236,7 @@ def test_folder_is_a_file(tmp_path: Path) -> None:
 
 CLI_CASES = ["required_file_missing", "empty_file", "misspelt_header_column",
              "non_numeric_value", "truncated_last_row", "negative_duration", "nan_watch_ratio",
-             "inf_watch_ratio"]  # fmt: skip
+             "inf_watch_ratio", "impossible_date", "huge_timestamp"]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CLI_CASES)
@@ -196,3 +261,40 @@ def test_cli_missing_folder(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert code != 0
     assert err.count("\n") == 1 and "data folder does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("row", "parts"),
+    [
+        ("1,2,1e308,0.5", ["line 3", "column 'timestamp'", "2000-01-01 and 2100-01-01"]),
+        ("1,2,10.5,0.5", ["line 3", "column 'timestamp'", "'10.5'"]),
+        ("1,2,1594310400,20000", ["line 3", "column 'watch_ratio'", "between 0 and 10000"]),
+        ("1,2,1594310400,-1", ["line 3", "column 'watch_ratio'", "'-1'"]),
+    ],
+)
+def test_user_logs_share_the_loaders_ranges(tmp_path: Path, row: str, parts: list[str]) -> None:
+    from kuairec.evaluation.protocols import load_interactions_csv
+
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,video_id,timestamp,watch_ratio\n1,2,1594310400,1.0\n{row}\n")
+    with pytest.raises(DataError) as info:
+        load_interactions_csv(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    for part in parts:
+        assert part in message, (part, message)
+
+
+def test_ranges_come_from_one_table() -> None:
+    from kuairec.data import schema
+
+    assert schema.BIG.column("watch_ratio").bounds is schema.RANGES["watch_ratio"]
+    assert schema.SMALL.column("timestamp").bounds is schema.RANGES["timestamp"]
+    assert schema.ITEM_DAILY_FEATURES.column("date").bounds is schema.RANGES["date"]
+    days = schema.RANGES["date"]
+    import numpy as np
+
+    ok = np.array([20200229, 20000101, 20991231, 20200731.0, np.nan])
+    assert days.first_violation(ok) is None
+    for bad in (20190229, 20200431, 20200700, 99999999, 20200710.5, 19991231, 21000101):
+        assert days.first_violation(np.array([20200101, bad])) == 1, bad

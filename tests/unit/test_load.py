@@ -62,6 +62,24 @@ def test_video_duration_is_the_median_over_rows(tiny) -> None:
     assert tiny.video_duration.tolist() == [2000.0, 1100.0, 2500.0, 3000.0, 4000.0]
 
 
+def test_zero_durations_are_counted_and_left_out_of_the_duration(tmp_path: Path) -> None:
+    from kuairec.evaluation.labels import duration_bucket
+
+    # video 300 (big line 6): its only big row gets duration 0, its small row keeps 2500;
+    # video 400 (big lines 9-10, exact duplicates): every row 0, so no duration at all
+    rows = [r.replace(",2500,2500,", ",2500,0,") for r in fx.BIG_ROWS]
+    rows = [r.replace(",900,3000,", ",900,0,") for r in rows]
+    folder = fx.write_tiny_folder(tmp_path / "d", replace={"big_matrix.csv": fx.big_text(rows)})
+    ds = load_dataset(folder, cache_dir=tmp_path / "cache", progress=False)
+    assert ds.video_duration.tolist() == [2000.0, 1100.0, 2500.0, 0.0, 4000.0]
+    summary = describe(ds)
+    assert summary["matrices"]["big"]["zero_duration_rows"] == 2  # 3 raw, 2 deduplicated
+    assert summary["matrices"]["small"]["zero_duration_rows"] == 0
+    assert any("big_matrix.csv: 2 rows with video_duration 0" in n for n in ds.report.notes)
+    edges = np.array([1000.0, 2000.0, 4000.0])
+    assert duration_bucket(ds.video_duration, edges).tolist() == [1, 0, 1, -1, 1]
+
+
 def test_item_tags_multi_hot_unknown_video_dropped(tiny) -> None:
     tags = tiny.item_tags
     assert tags.shape == (5, schema.N_TAGS)

@@ -188,6 +188,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     rates = [_fmt(mats[n]["positive_rate"], "pct") for n in names]
     row(f"positive rate (wr > {threshold:g})", rates)
     row("rows without time", [_fmt(mats[n]["rows_without_time"]) for n in names])
+    row("rows with video_duration 0", [_fmt(mats[n].get("zero_duration_rows")) for n in names])
     row("first date", [mats[n]["date_min"] or "-" for n in names])
     row("last date", [mats[n]["date_max"] or "-" for n in names])
     lines += ["", *_cleaning_lines(summary)]

@@ -200,6 +200,13 @@ def _count_cleaning(report: CleaningReport, built: dict[str, Any]) -> None:
     if small.duplicates:
         report.notes.append(f"small_matrix.csv: {small.duplicates} exact duplicate rows dropped")
     report.small_rows_without_time = small.rows_without_time
+    for which, r in built.items():
+        if r.zero_durations:
+            report.notes.append(
+                f"{schema.FILES_BY_KEY[which].name}: {r.zero_durations} rows with "
+                "video_duration 0 (unknown duration: left out of the per-video duration, "
+                "and out of the duration label's buckets when a video has no other)"
+            )
     report.cold_test_users = int(np.count_nonzero(small.users_seen & ~big.users_seen))
     report.cold_test_items = int(np.count_nonzero(small.items_seen & ~big.items_seen))
 

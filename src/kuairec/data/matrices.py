@@ -115,6 +115,7 @@ class MatrixResult:
     summary: dict[str, Any]
     duplicates: int
     rows_without_time: int
+    zero_durations: int  # rows with video_duration 0 (no duration: see DurationStats)
     users_seen: np.ndarray  # bool per user_idx
     items_seen: np.ndarray  # bool per item_idx
 
@@ -182,6 +183,9 @@ def _aggregate_and_summarise(
 
     # duplicates change neither min/max durations, nor which users/videos are present
     durations.update(i, cols["video_duration"])
+    zero = cols["video_duration"] == 0
+    zero_durations = int(np.count_nonzero(zero if keep is None else zero & keep))
+    del zero
     items_seen = np.bincount(i, minlength=n_items) > 0
     date = cols["date"]
     date_range = (int(np.nanmin(date)), int(np.nanmax(date))) if np.any(date == date) else None
@@ -208,11 +212,13 @@ def _aggregate_and_summarise(
         date_range=date_range or (None, None),
         overwrite=True,
     )
+    summary["zero_duration_rows"] = zero_durations
     return MatrixResult(
         interactions=inter,
         summary=summary,
         duplicates=rows_raw - n_kept,
         rows_without_time=no_time,
+        zero_durations=zero_durations,
         users_seen=users_seen,
         items_seen=items_seen,
     )
@@ -306,7 +312,9 @@ class DurationStats:
 
     Durations are nearly always constant per video, so only min and max are tracked;
     the exact median is computed from the cached logs for the few items where they
-    differ."""
+    differ. A duration of 0 means "unknown": it is left out of the median, and an item
+    with no positive duration gets 0 (which the duration label treats as no duration,
+    :func:`kuairec.evaluation.labels.duration_bucket`)."""
 
     def __init__(self, n_items: int) -> None:
         self.lo = np.full(n_items, np.inf)
@@ -319,6 +327,9 @@ class DurationStats:
         top, bottom = (info.max, info.min) if info else (np.inf, -np.inf)
         lo = np.full(self.lo.size, top, dtype=duration.dtype)
         hi = np.full(self.hi.size, bottom, dtype=duration.dtype)
+        positive = duration > 0
+        if not positive.all():  # zero durations are unknown ones (rare: a copy is fine)
+            item_idx, duration = item_idx[positive], duration[positive]
         np.minimum.at(lo, item_idx, duration)
         np.maximum.at(hi, item_idx, duration)
         seen = np.zeros(self.lo.size, dtype=bool)
@@ -329,7 +340,8 @@ class DurationStats:
 
     def medians(self, log_dir: Path) -> np.ndarray:
         out = self.lo.copy()
-        varying = np.flatnonzero(self.lo != self.hi)
+        out[~np.isfinite(out)] = 0.0  # no positive duration seen
+        varying = np.flatnonzero(np.isfinite(self.lo) & (self.lo != self.hi))
         if varying.size == 0:
             return out
         import polars as pl
@@ -338,6 +350,7 @@ class DurationStats:
         med = (
             pl.concat([lf.select("item_idx", "video_duration") for lf in logs])
             .filter(pl.col("item_idx").is_in(pl.Series(varying.astype(np.int32)).implode()))
+            .filter(pl.col("video_duration") > 0)
             .group_by("item_idx")
             .agg(pl.col("video_duration").cast(pl.Float64).median())
             .collect()

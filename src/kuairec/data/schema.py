@@ -7,9 +7,92 @@ synthetic generator (writing). See ``docs/data.md`` for the quirks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 Kind = Literal["int", "float", "str", "list"]
+
+TIMESTAMP_MIN = 946_684_800.0  # 2000-01-01 00:00:00 UTC
+TIMESTAMP_MAX = 4_102_444_800.0  # 2100-01-01 00:00:00 UTC
+WATCH_RATIO_MAX = 10_000.0  # the real KuaiRec reaches about 573
+DATE_MIN, DATE_MAX = 20000101, 20991231  # yyyymmdd, the timestamps' window
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The legal values of a column: ``low <= x <= high`` (inclusive; None = unbounded)
+    and, for ``calendar`` columns, a real calendar day written yyyymmdd."""
+
+    low: float | None = None
+    high: float | None = None
+    calendar: bool = False
+    text: str = ""  # how a message states the range
+
+    def describe(self) -> str:
+        if self.text:
+            return self.text
+        if self.high is None:
+            return f">= {self.low:g}"
+        if self.low is None:
+            return f"<= {self.high:g}"
+        return f"between {self.low:g} and {self.high:g}"
+
+    def first_violation(self, values: np.ndarray) -> int | None:
+        """Index of the first value outside the bounds (NaN counts as missing, not as a
+        violation: the caller checks missing values), or None."""
+        import numpy as np
+
+        v = np.asarray(values)
+        bad = np.zeros(v.shape, dtype=bool)
+        if self.low is not None:
+            bad |= v < self.low
+        if self.high is not None:
+            bad |= v > self.high
+        if self.calendar:
+            bad |= ~_calendar_days(v)
+        if not bad.any():
+            return None
+        return int(np.flatnonzero(bad)[0])
+
+
+def _calendar_days(v: np.ndarray) -> np.ndarray:
+    """True where ``v`` is a whole yyyymmdd number naming a real day (or NaN)."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore"):
+        nan = np.isnan(v) if v.dtype.kind == "f" else np.zeros(v.shape, dtype=bool)
+        whole = nan | (np.floor(v) == v) if v.dtype.kind == "f" else ~nan
+        d = np.where(whole & ~nan & (np.abs(v) < 1e9), v, 0).astype(np.int64)
+    year, month, day = d // 10_000, d // 100 % 100, d % 100
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+    last = month_days[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= last)
+    return nan | (whole & ok)
+
+
+#: The ranges shared by the loader and the user-log reader
+#: (:func:`kuairec.evaluation.protocols.load_interactions_csv`); see docs/data.md.
+RANGES: dict[str, Bounds] = {
+    "duration": Bounds(0, None, text="a duration >= 0 (milliseconds)"),
+    "watch_ratio": Bounds(
+        0, WATCH_RATIO_MAX, text=f"a watch_ratio between 0 and {WATCH_RATIO_MAX:.0f}"
+    ),
+    "timestamp": Bounds(
+        TIMESTAMP_MIN,
+        TIMESTAMP_MAX,
+        text=f"a unix time between 2000-01-01 and 2100-01-01 ({TIMESTAMP_MIN:.0f} .. "
+        f"{TIMESTAMP_MAX:.0f} seconds)",
+    ),
+    "date": Bounds(
+        DATE_MIN,
+        DATE_MAX,
+        calendar=True,
+        text=f"a calendar day written yyyymmdd, {DATE_MIN} .. {DATE_MAX}",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -18,6 +101,7 @@ class Column:
     kind: Kind
     nullable: bool = False  # NaN / empty allowed
     min_value: float | None = None  # inclusive lower bound, numeric columns only
+    bounds: Bounds | None = None  # the full legal range (checked after min_value)
 
 
 @dataclass(frozen=True)
@@ -50,13 +134,18 @@ def _matrix(name: str, key: str, *, time_nullable: bool) -> FileSpec:
         columns=(
             Column("user_id", "int", min_value=0),
             Column("video_id", "int", min_value=0),
-            Column("play_duration", "int", min_value=0),
-            Column("video_duration", "int", min_value=0),
-            Column("time", "str", nullable=time_nullable),
+            Column("play_duration", "int", min_value=0, bounds=RANGES["duration"]),
+            Column("video_duration", "int", min_value=0, bounds=RANGES["duration"]),
+            Column("time", "str", nullable=time_nullable),  # yyyy-mm-dd hh:mm:ss[.fff]
             # `date` reads as float in small_matrix because of its NaNs
-            Column("date", "int" if not time_nullable else "float", nullable=time_nullable),
-            Column("timestamp", "float", nullable=time_nullable),
-            Column("watch_ratio", "float", min_value=0),
+            Column(
+                "date",
+                "int" if not time_nullable else "float",
+                nullable=time_nullable,
+                bounds=RANGES["date"],
+            ),
+            Column("timestamp", "float", nullable=time_nullable, bounds=RANGES["timestamp"]),
+            Column("watch_ratio", "float", min_value=0, bounds=RANGES["watch_ratio"]),
         ),
     )
 
@@ -121,13 +210,13 @@ ITEM_DAILY_FEATURES = FileSpec(
     key="item_daily_features",
     columns=(
         Column("video_id", "int", min_value=0),
-        Column("date", "int", min_value=0),
+        Column("date", "int", min_value=0, bounds=RANGES["date"]),
         Column("author_id", "int", min_value=0),
         Column("video_type", "str"),
         Column("upload_dt", "str"),
         Column("upload_type", "str"),
         Column("visible_status", "str"),
-        Column("video_duration", "float", min_value=0),
+        Column("video_duration", "float", min_value=0, bounds=RANGES["duration"]),
         Column("video_width", "int", min_value=0),
         Column("video_height", "int", min_value=0),
         Column("music_id", "int", min_value=0),
@@ -175,9 +264,15 @@ TRUTH = FileSpec(
     columns=(
         Column("user_id", "int", min_value=0),
         Column("video_id", "int", min_value=0),
-        Column("expected_watch_ratio", "float", min_value=0),
+        Column("expected_watch_ratio", "float", min_value=0, bounds=RANGES["watch_ratio"]),
     ),
 )
 
 N_TAGS = 31  # tag ids 0..30 in item_categories.feat
+#: ``time`` of the matrices: Beijing wall-clock ``yyyy-mm-dd hh:mm:ss`` with optional
+#: fractional seconds, as in the real files (``2020-07-05 00:08:23.438``)
+TIME_PATTERN = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) "
+    r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?$"
+)
 MISSING_CATEGORY_ID = -124

@@ -16,7 +16,7 @@ import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kuairec.data.schema import Column, FileSpec
+from kuairec.data.schema import TIME_PATTERN, Column, FileSpec
 from kuairec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,28 +120,91 @@ def read_checked(
             df = _check_float(df, path, column)
         if column.min_value is not None and column.kind in ("int", "float"):
             _check_min(df, path, column)
-    if skip and _count_commas(path) != (len(spec.columns) - 1) * (df.height + 1):
-        raise diagnose_parse(path, spec, ValueError("a line has the wrong number of fields"))
+        if column.bounds is not None and column.kind in ("int", "float"):
+            _check_bounds(df, path, column)
+    if skip:
+        counts = _count_bytes(path, b",: ")
+        if counts[","] != (len(spec.columns) - 1) * (df.height + 1):
+            raise diagnose_parse(path, spec, ValueError("a line has the wrong number of fields"))
+        if "time" in skip:
+            timed = df.height - df["timestamp"].null_count()
+            _check_times(path, spec, counts, timed)
     return df
 
 
-def _count_commas(path: Path) -> int:
-    """Commas in the file (vectorised over a memory map). With skipped columns polars
-    ignores extra fields on a line; in a file without quotes this count exposes them."""
+def _count_bytes(path: Path, chars: bytes) -> dict[str, int]:
+    """How many of each byte of ``chars`` the file holds (vectorised over a memory map).
+
+    With skipped columns polars ignores extra fields on a line; in a file without quotes
+    the comma count exposes them."""
     import mmap
 
     import numpy as np
 
+    total = dict.fromkeys(chars.decode(), 0)
     if path.stat().st_size == 0:
-        return 0
-    total = 0
+        return total
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         buf = np.frombuffer(mm, dtype=np.uint8)
         step = 1 << 24
         for start in range(0, buf.size, step):
-            total += int(np.count_nonzero(buf[start : start + step] == ord(",")))
-        del buf
+            chunk = buf[start : start + step]
+            for char in total:
+                total[char] += int(np.count_nonzero(chunk == ord(char)))
+        del buf, chunk
     return total
+
+
+def _check_times(path: Path, spec: FileSpec, counts: dict[str, int], timed: int) -> None:
+    """The ``time`` column, not materialised, checked cheaply: a matrix holds ':' and ' '
+    only in its times (``yyyy-mm-dd hh:mm:ss``), so a valid file holds exactly two colons
+    and one space per row with a timestamp; and the first and last 64 KiB of lines are
+    matched in full. Any doubt: one streaming scan finds the first bad line."""
+    import re
+
+    pattern = re.compile(TIME_PATTERN)
+    col = spec.header.index("time")
+    suspect = counts[":"] != 2 * timed or counts[" "] != timed
+    if not suspect:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+            size = fh.seek(0, 2)
+            fh.seek(max(size - (1 << 16), len(head)))
+            tail = fh.read()
+        sample = head.split(b"\n")[1:-1] + tail.split(b"\n")[1:]
+        for line in sample:
+            fields = line.decode("utf-8", errors="replace").rstrip("\r").split(",")
+            if len(fields) == len(spec.columns) and fields[col] and not pattern.match(fields[col]):
+                suspect = True
+                break
+    if suspect:
+        find_bad_time(path, spec)
+
+
+def find_bad_time(path: Path, spec: FileSpec) -> None:
+    """Raise a DataError at the first row whose ``time`` is malformed, or missing while
+    the row has a timestamp (or present without one): one streaming scan."""
+    import polars as pl
+
+    scan = pl.scan_csv(
+        path,
+        schema={c.name: pl.String for c in spec.columns},
+        has_header=True,
+        raise_if_empty=False,
+    )
+    time, ts = pl.col("time"), pl.col("timestamp")
+    malformed = time.is_not_null() & ~time.str.contains(TIME_PATTERN)
+    bad = malformed | (time.is_null() != ts.is_null())
+    got = scan.select(time, ts).with_row_index("_row").filter(bad).head(1).collect()
+    if got.height:
+        value = got["time"][0]
+        found = "a missing value" if value is None else repr(value)
+        raise DataError(
+            f"expected a time like 2020-07-05 00:08:23.438 (yyyy-mm-dd hh:mm:ss), found {found}",
+            file=path,
+            row=int(got["_row"][0]) + _FIRST_DATA_LINE,
+            column="time",
+        )
 
 
 def _drop_trailing_blank_rows(df: pl.DataFrame) -> pl.DataFrame:
@@ -197,6 +260,21 @@ def _check_min(df: pl.DataFrame, path: Path, column: Column) -> None:
         what = "an id" if column.name.endswith("_id") else "a value"
         raise DataError(
             f"expected {what} >= {column.min_value:g}, found {s[row]!r}",
+            file=path,
+            row=row + _FIRST_DATA_LINE,
+            column=column.name,
+        )
+
+
+def _check_bounds(df: pl.DataFrame, path: Path, column: Column) -> None:
+    bounds = column.bounds
+    assert bounds is not None
+    s = df[column.name]
+    values = s.to_numpy()  # no copy without nulls; nulls become NaN (never a violation)
+    row = bounds.first_violation(values)
+    if row is not None:
+        raise DataError(
+            f"expected {bounds.describe()}, found {s[row]!r}",
             file=path,
             row=row + _FIRST_DATA_LINE,
             column=column.name,

@@ -277,7 +277,9 @@ def load_interactions_csv(path: str | Path) -> tuple[IdMap, IdMap, LogArrays]:
 
     Ids are mapped to contiguous indices (sorted raw ids). Raises DataError naming the file,
     the line and the column for a missing column, a non-numeric or missing value, a
-    non-finite timestamp or watch_ratio, or a negative watch_ratio.
+    non-finite timestamp or watch_ratio, or one outside the loader's ranges
+    (:data:`kuairec.data.schema.RANGES`: timestamps between 2000-01-01 and 2100-01-01,
+    watch_ratio between 0 and 10,000).
     """
     import polars as pl
 
@@ -299,6 +301,8 @@ def load_interactions_csv(path: str | Path) -> tuple[IdMap, IdMap, LogArrays]:
     if df.height == 0:
         raise DataError("no data rows", file=path)
     cols = {c: _parse_column(df[c], c, path) for c in CSV_COLUMNS}
+    for c in ("watch_ratio", "timestamp"):  # the loader's ranges (schema.RANGES)
+        _parse_column(df[c].str.strip_chars(), c, path, ranges_of=cols[c])
     users = IdMap(np.unique(cols["user_id"]), name="user_id")
     items = IdMap(np.unique(cols["video_id"]), name="video_id")
     log = LogArrays(
@@ -310,8 +314,27 @@ def load_interactions_csv(path: str | Path) -> tuple[IdMap, IdMap, LogArrays]:
     return users, items, log
 
 
-def _parse_column(col: Any, name: str, path: Path) -> np.ndarray:
+def _parse_column(
+    col: Any, name: str, path: Path, ranges_of: np.ndarray | None = None
+) -> np.ndarray:
+    """One column of a user log, typed and checked against the loader's ranges
+    (:data:`kuairec.data.schema.RANGES`: ``timestamp`` and ``watch_ratio``); every column
+    is parsed before any range is checked."""
     import polars as pl
+
+    from kuairec.data.schema import RANGES
+
+    if ranges_of is not None:  # the range check of values already parsed
+        bounds = RANGES[name]
+        row = bounds.first_violation(ranges_of)
+        if row is not None:
+            raise DataError(
+                f"expected {bounds.describe()}, found {col[row]!r}",
+                file=path,
+                row=row + 2,
+                column=name,
+            )
+        return ranges_of
 
     is_id = name in ("user_id", "video_id")
     text = col.str.strip_chars()
@@ -321,8 +344,6 @@ def _parse_column(col: Any, name: str, path: Path) -> np.ndarray:
     if not is_id:
         values = values.astype(np.float64)
         bad |= ~np.isfinite(values)
-        if name == "watch_ratio":
-            bad |= values < 0
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         found = text[row]
