@@ -204,12 +204,44 @@ def test_missing_side_file_warned_once_and_none(tmp_path: Path, caplog) -> None:
     assert describe(ds)["missing_files"] == ["item_categories.csv", "social_network.csv"]
 
 
-def test_tag_ids_above_30_widen_the_matrix(tmp_path: Path) -> None:
-    cats = 'video_id,feat\n100,[8]\n200,"[40, 2]"\n'
+def test_tag_ids_above_30_get_contiguous_columns(tmp_path: Path) -> None:
+    big = 2**63 - 1
+    cats = f'video_id,feat\n100,"[8, 1000000000]"\n200,"[40, 2]"\n300,[{big}]\n'
+    folder = fx.write_tiny_folder(tmp_path / "d", replace={"item_categories.csv": cats})
+    for _ in ("cold", "warm"):
+        ds = load_dataset(folder, cache_dir=tmp_path / "cache", progress=False)
+        tags = ds.item_tags
+        assert tags.shape == (5, schema.N_TAGS + 3)  # never max id + 1
+        ids = side.tag_ids(tags)
+        assert ids.tolist() == [*range(schema.N_TAGS), 40, 10**9, big]
+        assert sorted(ids[tags[0].indices].tolist()) == [8, 10**9]
+        assert sorted(ids[tags[1].indices].tolist()) == [2, 40]
+        assert ids[tags[2].indices].tolist() == [big]
+    assert isinstance(ds, CachedDataset)
+    assert any("3 tag ids outside 0..30" in n for n in ds.report.notes)
+
+
+def test_standard_tags_keep_their_columns(tiny) -> None:
+    assert side.tag_ids(tiny.item_tags).tolist() == list(range(schema.N_TAGS))
+
+
+def test_tag_ids_beyond_64_bits_are_one_clear_error(tmp_path: Path) -> None:
+    cats = 'video_id,feat\n100,[8]\n200,"[99999999999999999999]"\n'
+    folder = fx.write_tiny_folder(tmp_path / "d", replace={"item_categories.csv": cats})
+    with pytest.raises(DataError, match=r"line 3, column 'feat': expected integers of at most"):
+        load_dataset(folder, cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_eda_tag_stats_use_the_column_map(tmp_path: Path) -> None:
+    from kuairec.eda.side import tag_popularity
+
+    cats = 'video_id,feat\n100,"[8, 1000000000]"\n200,[1000000000]\n'
     folder = fx.write_tiny_folder(tmp_path / "d", replace={"item_categories.csv": cats})
     ds = load_dataset(folder, cache_dir=tmp_path / "cache", progress=False)
-    assert ds.item_tags.shape == (5, 41)
-    assert sorted(ds.item_tags[1].indices.tolist()) == [2, 40]
+    ts = tag_popularity(ds.item_tags, np.array([4.0, 1.0, 0.0, 0.0, 0.0]))
+    assert ts.videos.size == schema.N_TAGS + 1  # 32 entries, not 10**9
+    top = int(np.argmax(ts.views))
+    assert ts.tag_id(top) == 10**9 and ts.views[top] == 5.0 and ts.videos[top] == 2
 
 
 def test_ids_beyond_int32_fall_back_to_int64(tmp_path: Path) -> None:

@@ -170,7 +170,12 @@ def _save_csr(folder: Path, mat: Any) -> dict[str, Any]:
     folder.mkdir()
     for name in ("data", "indices", "indptr"):
         _np_save(folder / f"{name}.npy", getattr(mat, name))
-    return {"kind": "csr", "shape": [int(x) for x in mat.shape]}
+    spec: dict[str, Any] = {"kind": "csr", "shape": [int(x) for x in mat.shape]}
+    tag_ids = getattr(mat, "tag_ids", None)  # item_tags: the tag id of each column
+    if tag_ids is not None:
+        _np_save(folder / "tag_ids.npy", np.asarray(tag_ids, dtype=np.int64))
+        spec["tag_ids"] = True
+    return spec
 
 
 def _np_load(path: Path) -> np.ndarray:
@@ -230,7 +235,10 @@ class CachedDataset(KuaiRecDataset):
                 import scipy.sparse as sp
 
                 parts = [_np_load(entry / name / f"{p}.npy") for p in ("data", "indices", "indptr")]
-                return sp.csr_matrix(tuple(parts), shape=tuple(spec["shape"]))
+                mat = sp.csr_matrix(tuple(parts), shape=tuple(spec["shape"]))
+                if spec.get("tag_ids"):
+                    mat.tag_ids = np.load(entry / name / "tag_ids.npy", allow_pickle=False)
+                return mat
             return _load_interactions(entry / name, spec)
         except FileNotFoundError:
             raise DataError(

@@ -53,28 +53,52 @@ def read_item_categories(path: Path) -> pl.DataFrame:
 def build_item_tags(
     path: Path, users: IdMap, items: IdMap, report: CleaningReport
 ) -> sp.csr_matrix:
-    """(n_items, n_tags) multi-hot float32 CSR; n_tags = 31, wider if a larger id appears."""
+    """(n_items, n_tags) multi-hot float32 CSR: the 31 standard tags' columns, then one
+    column per other tag id present (see :func:`item_tags_matrix`)."""
     cats = read_item_categories(path)
     report.rows_read["item_categories"] = cats.height
     return item_tags_matrix(cats, items, report)
 
 
 def item_tags_matrix(cats: pl.DataFrame, items: IdMap, report: CleaningReport) -> sp.csr_matrix:
-    """The tag matrix from :func:`read_item_categories`' frame (unknown videos dropped)."""
+    """The tag matrix from :func:`read_item_categories`' frame (unknown videos dropped).
+
+    Tag ids are mapped to contiguous columns, never used as a size: column ``t`` is tag
+    ``t`` for the standard ids 0..30 (the real data's), and any other id present gets one
+    of the columns after them, in ascending order (a tag id of 10**9 costs one column).
+    The column -> tag id map is the matrix's ``tag_ids`` (:func:`tag_ids`).
+    """
     import scipy.sparse as sp
 
     cats = _map_and_drop(cats, items, "video_id", "item_idx", "item_categories", report)
     exploded = cats.select("item_idx", "feat").explode("feat").drop_nulls("feat")
     rows = exploded["item_idx"].to_numpy()
-    tags = exploded["feat"].to_numpy()
-    n_tags = max(schema.N_TAGS, int(tags.max()) + 1 if tags.size else 0)
-    if n_tags > schema.N_TAGS:
-        report.notes.append(f"item_categories.csv: tag ids up to {n_tags - 1} (expected 0..30)")
+    tags = exploded["feat"].to_numpy().astype(np.int64)
+    standard = tags < schema.N_TAGS
+    extra = np.unique(tags[~standard])
+    cols = tags.copy()
+    cols[~standard] = schema.N_TAGS + np.searchsorted(extra, tags[~standard])
+    ids = np.concatenate([np.arange(schema.N_TAGS, dtype=np.int64), extra])
+    if extra.size:
+        report.notes.append(
+            f"item_categories.csv: {extra.size} tag ids outside 0..30 (largest {extra[-1]}), "
+            f"in columns {schema.N_TAGS}.. of item_tags (tag_ids maps them)"
+        )
     data = np.ones(rows.size, dtype=np.float32)
-    mat = sp.csr_matrix((data, (rows, tags)), shape=(len(items), n_tags))
+    mat = sp.csr_matrix((data, (rows, cols)), shape=(len(items), ids.size))
     mat.sum_duplicates()
     mat.data[:] = 1.0
+    mat.tag_ids = ids
     return mat
+
+
+def tag_ids(item_tags: sp.spmatrix) -> np.ndarray:
+    """The tag id of each column of ``item_tags`` (int64): ``item_tags.tag_ids`` when the
+    loader set it, else the column numbers (a matrix built by hand)."""
+    ids = getattr(item_tags, "tag_ids", None)
+    if ids is None or len(ids) != item_tags.shape[1]:
+        return np.arange(item_tags.shape[1], dtype=np.int64)
+    return np.asarray(ids, dtype=np.int64)
 
 
 def build_user_features(

@@ -409,8 +409,17 @@ def parse_int_lists(s: pl.Series, path: Path, column: str, *, min_value: int = 0
         s.str.strip_chars(" []")
         .str.split(",")
         .list.eval(pl.element().str.strip_chars().filter(pl.element().str.strip_chars() != ""))
-        .list.eval(pl.element().cast(pl.Int64))
+        .list.eval(pl.element().cast(pl.Int64, strict=False))
     )
+    overflow = lists.list.eval(pl.element().is_null()).list.any().fill_null(False)
+    if overflow.any():
+        row = int(overflow.arg_true()[0])
+        raise DataError(
+            f"expected integers of at most 19 digits (64-bit), found {s[row]!r}",
+            file=path,
+            row=row + _FIRST_DATA_LINE,
+            column=column,
+        )
     low = lists.list.min() < min_value
     if low.any():
         row = int(low.fill_null(False).arg_true()[0])

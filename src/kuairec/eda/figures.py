@@ -173,16 +173,20 @@ def activity_time(days: list[dt.date], day_counts: np.ndarray, hours: np.ndarray
     return fig
 
 
+TOP_TAGS = 40  # bars in the tag figure (the real data has 31 tags)
+
+
 def tags(ts: TagStats) -> Figure:
     fig, ax = _subplots(1, size=(11, 4))
-    order = np.argsort(-ts.views, kind="stable")
+    order = np.argsort(-ts.views, kind="stable")[:TOP_TAGS]
     pos = np.arange(order.size)
     vid = ts.videos[order] / max(ts.videos.sum(), 1)
     view = ts.views[order] / max(ts.views.sum(), 1)
     ax.bar(pos - 0.2, vid, 0.4, label="share of tag assignments (videos)")
     ax.bar(pos + 0.2, view, 0.4, label="share of tag-weighted views")
-    ax.set_xticks(pos, [str(t) for t in order], fontsize=8)
-    ax.set_xlabel("tag id (item_categories.feat), most viewed first")
+    ax.set_xticks(pos, [str(ts.tag_id(k)) for k in order], fontsize=8)
+    more = f" (top {TOP_TAGS} of {ts.views.size})" if ts.views.size > TOP_TAGS else ""
+    ax.set_xlabel(f"tag id (item_categories.feat), most viewed first{more}")
     ax.set_ylabel("share")
     ax.set_title("Tag popularity")
     ax.legend()

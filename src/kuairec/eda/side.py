@@ -71,10 +71,19 @@ class TagStats:
     n_tagged: int  # videos with at least one tag
     n_multi: int  # videos with two tags or more
     n_items: int  # videos in the id space
+    tag_ids: np.ndarray | None = None  # the tag id of each entry (None: the positions)
+
+    def tag_id(self, k: int) -> int:
+        return int(self.tag_ids[k]) if self.tag_ids is not None else int(k)
 
 
 def tag_popularity(item_tags: sp.csr_matrix, views: np.ndarray) -> TagStats:
-    """Videos and views per tag (a video with k tags counts once for each)."""
+    """Videos and views per tag column (a video with k tags counts once for each); tag
+    ids come from the matrix's column map (:func:`kuairec.data.side.tag_ids`), never
+    used as sizes."""
+    from kuairec.data.side import tag_ids
+
+    ids = tag_ids(item_tags)
     tags = item_tags.tocsr().astype(bool).astype(np.float64)
     n = min(tags.shape[0], views.size)
     tags, v = tags[:n], np.asarray(views[:n], dtype=np.float64)
@@ -85,6 +94,7 @@ def tag_popularity(item_tags: sp.csr_matrix, views: np.ndarray) -> TagStats:
         n_tagged=int((per_video > 0).sum()),
         n_multi=int((per_video > 1).sum()),
         n_items=n,
+        tag_ids=ids,
     )
 
 

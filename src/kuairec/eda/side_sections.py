@@ -26,9 +26,9 @@ def tags(ctx: Context) -> Section:
     vid_share = ts.videos[top] / max(ts.n_tagged, 1)
     view_share = ts.views[top] / max(ts.views.sum(), 1)
     cap = (
-        f"Tag {top} is the most viewed: it is on {vid_share:.1%} of tagged videos and gets "
-        f"{view_share:.1%} of tag-weighted views; {ts.n_tagged:,} of {ts.n_items:,} videos "
-        f"carry a tag and {ts.n_multi:,} carry two or more."
+        f"Tag {ts.tag_id(top)} is the most viewed: it is on {vid_share:.1%} of tagged videos "
+        f"and gets {view_share:.1%} of tag-weighted views; {ts.n_tagged:,} of "
+        f"{ts.n_items:,} videos carry a tag and {ts.n_multi:,} carry two or more."
     )
     sec.figures.append(make_figure("tags", figures.tags(ts), cap))
     return sec
