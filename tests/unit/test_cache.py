@@ -66,6 +66,52 @@ def test_changing_a_source_file_invalidates(folder: Path, tmp_path: Path, builds
     assert ds.report.duplicates_dropped == 2
 
 
+def test_same_size_edit_with_mtime_restored_invalidates(
+    folder: Path, tmp_path: Path, builds
+) -> None:
+    first = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    path = folder / "big_matrix.csv"
+    st = path.stat()
+    text = path.read_text(encoding="utf-8")
+    edited = text.replace(",5.0\n", ",6.0\n")  # (3, 200): same size, different value
+    assert edited != text and len(edited) == len(text)
+    with open(path, "r+", encoding="utf-8") as fh:  # in place: same inode
+        fh.write(edited)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    second = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert len(builds) == 2 and second.source_checksum != first.source_checksum
+    assert second.big.watch_ratio_max.max() == pytest.approx(6.0)  # not the stale 5.0
+
+
+def test_key_covers_inode_ctime_and_content(folder: Path, monkeypatch) -> None:
+    files = load.locate_files(folder)
+    key = cache.source_key(files)
+    assert cache.source_key(files) == key  # stable
+    path = folder / "user_features.csv"
+    st = path.stat()
+    copy = folder / "copy.tmp"
+    copy.write_bytes(path.read_bytes())
+    os.replace(copy, path)  # same bytes, size and (restored) mtime; a new inode
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert cache.source_key(files) != key
+    key = cache.source_key(files)
+    # a file system whose stat lies (same size, times and inode): the content still counts
+    real_hash = cache.head_tail_sha256
+    monkeypatch.setattr(cache, "head_tail_sha256", lambda p, size=None: real_hash(p, size) + "x")
+    assert cache.source_key(files) != key
+
+
+def test_head_tail_hash_matches_the_run_manifest(tmp_path: Path) -> None:
+    from kuairec.pipeline.manifest import data_checksum
+
+    path = tmp_path / "big_matrix.csv"
+    path.write_bytes(os.urandom(3 * cache.FINGERPRINT_BYTES + 17))
+    assert data_checksum(tmp_path)["files"][path.name]["sha256_head_tail"] == (
+        cache.head_tail_sha256(path)
+    )
+
+
 def test_adding_a_side_file_invalidates(tmp_path: Path, builds) -> None:
     folder = fx.write_tiny_folder(tmp_path / "data", skip=("social_network.csv",))
     assert load_dataset(folder, cache_dir=tmp_path / "c", progress=False).social is None

@@ -1,7 +1,8 @@
 """The parsed-dataset cache: ``<cache_dir>/datasets/<key>/``.
 
-``key`` hashes the data-format version and every source file's name, size and mtime_ns,
-so editing or touching a file invalidates the entry. An entry holds:
+``key`` hashes the data-format version and every source file's name, size, mtime_ns,
+inode, ctime_ns and a head/tail content hash (:func:`source_key`), so editing, touching or
+replacing a file invalidates the entry. An entry holds:
 
 - ``manifest.json`` (written last): format, source folder, file stats, id-map sizes,
   the cleaning report and which optional fields exist;
@@ -44,8 +45,30 @@ _CSRS = ("item_tags", "social")
 _INTERACTION_ARRAYS = ("indptr", "indices", *Interactions.VALUE_FIELDS)
 
 
+FINGERPRINT_BYTES = 1 << 20  # hashed at each end of every source file
+
+
+def head_tail_sha256(path: Path, size: int | None = None) -> str:
+    """SHA-256 of a file's size, first MiB and last MiB: a cheap content fingerprint (the
+    same as the run manifest's ``sha256_head_tail``, :mod:`kuairec.pipeline.manifest`)."""
+    size = path.stat().st_size if size is None else size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as fh:
+        h.update(fh.read(FINGERPRINT_BYTES))
+        if size > FINGERPRINT_BYTES:
+            fh.seek(max(size - FINGERPRINT_BYTES, FINGERPRINT_BYTES))
+            h.update(fh.read())
+    return h.hexdigest()
+
+
 def source_key(files: dict[str, Path | None]) -> str:
-    """Hash of the format version and each source file's name, size and mtime_ns."""
+    """Hash of the format version and, for each source file, its name, size, mtime_ns,
+    inode (device and number), ctime_ns and :func:`head_tail_sha256`.
+
+    Size and mtime alone miss an edit that keeps the size with the mtime put back
+    (``touch -d``, ``cp -p``, ``rsync -t``); the ctime cannot be put back without changing
+    the clock, the inode changes when a file is replaced, and the content fingerprint
+    catches a change at either end even on a file system with coarse or fake times."""
     h = hashlib.sha256(f"kuairec-dataset-format {FORMAT_VERSION}\n".encode())
     for spec in (*schema.FILES, schema.TRUTH):
         path = files.get(spec.key)
@@ -53,7 +76,11 @@ def source_key(files: dict[str, Path | None]) -> str:
             h.update(f"{spec.name} absent\n".encode())
         else:
             st = path.stat()
-            h.update(f"{spec.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+            print_ = head_tail_sha256(path, st.st_size)
+            h.update(
+                f"{spec.name} {st.st_size} {st.st_mtime_ns} {st.st_dev}:{st.st_ino} "
+                f"{st.st_ctime_ns} {print_}\n".encode()
+            )
     return h.hexdigest()[:24]
 
 
