@@ -1,0 +1,183 @@
+"""A deep autoencoder over users' watch histories: Mult-DAE / Mult-VAE (Liang et al.,
+"Variational Autoencoders for Collaborative Filtering", WWW 2018) and a plain BCE
+autoencoder (the seed configuration).
+
+A user's input is their row of the training matrix over all items: binary (watched) or
+``weighted`` (clipped watch_ratio), pairs below ``threshold`` dropped
+(:func:`kuairec.models.matrices.weighted_matrix`). The published recipe L2-normalises the
+row and drops half of it (input dropout 0.5) before the encoder; the loss is the
+multinomial log-likelihood of the softmax output (``"multinomial"``) or per-item binary
+cross-entropy (``"bce"``); the VAE adds a KL term whose weight rises linearly to
+``beta_max`` over ``anneal_steps`` optimiser steps. Scores are the decoder's output logits
+(the VAE decodes its mean: no sampling), so any user with a history can be scored, a
+posted one included, and a known user's own history gives exactly that user's scores.
+
+Training goes through :mod:`kuairec.models.torch_train` (Lightning, seeded, early stopping
+on the validation split's NDCG@10, the best epoch kept, no refit on the whole log).
+CSR rows are densified one batch at a time. ``max_seconds`` caps the fit: training stops
+after the first epoch that ends past it (a safety cap for large data or slow settings;
+when it triggers, the epoch count, and so the model, depends on the machine's speed).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from kuairec.errors import ConfigError
+from kuairec.models.base import Recommender
+from kuairec.models.matrices import csr_from_state, csr_state, weighted_matrix, weighted_rows
+from kuairec.models.params import Param, param
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+
+    from kuairec.data.dataset import TrainSet
+    from kuairec.evaluation.protocols import TestSet
+
+_NET_FIELDS = (
+    "hidden_dims",
+    "activation",
+    "dropout",
+    "input_dropout",
+    "normalize",
+    "loss",
+    "variational",
+    "beta_max",
+    "anneal_steps",
+    "lr",
+    "weight_decay",
+)
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    input: Literal["binary", "weighted"] = "binary"
+    threshold: float = param(0.0, ge=0, doc="pairs with watch_ratio below it are dropped")
+    clip: float = param(5.0, gt=0, doc="watch_ratio is clipped at this value ('weighted')")
+    hidden_dims: tuple[int, ...] = param((600, 200), doc="encoder widths (mirrored decoder)")
+    activation: Literal["tanh", "relu", "sigmoid"] = "tanh"
+    dropout: float = param(0.0, ge=0, lt=1, doc="dropout after every hidden layer")
+    input_dropout: float = param(0.5, ge=0, lt=1, doc="dropout on the (normalised) input")
+    normalize: bool = True
+    loss: Literal["multinomial", "bce"] = "multinomial"
+    variational: bool = False
+    beta_max: float = param(0.2, ge=0, doc="VAE: the KL weight's final value")
+    anneal_steps: int = param(2000, ge=0, doc="VAE: optimiser steps to reach beta_max")
+    lr: float = param(1e-3, gt=0, doc="Adam learning rate")
+    weight_decay: float = param(0.0, ge=0, doc="Adam L2 penalty")
+    batch_size: int = param(128, ge=1, doc="users per batch")
+    max_epochs: int = param(100, ge=1, doc="epochs at most (all of them without a split)")
+    patience: int = param(5, ge=1, doc="epochs without a better validation NDCG@10")
+    max_seconds: float | None = param(None, gt=0, doc="stop after the epoch that ends past it")
+    seed: int = param(0, ge=0, doc="seeds weights, dropout, shuffling and sampling")
+    accelerator: str = param("cpu", doc="Lightning accelerator: cpu, gpu, auto")
+    devices: int = param(1, ge=1, doc="devices (more than 1: DDP, ddp_spawn)")
+    num_threads: int = param(0, ge=0, doc="torch CPU threads (fit, scoring); 0 = default")
+
+    def check(self) -> None:
+        if not self.hidden_dims or min(self.hidden_dims) < 1:
+            raise ConfigError(
+                f"autoencoder: parameter 'hidden_dims' must be a non-empty list of widths "
+                f">= 1, got {list(self.hidden_dims)!r}"
+            )
+
+
+class AutoencoderRecommender(Recommender):
+    """Deep autoencoder of watch histories (Mult-DAE/VAE; torch + Lightning)."""
+
+    name = "autoencoder"
+    Config = AutoencoderConfig
+    supports_history = True
+    uses_validation = True
+    uses_accelerator = True
+    requires = ("torch", "lightning")
+    extra = "deep"
+    tune_in_run = False  # a fit takes seconds to minutes: tuned with `kuairec tune` only
+    search_space = {
+        "lr": Param("float", 1e-4, 1e-2, log=True),
+        "input_dropout": Param("float", 0.0, 0.7),
+        "hidden_dims": Param("choice", choices=((200,), (600, 200), (256, 64))),
+        "beta_max": Param("float", 0.0, 0.5),
+    }
+    test_settings = {
+        "hidden_dims": [8],
+        "max_epochs": 10,
+        "batch_size": 4,
+        "lr": 3e-2,
+        "input_dropout": 0.0,
+        "num_threads": 1,
+    }
+
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
+        from kuairec.models import autoencoder_net as net
+        from kuairec.models.torch_train import TrainSettings, ValidationNDCG, train_module
+
+        c = self.config
+        self.x_ = self._input(train.interactions)
+        loader = net.row_loader(self.x_, c.batch_size, c.seed)
+        validate = None
+        if valid is not None:
+            validate = ValidationNDCG(valid, train, functools.partial(net.score_users, x=self.x_))
+        settings = TrainSettings(
+            name=self.name,
+            max_epochs=c.max_epochs,
+            patience=c.patience,
+            seed=c.seed,
+            accelerator=c.accelerator,
+            devices=c.devices,
+            max_seconds=c.max_seconds,
+            num_threads=c.num_threads,
+        )
+        trained = train_module(
+            functools.partial(self._build, train.n_items),
+            loader,
+            settings,
+            validate=validate,
+            scratch_dir=self.scratch_dir,
+            progress=progress,
+        )
+        self.net_ = trained.module.cpu().eval()
+        self.history_ = trained.history
+        self.best_epoch_ = trained.best_epoch
+
+    def _build(self, n_items: int):
+        from kuairec.models.autoencoder_net import AutoencoderNet
+
+        return AutoencoderNet(n_items, **{f: getattr(self.config, f) for f in _NET_FIELDS})
+
+    def _input(self, inter) -> sp.csr_matrix:
+        c = self.config
+        weighting = "binary" if c.input == "binary" else "linear"
+        return weighted_matrix(inter, weighting, c.clip, c.threshold)
+
+    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        return self._scores_of(self.x_[users], items)
+
+    def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        c = self.config
+        weighting = "binary" if c.input == "binary" else "linear"
+        return self._scores_of(weighted_rows(history, weighting, c.clip, c.threshold), items)
+
+    def _scores_of(self, x: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        from kuairec.models.autoencoder_net import score_dense
+        from kuairec.models.torch_train import threads
+
+        with threads(self.config.num_threads):
+            s = score_dense(self.net_, x.toarray().astype(np.float32, copy=False))
+        return s if items is None else s[:, items]
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        from kuairec.models.torch_train import state_arrays
+
+        return {**state_arrays(self.net_), **csr_state("x", self.x_)}
+
+    def _set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        from kuairec.models.torch_train import load_state_arrays
+
+        self.x_ = csr_from_state("x", state)
+        self.net_ = load_state_arrays(self._build(self.x_.shape[1]), state)

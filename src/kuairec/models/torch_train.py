@@ -1,0 +1,385 @@
+"""Shared Lightning training for the torch models (the autoencoder, the two-tower model).
+
+:func:`train_module` trains a ``lightning.LightningModule`` the same way for every torch
+model:
+
+- on ``accelerator`` / ``devices`` from the model's config (CPU and one device by
+  default; the pipeline fills them from ``--accelerator`` / ``--devices`` for models that
+  declare ``uses_accelerator``). Several devices run Lightning's ``ddp_spawn`` strategy
+  (plain ``ddp`` would relaunch the whole command line, ``kuairec run`` included, in every
+  process);
+- seeded: ``lightning.seed_everything(seed, workers=True)`` before the module is built,
+  deterministic algorithms switched on for the fit (and restored after), a seeded
+  shuffling generator: the same seed gives the same weights and metrics on CPU;
+- quietly: no Lightning progress bar, model summary or info logs, no third-party bars;
+  epochs are reported through the project's one display
+  (:func:`kuairec.display.progress.using`);
+- with a CSV log (Lightning's ``CSVLogger``) and the best epoch's checkpoint written under
+  the model's ``scratch_dir`` (a temporary folder when None) and deleted when the fit ends.
+  Lightning's ``.ckpt`` files are pickles: no load path of this project ever reads them
+  (the best weights are restored from memory; saved models are ``weights.npz`` arrays);
+- with early stopping on NDCG@10 (label ``wr>2``) of the validation split
+  (:class:`ValidationNDCG`), computed at the end of every epoch; training stops after
+  ``patience`` epochs without improvement and the best epoch's weights are restored.
+
+**The final model is the best-validation-epoch model trained on the fit part** of the
+training log; it is not refitted on the whole log. A refit would need the epoch count
+carried over to a larger data set (where an epoch has more steps), would double the fit
+time within the run's time budget, and would train on the validation pairs, so that
+nothing could check the refitted model stopped at a good point. Without a validation
+split (``fit(train)`` with ``valid=None``) a fixed ``max_epochs`` are trained.
+
+The training curves come back as ``{"epoch": [...], "train_loss": [...],
+"valid_ndcg@10": [...]}`` (plain floats; the validation series is absent without a split),
+which a model stores as ``history_`` (the pipeline writes it into metrics.json).
+
+This module imports torch and lightning: import it inside the functions that train, never
+at the top of a model module (the catalogue and ``import kuairec`` must work without
+them). Everything handed to the trainer (module, data loader, scoring function) must be
+picklable for ``ddp_spawn``: module-level classes and functions (or ``functools.partial``
+of them), no lambdas or closures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import math
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from kuairec.display.progress import Progress, using
+from kuairec.models.base import top_k
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+
+    from kuairec.data.dataset import TrainSet
+    from kuairec.evaluation.protocols import TestSet
+
+VALID_METRIC = "valid_ndcg@10"
+_QUIET_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How :func:`train_module` trains (a model copies these from its config)."""
+
+    name: str
+    max_epochs: int
+    patience: int = 5
+    seed: int = 0
+    accelerator: str = "cpu"
+    devices: int = 1
+    max_seconds: float | None = None  # stop after the first epoch that ends past it
+    deterministic: bool = True
+    num_threads: int = 0  # torch's intra-op CPU threads for the fit; 0 = torch's default
+
+
+@dataclass
+class Trained:
+    """What :func:`train_module` returns: the module (best epoch's weights) and curves."""
+
+    module: Any
+    history: dict[str, list[float]]
+    best_epoch: int | None
+
+
+class ValidationNDCG:
+    """NDCG@10 (label ``wr>2``) of top-10 lists on a validation split.
+
+    ``score(module, users)`` gives a dense float array ``(len(users), n_items)`` of the
+    module's scores for known user indices; it must be picklable (a module-level function
+    or a ``functools.partial`` of one). The evaluation context is prepared once.
+    """
+
+    def __init__(
+        self,
+        valid: TestSet,
+        train: TrainSet,
+        score: Callable[[Any, np.ndarray], np.ndarray],
+        batch_size: int = 1024,
+    ) -> None:
+        from kuairec.evaluation.evaluate import prepare
+
+        self.valid, self.train, self.score, self.batch_size = valid, train, score, batch_size
+        self.ctx = prepare(valid, train, ks=(10,), labels=("wr>2",), default_label="wr>2")
+
+    def __call__(self, module: Any) -> float:
+        from kuairec.evaluation.evaluate import evaluate
+
+        items = top_items(
+            lambda users: self.score(module, users),
+            self.valid.users,
+            self.valid.exclude,
+            self.valid.candidates,
+            k=10,
+            batch_size=self.batch_size,
+        )
+        result = evaluate(
+            items,
+            self.valid,
+            self.train,
+            ks=(10,),
+            labels=("wr>2",),
+            default_label="wr>2",
+            n_bootstrap=0,
+            context=self.ctx,
+        )
+        return float(result.metrics["ndcg@10"])
+
+
+def top_items(
+    score: Callable[[np.ndarray], np.ndarray],
+    users: np.ndarray,
+    exclude: sp.csr_matrix,
+    candidates: np.ndarray,
+    k: int = 10,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """Top-k candidate items per user (excluded items never), ties by lower item_idx,
+    -1 padded: ``Recommender.recommend``'s rules for a scoring function."""
+    out = np.full((users.size, k), -1, dtype=np.int64)
+    kk = min(k, candidates.size)
+    if kk == 0:
+        return out
+    for start in range(0, users.size, batch_size):
+        stop = min(start + batch_size, users.size)
+        s = np.asarray(score(users[start:stop]), dtype=np.float32)[:, candidates]
+        s[np.isnan(s)] = -np.inf
+        s[exclude[start:stop][:, candidates].toarray().astype(bool)] = -np.inf
+        cols, vals = top_k(s, kk)
+        items = candidates[cols]
+        items[np.isneginf(vals)] = -1
+        out[start:stop, :kk] = items
+    return out
+
+
+class EarlyStopping:
+    """Best-epoch bookkeeping (plain Python, testable without a trainer).
+
+    ``update(epoch, value)`` returns True when the value is a new best (strictly higher);
+    ``should_stop`` is True once ``patience`` epochs have passed without a new best.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_value = -math.inf
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+
+    def update(self, epoch: int, value: float) -> bool:
+        if value > self.best_value:
+            self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+
+class EpochEnd(L.Callback):
+    """Per epoch: mean training loss, validation NDCG@10, early stopping, best weights,
+    the time cap, the display; at the end: the best weights and the curves (a JSON file
+    in the log folder, so they come back from ``ddp_spawn``'s processes too)."""
+
+    def __init__(
+        self,
+        settings: TrainSettings,
+        validate: Callable[[Any], float] | None,
+        history_path: Path,
+        advance: Callable[[int], None] | None = None,
+    ) -> None:
+        self.settings, self.validate, self.history_path = settings, validate, history_path
+        self.advance = advance
+        self.stopper = EarlyStopping(settings.patience)
+        self.history: dict[str, list[float]] = {"epoch": [], "train_loss": []}
+        if validate is not None:
+            self.history[VALID_METRIC] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self._losses: list[torch.Tensor] = []
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self._losses.append(loss.detach().float().cpu())
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch
+        loss = float(torch.stack(self._losses).mean()) if self._losses else math.nan
+        self._losses = []
+        self.history["epoch"].append(float(epoch))
+        self.history["train_loss"].append(loss)
+        if self.validate is not None:
+            value = self._validate(pl_module)
+            self.history[VALID_METRIC].append(value)
+            pl_module.log(VALID_METRIC, value, on_epoch=True, logger=True)
+            if self.stopper.update(epoch, value):
+                self.best_state = copy.deepcopy(pl_module.state_dict())
+            trainer.should_stop = trainer.should_stop or self.stopper.should_stop
+        cap = self.settings.max_seconds
+        if cap is not None and time.perf_counter() - self._t0 > cap:
+            trainer.should_stop = True
+        if self.advance is not None:
+            self.advance(1)
+
+    def _validate(self, pl_module) -> float:
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            with torch.no_grad():
+                return float(self.validate(pl_module))
+        finally:
+            pl_module.train(was_training)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.best_state is not None:
+            pl_module.load_state_dict(self.best_state)
+        if trainer.is_global_zero:
+            record = {"history": self.history, "best_epoch": self.stopper.best_epoch}
+            self.history_path.write_text(json.dumps(record))
+
+
+def train_module(
+    build: Callable[[], Any],
+    loader: Any,
+    settings: TrainSettings,
+    *,
+    validate: Callable[[Any], float] | None = None,
+    scratch_dir: Path | None = None,
+    progress: bool | Progress = False,
+) -> Trained:
+    """Seed, build the module (``build()``, after seeding: its initial weights are
+    seeded), train it on ``loader`` and return it with the best epoch's weights.
+
+    ``validate(module) -> float`` (e.g. a :class:`ValidationNDCG`) drives early stopping;
+    None trains ``settings.max_epochs`` epochs. See the module docstring.
+    """
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    module = build()
+    if scratch_dir is not None:
+        Path(scratch_dir).mkdir(parents=True, exist_ok=True)
+    spawn = settings.devices > 1
+    with (
+        tempfile.TemporaryDirectory(prefix="torch-", dir=scratch_dir) as root,
+        _quiet(),
+        _deterministic(settings.deterministic),
+        threads(settings.num_threads),
+        using(progress) as display,
+        display.task(f"{settings.name}: epochs", settings.max_epochs) as advance,
+    ):
+        history_path = Path(root) / "history.json"
+        # a display cannot cross into ddp_spawn's processes: there the bar shows the end only
+        end = EpochEnd(settings, validate, history_path, None if spawn else advance)
+        trainer = _trainer(settings, Path(root), end, validate is not None)
+        trainer.fit(module, train_dataloaders=loader)
+        record = json.loads(history_path.read_text())
+        if spawn:
+            advance(settings.max_epochs)
+    return Trained(module, record["history"], record["best_epoch"])
+
+
+def _trainer(settings: TrainSettings, root: Path, end: EpochEnd, monitored: bool) -> Any:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    checkpoint = ModelCheckpoint(
+        dirpath=root / "checkpoints",
+        monitor=VALID_METRIC if monitored else None,
+        mode="max",
+        save_top_k=1,
+        save_weights_only=True,
+    )
+    return L.Trainer(
+        accelerator=settings.accelerator,
+        devices=settings.devices,
+        strategy="ddp_spawn" if settings.devices > 1 else "auto",
+        max_epochs=settings.max_epochs,
+        logger=CSVLogger(root, name="logs", version=0),
+        callbacks=[end, checkpoint],
+        default_root_dir=root,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=settings.deterministic,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Lightning's info logs and its advice warnings off for the duration of a fit."""
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"lightning(\..*)?")
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """torch's intra-op CPU threads set to ``n`` for the block (0: left as they are).
+
+    Small networks lose most of their time to thread synchronisation when the cores are
+    shared (a tiny fit measured 12x slower with 2 threads than with 1 on a busy 2-core
+    machine), so the models expose this as a setting."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n > 0:
+            torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _deterministic(on: bool) -> Iterator[None]:
+    """Lightning switches deterministic algorithms on for the process; switch them back."""
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        yield
+    finally:
+        if on:
+            torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
+def state_arrays(module: Any, prefix: str = "w:") -> dict[str, np.ndarray]:
+    """A module's ``state_dict()`` as numpy arrays keyed ``prefix + name`` (weights.npz)."""
+    return {
+        f"{prefix}{name}": t.detach().cpu().numpy().copy()
+        for name, t in module.state_dict().items()
+    }
+
+
+def load_state_arrays(module: Any, state: Any, prefix: str = "w:") -> Any:
+    """Load :func:`state_arrays`' arrays back into a module built from the same config."""
+    tensors = {
+        key[len(prefix) :]: torch.from_numpy(np.array(value))
+        for key, value in state.items()
+        if key.startswith(prefix)
+    }
+    module.load_state_dict(tensors, strict=True)
+    return module.eval()
