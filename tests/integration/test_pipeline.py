@@ -23,6 +23,7 @@ def _cfg(data: Path, runs: Path, **settings):
         "eda": False,
         "n_bootstrap": 20,
         "save_models": False,
+        "validity": False,
     }
     return load_run_config(None, {**base, **settings})
 
@@ -137,3 +138,28 @@ def test_a_huge_k_is_capped_at_the_candidates(small_synthetic_dir, tmp_path) -> 
     assert m["recall@3000000"] == m[f"recall@{n_cand}"] > m["recall@10"]
     assert any("capped at the" in n for n in metrics["notes"])
     assert cost.peak_rss_mb < 4000  # 3M-column lists for every test user would be GBs
+
+
+def test_validity_section_in_metrics_and_report(small_synthetic_dir, tmp_path) -> None:
+    cfg = _cfg(
+        small_synthetic_dir, tmp_path, models=["random", "popularity", "ease", "itemknn"],
+        validity=True,
+    )  # fmt: skip
+    folder = execute(cfg)
+    v = json.loads((folder / "metrics.json").read_text())["validity"]
+    assert v["models"] == ["popularity", "ease", "itemknn"]
+    assert "random" in v["left_out"]
+    protos = v["protocols"]
+    for split in ("temporal", "random"):
+        for kind in ("logged", "uni100", "pop100", "ips", "snips", "ips_gamma0.25", "snips_gamma1"):
+            d = protos[f"{split}/{kind}"]
+            assert -1 <= d["tau"] <= 1 and set(d["models"]) == set(v["models"])
+            for m in d["models"].values():
+                assert m["abs_error"] == pytest.approx(m["value"] - m["reference"])
+    observed = json.loads((folder / "metrics.json").read_text())["models"]
+    logged = protos["temporal/logged"]["models"]
+    assert logged["ease"]["reference"] == pytest.approx(observed["ease"]["metrics"]["ndcg@10"])
+    assert set(v["expected_label"]) == set(v["models"])
+    report = (folder / "report.md").read_text()
+    assert "Offline-evaluation validity" in report
+    assert (folder / "plots" / "validity.png").is_file()

@@ -122,6 +122,13 @@ def _progress(quiet: bool) -> Any:
 @VALIDATION
 @click.option("--no-eda", is_flag=True, default=None, help="Skip the dataset report.")
 @click.option(
+    "--no-validity",
+    is_flag=True,
+    default=None,
+    help="Skip the offline-evaluation validity section (logged-data protocols vs the "
+    "fully observed truth).",
+)
+@click.option(
     "--accelerator",
     default=None,
     help="Where the torch models train: cpu (default), gpu, auto (Lightning's names).",
@@ -141,7 +148,12 @@ def _progress(quiet: bool) -> Any:
 @click.option("--name", default=None, help="Suffix of the run folder name [default: kuairec].")
 @QUIET
 def run_cmd(
-    config_file: Path | None, quiet: bool, no_tune: bool | None, no_eda: bool | None, **options: Any
+    config_file: Path | None,
+    quiet: bool,
+    no_tune: bool | None,
+    no_eda: bool | None,
+    no_validity: bool | None,
+    **options: Any,
 ) -> None:
     """Train every model, evaluate on the fully observed small matrix, write a report.
 
@@ -154,6 +166,7 @@ def run_cmd(
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     options["tune"] = False if no_tune else None
     options["eda"] = False if no_eda else None
+    options["validity"] = False if no_validity else None
     cfg = load_run_config(config_file, options)
     with _progress(quiet) as progress:
         folder = execute(cfg, progress)

@@ -331,6 +331,8 @@ def _execute(
         reasons = "; ".join(f"{n}: {r}" for n, r in skipped.items())
         raise ModelError(f"no model could be trained and evaluated ({reasons})")
     metrics = _metrics_document(exp, outcomes, skipped, tuning, cfg)
+    if cfg.validity and exp.dataset is not None:
+        metrics["validity"] = clean_nans(_validity(exp, outcomes, cfg, progress))
     with progress.stage("writing the run folder"), atomic.new_directory(target) as tmp:
         (tmp / "metrics.json").write_text(_json(metrics))
         (tmp / "config.json").write_text(_json(cfg.to_dict()))
@@ -346,6 +348,19 @@ def _execute(
             extra["eda_link"] = "eda/report.html"
         render_report(metrics, tmp, extra=extra)
     return target
+
+
+def _validity(exp: Experiment, outcomes: dict[str, ModelOutcome], cfg: RunConfig, progress):  # noqa: ANN001, ANN202
+    """The validity section, or why it could not be computed (the run goes on)."""
+    from kuairec.pipeline.validity import validity_section
+
+    try:
+        with progress.stage("validity"), measure() as cost:
+            section = validity_section(exp, outcomes, cfg, progress)
+    except KuaiRecError as exc:
+        return {"error": str(exc)}
+    section["seconds"] = round(cost.seconds, 2)
+    return section
 
 
 def _unavailable(name: str, exp: Experiment) -> str | None:

@@ -35,6 +35,7 @@ from kuairec.report.markdown import (
     num,
 )
 from kuairec.report.tuning import notes_section, tuning_section
+from kuairec.report.validity import validity_section
 
 # Reference models: shown in the leaderboard but left out of the captions' "best model".
 REFERENCE = {"oracle": "upper bound, synthetic data", "random": "random ranking baseline"}
@@ -131,6 +132,7 @@ def render_report(
     blocks += plots.segment_section(run)
     blocks += _label_section(run)
     blocks += _paired_section(run)
+    blocks += validity_section(run.raw)
     blocks += curves_section(run.raw.get("models", {}))
     blocks += tuning_section(run.raw)
     blocks += notes_section(run.raw)

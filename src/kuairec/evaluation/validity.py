@@ -1,0 +1,244 @@
+"""Offline-evaluation validity: the logged-data protocols people use, and how far their
+numbers and model orderings are from the fully observed truth (docs/validity.md).
+
+Pure array code: model scores come in through a callable, so nothing here imports a
+model.
+
+- :func:`sampled_lists` / :func:`sampled_metrics`: RecBole's ``uni100`` / ``pop100``
+  full-user sampled evaluation. For a holdout user u with P_u positives (held-out pairs
+  positive under the label), 100 * P_u negatives are drawn (seeded, with replacement)
+  from the candidates the user has no logged pair with, uniformly or in proportion to
+  popularity; the positives and those negatives form u's list, ranked by score (ties:
+  lower item_idx first). With r_i the 1-based rank of positive i in that list and
+  D_r = 1 / log2(r + 1): NDCG@10 = sum_{i: r_i <= 10} D_{r_i} / sum_{j <= min(10, P_u)} D_j
+  and Recall@10 = |{i: r_i <= 10}| / P_u.
+- :func:`ips_metrics`: Yang et al. (2018) debiased estimates on the logged holdout with
+  popularity propensities ``p_i = (n_i / max_j n_j) ** gamma`` (n_i = distinct training
+  users of i). With c_i = D_{r_i} when the full-catalogue rank r_i <= 10 (else 0):
+  IPS_u = (1 / P_u) sum_{i in S_u} c_i / p_i and SNIPS_u = sum c_i / p_i / sum 1 / p_i.
+  Both estimate the fully observed per-positive DCG@10 ``(1 / P_u) sum c_i``.
+- :func:`agreement`: Kendall's tau-b and Spearman's rho between two model orderings, with
+  a bootstrap interval that resamples each protocol's own users independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kuairec.errors import ConfigError
+from kuairec.evaluation import metrics as M
+
+K = 10
+
+
+@dataclass(frozen=True)
+class SampledLists:
+    """Flat per-user lists: entries ``[starts[u], starts[u+1])`` belong to ``users[u]``;
+    ``positive`` marks the user's positives (placed first)."""
+
+    users: np.ndarray  # user_idx, one per list
+    starts: np.ndarray  # int64, len(users) + 1
+    items: np.ndarray  # int64 item_idx of every entry
+    positive: np.ndarray  # bool, every entry
+    n_pos: np.ndarray  # positives per list
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.repeat(np.arange(self.users.size), np.diff(self.starts))
+
+
+def sampled_lists(
+    users: np.ndarray,
+    positives: Any,
+    logged: Any,
+    candidates: np.ndarray,
+    popularity: np.ndarray | None = None,
+    n_negatives: int = 100,
+    seed: int = 0,
+) -> SampledLists:
+    """Each user's positives plus ``n_negatives`` sampled negatives per positive.
+
+    ``positives`` and ``logged`` are CSR matrices with one row per entry of ``users``:
+    the positive held-out pairs and every logged pair (training and held out) of the
+    user. Negatives come from ``candidates`` minus the logged pairs, uniformly
+    (``popularity=None``) or with probability proportional to ``popularity``. Users
+    without a positive, or logged with every candidate, get no list.
+    """
+    if isinstance(n_negatives, bool) or not isinstance(n_negatives, int) or n_negatives < 1:
+        raise ConfigError(f"n_negatives must be an integer >= 1, got {n_negatives!r}")
+    pos, logged = positives.tocsr(), logged.tocsr()
+    n_pos = np.diff(pos.indptr).astype(np.int64)
+    free = len(candidates) - logged[:, np.asarray(candidates)].getnnz(axis=1)
+    keep = (n_pos > 0) & (free > 0)  # a user logged with every candidate has no negative
+    users, n_pos = np.asarray(users)[keep], n_pos[keep]
+    pos, logged = pos[keep], logged[keep]
+    neg = _draw_negatives(n_pos * n_negatives, logged, candidates, popularity, seed)
+    sizes = n_pos * (n_negatives + 1)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    items = np.empty(int(starts[-1]), dtype=np.int64)
+    positive = np.zeros(items.size, dtype=bool)
+    neg_starts = np.concatenate([[0], np.cumsum(n_pos * n_negatives)])
+    for r in range(users.size):  # a copy per user: O(users) slices, no per-entry loop
+        a, p = starts[r], n_pos[r]
+        items[a : a + p] = pos.indices[pos.indptr[r] : pos.indptr[r + 1]]
+        positive[a : a + p] = True
+        items[a + p : starts[r + 1]] = neg[neg_starts[r] : neg_starts[r + 1]]
+    return SampledLists(users, starts, items, positive, n_pos)
+
+
+def _draw_negatives(
+    counts: np.ndarray, logged: Any, candidates: np.ndarray, popularity: Any, seed: int
+) -> np.ndarray:
+    """``counts[u]`` draws per row from the candidates, redrawn while they hit a logged
+    pair of the row (rejection sampling, vectorised over all rows)."""
+    rng = np.random.default_rng(seed)
+    cand = np.asarray(candidates, dtype=np.int64)
+    p = None
+    if popularity is not None:
+        w = np.asarray(popularity, dtype=np.float64)[cand] + 1e-12
+        p = w / w.sum()
+    rows = np.repeat(np.arange(counts.size), counts)
+    out = np.full(rows.size, -1, dtype=np.int64)
+    keys = M.entry_keys(logged)
+    todo = np.arange(rows.size)
+    for _ in range(20):
+        if todo.size == 0:
+            break
+        draw = cand[rng.choice(cand.size, size=todo.size, p=p)]
+        query = rows[todo] * logged.shape[1] + draw
+        pos = np.minimum(np.searchsorted(keys, query), max(keys.size - 1, 0))
+        hit = (keys[pos] == query) if keys.size else np.zeros(todo.size, bool)
+        out[todo[~hit]] = draw[~hit]
+        todo = todo[hit]
+    for r in np.unique(rows[todo]):  # rows with few free candidates: draw from them directly
+        mine = todo[rows[todo] == r]
+        free = ~np.isin(cand, logged.indices[logged.indptr[r] : logged.indptr[r + 1]])
+        q = None if p is None else p[free] / p[free].sum()
+        out[mine] = cand[free][rng.choice(int(free.sum()), size=mine.size, p=q)]
+    return out
+
+
+def score_entries(
+    score: Callable[[np.ndarray], np.ndarray], lists: SampledLists, batch: int = 512
+) -> np.ndarray:
+    """The model's score of every list entry; ``score(users)`` returns dense
+    (len(users), n_items) scores for a batch of users (never all users at once)."""
+    out = np.empty(lists.items.size, dtype=np.float64)
+    for lo in range(0, lists.users.size, batch):
+        hi = min(lo + batch, lists.users.size)
+        block = np.asarray(score(lists.users[lo:hi]), dtype=np.float64)
+        a, b = lists.starts[lo], lists.starts[hi]
+        out[a:b] = block[lists.rows[a:b] - lo, lists.items[a:b]]
+    return np.where(np.isnan(out), -np.inf, out)
+
+
+def sampled_metrics(scores: np.ndarray, lists: SampledLists) -> dict[str, np.ndarray]:
+    """Per-list NDCG@10 and Recall@10 (see the module docstring)."""
+    rows = lists.rows
+    order = np.lexsort((lists.items, -scores, rows))  # by list, score desc, item asc
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size) - lists.starts[rows[order]]  # 0-based in its list
+    top = lists.positive & (rank < K)
+    d = M.discounts(K)
+    dcg = np.bincount(rows[top], weights=d[rank[top]], minlength=lists.users.size)
+    hits = np.bincount(rows[top], minlength=lists.users.size)
+    ideal = np.cumsum(d)[np.minimum(lists.n_pos, K) - 1]
+    return {"ndcg@10": dcg / ideal, "recall@10": hits / lists.n_pos}
+
+
+def propensities(popularity: np.ndarray, gamma: float) -> np.ndarray:
+    """``p_i = (n_i / max n) ** gamma``; items nobody watched get the smallest positive
+    popularity (they cannot be logged, so their weight never enters)."""
+    if not isinstance(gamma, int | float) or not np.isfinite(gamma) or gamma < 0:
+        raise ConfigError(f"gamma must be a finite number >= 0, got {gamma!r}")
+    n = np.asarray(popularity, dtype=np.float64)
+    floor = n[n > 0].min() if (n > 0).any() else 1.0
+    return (np.maximum(n, floor) / max(n.max(), floor)) ** gamma
+
+
+def ips_metrics(
+    top_items: np.ndarray, positives: Any, propensity: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-user IPS and SNIPS estimates of the per-positive DCG@10, and the unweighted
+    per-positive DCG@10 itself (``top_items``: (n, >= 10) item_idx lists, row-aligned
+    with the CSR ``positives``). NaN for users without a positive."""
+    pos = positives.tocsr()
+    top = M.pad_columns(np.asarray(top_items, dtype=np.int64), K)[:, :K]
+    at = M.lookup(pos, top)  # position in pos.data of each top-10 item, -1 if not positive
+    w_entry = 1.0 / propensity[pos.indices]  # weight of every positive pair
+    d = M.discounts(K)[None, :]
+    hit = at >= 0
+    c_w = np.where(hit, d * w_entry[np.maximum(at, 0)], 0.0).sum(axis=1)
+    c = np.where(hit, d, 0.0).sum(axis=1)
+    n_pos = np.diff(pos.indptr).astype(np.float64)
+    rows = np.repeat(np.arange(n_pos.size), np.diff(pos.indptr))
+    w_sum = np.bincount(rows, weights=w_entry, minlength=n_pos.size)
+    w_sum = np.where(n_pos > 0, w_sum, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "ips_dcg@10": np.where(n_pos > 0, c_w / n_pos, np.nan),
+            "snips_dcg@10": c_w / w_sum,
+            "dcg@10_per_positive": np.where(n_pos > 0, c / n_pos, np.nan),
+        }
+
+
+def ordering(values: Sequence[float]) -> list[int]:
+    """Ranks (1 = best) of the values, ties sharing the better rank."""
+    v = np.asarray(values, dtype=np.float64)
+    return [int(np.sum(v > x)) + 1 for x in v]
+
+
+def kendall_spearman(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Kendall's tau-b and Spearman's rho between two value vectors (NaN when either is
+    constant)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan"), float("nan")
+    return float(kendalltau(a, b).statistic), float(spearmanr(a, b).statistic)
+
+
+def agreement(
+    reference: np.ndarray, other: np.ndarray, n_bootstrap: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """Tau and rho between the model orderings of two protocols, with 95% intervals.
+
+    ``reference`` and ``other`` are (users, models) per-user metric matrices of each
+    protocol's own users (NaN = no positive); every resample draws each protocol's users
+    independently and recomputes both orderings.
+    """
+    from kuairec.evaluation.bootstrap import resampled_means
+
+    ref_mean, oth_mean = np.nanmean(reference, axis=0), np.nanmean(other, axis=0)
+    tau, rho = kendall_spearman(ref_mean, oth_mean)
+    out: dict[str, Any] = {"tau": tau, "rho": rho, "tau_ci": None, "rho_ci": None}
+    if n_bootstrap > 0:
+        ra = resampled_means(reference, n_bootstrap, seed)
+        rb = resampled_means(other, n_bootstrap, seed + 1)
+        pairs = [kendall_spearman(x, y) for x, y in zip(ra, rb, strict=True)]
+        taus, rhos = np.array(pairs).T
+        out["tau_ci"] = _interval(taus)
+        out["rho_ci"] = _interval(rhos)
+    return out
+
+
+def _interval(values: np.ndarray) -> list[float] | None:
+    v = values[np.isfinite(values)]
+    return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v.size else None
+
+
+def flipped_pairs(names: Sequence[str], ref: Sequence[float], other: Sequence[float]) -> list:
+    """The model pairs ordered one way by ``ref`` and the other way by ``other``."""
+    out = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            a, b = ref[i] - ref[j], other[i] - other[j]
+            if a * b < 0:
+                first, second = (names[i], names[j]) if a > 0 else (names[j], names[i])
+                out.append([first, second])  # first is ahead under the reference
+    return out
