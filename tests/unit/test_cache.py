@@ -171,6 +171,39 @@ def test_corrupt_entry_is_rebuilt(folder: Path, tmp_path: Path, builds) -> None:
     assert len(builds) == 3
 
 
+@pytest.mark.parametrize("name", ["log_big.arrow", "user_features.arrow", "big/views.npy"])
+def test_truncated_file_in_an_entry_is_rebuilt(
+    folder: Path, tmp_path: Path, builds, name: str
+) -> None:
+    ds = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    path = ds.cache_path / name
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    again = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert len(builds) == 2 and not isinstance(again, CachedDataset)
+    assert read_log(again, "big").height == 6 and again.user_features.height == 4
+    warm = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+    assert isinstance(warm, CachedDataset) and warm.user_features.height == 4
+
+
+def test_entry_damaged_while_in_use_is_one_clear_error(folder: Path, tmp_path: Path) -> None:
+    from kuairec.errors import DataError
+
+    for name in ("user_features.arrow", "log_big.arrow"):
+        load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+        warm = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
+        assert isinstance(warm, CachedDataset)
+        (warm.cache_path / name).write_bytes(b"ARROW1 truncated")
+        with pytest.raises(DataError, match="is damaged.*rebuild") as info:
+            if name == "log_big.arrow":
+                read_log(warm, "big")
+            else:
+                _ = warm.user_features
+        assert "\n" not in str(info.value) and str(warm.cache_path) in str(info.value)
+        assert not warm.cache_path.exists()  # removed: the next load rebuilds it
+    assert load_dataset(folder, cache_dir=tmp_path / "c", progress=False).n_users == 4
+
+
 def test_other_format_version_is_ignored(folder: Path, tmp_path: Path, builds) -> None:
     ds = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
     manifest = ds.cache_path / "manifest.json"

@@ -37,7 +37,7 @@ from kuairec.data import schema
 from kuairec.data.dataset import CleaningReport, IdMap, Interactions, KuaiRecDataset
 from kuairec.errors import DataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest lists every file's size (a truncated file is caught)
 MANIFEST = "manifest.json"
 _STALE_SECONDS = 6 * 3600  # temporary folders older than this are from a dead process
 _FRAMES = ("user_features", "item_daily", "captions")
@@ -168,6 +168,11 @@ def write_manifest(
     stats = {}
     for key, path in files.items():
         stats[key] = None if path is None else {"name": path.name, "size": path.stat().st_size}
+    sizes = {
+        p.relative_to(workdir).as_posix(): p.stat().st_size
+        for p in sorted(workdir.rglob("*"))
+        if p.is_file()
+    }
     meta = {
         "format": FORMAT_VERSION,
         "key": ds.source_checksum,
@@ -178,6 +183,7 @@ def write_manifest(
         "n_items": ds.n_items,
         "fields": fields,
         "report": dataclasses.asdict(ds.report),
+        "sizes": sizes,  # every file of the entry but this one: a damaged entry is rebuilt
     }
     (workdir / MANIFEST).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
@@ -271,6 +277,24 @@ class CachedDataset(KuaiRecDataset):
             raise DataError(
                 "the cache entry was removed while in use; load the dataset again", file=entry
             ) from None
+        except Exception as exc:  # damaged after it was opened (sizes were checked then)
+            if isinstance(exc, DataError):
+                raise
+            shutil.rmtree(entry, ignore_errors=True)  # the next load rebuilds it
+            raise DataError(
+                f"the cache entry's {name} is damaged ({type(exc).__name__}); it was removed: "
+                "load the dataset again to rebuild it",
+                file=entry,
+            ) from None
+
+
+def _sizes_match(entry: Path, sizes: dict[str, int]) -> bool:
+    """Every file the manifest lists is there with its size (one stat each: a truncated
+    or missing Arrow file, read only on first use, would otherwise fail far later)."""
+    for name, size in sizes.items():
+        if (entry / name).stat().st_size != size:  # a missing file: OSError, caught
+            return False
+    return True
 
 
 def open_entry(root: Path, key: str, source: Path) -> CachedDataset | None:
@@ -278,7 +302,7 @@ def open_entry(root: Path, key: str, source: Path) -> CachedDataset | None:
     entry = datasets_dir(root) / key
     try:
         meta = json.loads((entry / MANIFEST).read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT_VERSION:
+        if meta.get("format") != FORMAT_VERSION or not _sizes_match(entry, meta["sizes"]):
             return None
         fields = meta["fields"]
         ds = CachedDataset.__new__(CachedDataset)

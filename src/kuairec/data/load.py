@@ -128,7 +128,17 @@ def read_log(ds: KuaiRecDataset, which: Literal["big", "small"] = "big") -> pl.D
     path = Path(ds.cache_path) / f"log_{which}.arrow"
     if not path.is_file():
         raise DataError("the cached log is missing; load the dataset again", file=path)
-    return pl.read_ipc(path)
+    try:
+        return pl.read_ipc(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:  # damaged since it was opened
+        import shutil
+
+        shutil.rmtree(ds.cache_path, ignore_errors=True)  # the next load rebuilds it
+        raise DataError(
+            f"the cached log is damaged ({type(exc).__name__}); the cache entry was removed: "
+            "load the dataset again to rebuild it",
+            file=path,
+        ) from None
 
 
 class _Steps:
