@@ -298,3 +298,103 @@ def test_ranges_come_from_one_table() -> None:
     assert days.first_violation(ok) is None
     for bad in (20190229, 20200431, 20200700, 99999999, 20200710.5, 19991231, 21000101):
         assert days.first_violation(np.array([20200101, bad])) == 1, bad
+
+
+_TEXT = fx.big_text(fx.BIG_ROWS).encode()
+_LINES = _TEXT.split(b"\n")
+FILE_CASES = [
+    ("gzip", lambda: __import__("gzip").compress(_TEXT), [": this is a gzip-compressed file"]),
+    ("zip", lambda: b"PK\x03\x04" + _TEXT, ["a zip archive"]),
+    ("utf16", lambda: _TEXT.decode().encode("utf-16"), ["UTF-16 text", "expected UTF-8"]),
+    ("nul_bytes", lambda: _TEXT[:60] + b"\x00" + _TEXT[60:], ["NUL bytes"]),
+    ("cr_only", lambda: _TEXT.replace(b"\n", b"\r"), ["line 1", "CR only", "LF or CRLF"]),
+    ("latin1_header", lambda: _TEXT.replace(b"user_id", b"us\xe9r_id", 1), ["line 1", "UTF-8"]),
+    (
+        "invalid_utf8_row",
+        lambda: b"\n".join([*_LINES[:4], _LINES[4].replace(b".000", b".\xff00"), *_LINES[5:]]),
+        ["line 5", "invalid UTF-8", "0xff"],
+    ),
+    (
+        "spaces_after_commas",
+        lambda: _TEXT.replace(b"user_id,video_id", b"user_id, video_id", 1),
+        ["line 1", "spaces around a column name (' video_id')", "no spaces after the commas"],
+    ),
+]
+
+
+@pytest.mark.parametrize("make,parts", [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES])
+def test_unreadable_files_are_named(tmp_path: Path, capsys, monkeypatch, make, parts) -> None:
+    folder = fx.write_tiny_folder(tmp_path / "data")
+    (folder / "big_matrix.csv").write_bytes(make())
+    with pytest.raises(DataError) as info:
+        load_dataset(folder, cache_dir=tmp_path / "cache", progress=False)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(folder / "big_matrix.csv"))
+    for part in parts:
+        assert part in message, (part, message)
+    assert fx.cache_entries(tmp_path / "cache") == []
+    monkeypatch.setenv("KUAIREC_CACHE", str(tmp_path / "cache"))
+    capsys.readouterr()
+    assert main(["data", "describe", "--data", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and parts[0] in err
+
+
+def test_side_file_with_cr_only_line_ends(tmp_path: Path) -> None:
+    cats = fx.ITEM_CATEGORIES.replace("\n", "\r")
+    folder = fx.write_tiny_folder(tmp_path / "data", replace={"item_categories.csv": cats})
+    with pytest.raises(DataError, match=r"item_categories.csv, line 1: .*CR only"):
+        load_dataset(folder, cache_dir=tmp_path / "cache", progress=False)
+
+
+@pytest.mark.parametrize("scale", ["1e-5", "0.0009", "nan", "5"])
+def test_generate_refuses_a_scale_outside_its_range(tmp_path: Path, capsys, scale: str) -> None:
+    from kuairec.data.synthetic import generate
+    from kuairec.errors import ConfigError
+
+    code = main(["data", "generate", "--scale", scale, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "Traceback" not in err
+    assert "scale" in err and "Probabilities" not in err
+    if float(scale) == float(scale) and float(scale) < 1:
+        with pytest.raises(ConfigError, match=r"scale must be in \[0.001, 4\]"):
+            generate(tmp_path / "lib", scale=float(scale), progress=False)
+
+
+def test_generate_at_the_minimum_scale_loads(tmp_path: Path) -> None:
+    from kuairec.data.synthetic import generate
+    from kuairec.data.synthetic.pipeline import MIN_SCALE
+
+    generate(tmp_path / "d", scale=MIN_SCALE, seed=5, progress=False)
+    ds = load_dataset(tmp_path / "d", cache_dir=tmp_path / "cache", progress=False)
+    assert ds.n_users >= 4 and ds.big.nnz > 0
+
+
+def test_raw_id_option_refuses_ids_beyond_64_bits() -> None:
+    import click
+
+    from kuairec.cli.data import RAW_ID
+
+    assert RAW_ID.convert("14", None, None) == 14
+    for bad in (str(10**23), "-1", "1.5"):
+        with pytest.raises(click.BadParameter):
+            RAW_ID.convert(bad, None, None)
+
+
+@pytest.mark.parametrize("case", ["gzip", "cr_only", "invalid_utf8_row", "utf16"])
+def test_user_logs_unreadable_files_are_named(tmp_path: Path, case: str) -> None:
+    from kuairec.evaluation.protocols import load_interactions_csv
+
+    text = b"user_id,video_id,timestamp,watch_ratio\n1,2,1594310400,1.0\n3,4,1594310400,2.0\n"
+    data = {
+        "gzip": lambda: __import__("gzip").compress(text),
+        "cr_only": lambda: text.replace(b"\n", b"\r"),
+        "invalid_utf8_row": lambda: text.replace(b"3,4", b"3,\xff4"),
+        "utf16": lambda: text.decode().encode("utf-16"),
+    }[case]()
+    path = tmp_path / "log.csv"
+    path.write_bytes(data)
+    with pytest.raises(DataError) as info:
+        load_interactions_csv(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(path))

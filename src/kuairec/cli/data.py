@@ -20,6 +20,11 @@ DATA_OPTION = click.option(
 )
 
 
+#: A raw KuaiRec id (user_id, video_id) on the command line: a 64-bit integer >= 0, so
+#: ``--user 10**23`` is a one-line usage error and never an OverflowError downstream.
+RAW_ID = click.IntRange(min=0, max=2**63 - 1)
+
+
 @app.group("data")
 def data_group() -> None:
     """Load, describe, generate and download KuaiRec data."""

@@ -36,10 +36,83 @@ def polars_dtype(column: Column) -> pl.DataType:
     ]()
 
 
-def read_header(path: Path) -> list[str]:
-    """The header line's column names; an empty file is a :class:`DataError`."""
+_SIGNATURES = (  # leading bytes -> what the file is
+    (b"\x1f\x8b", "a gzip-compressed file: expected plain CSV text (gunzip it first)"),
+    (b"PK\x03\x04", "a zip archive: expected plain CSV text (unzip it first)"),
+    (b"BZh", "a bzip2-compressed file: expected plain CSV text (bunzip2 it first)"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file: expected plain CSV text (unxz it first)"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file: expected plain CSV text (unzstd it first)"),
+    (b"\xff\xfe", "UTF-16 text: expected UTF-8 CSV text (re-save it as UTF-8)"),
+    (b"\xfe\xff", "UTF-16 text: expected UTF-8 CSV text (re-save it as UTF-8)"),
+)
+
+
+def sniff(path: Path, head: bytes) -> None:
+    """Refuse what is not UTF-8 CSV text with LF or CRLF line ends, from the file's first
+    bytes: compressed files, UTF-16, binary data (NUL bytes), CR-only line ends and
+    invalid UTF-8 in the header line. One :class:`DataError` naming the file."""
+    for signature, what in _SIGNATURES:
+        if head.startswith(signature):
+            raise DataError(f"this is {what}", file=path)
+    if b"\x00" in head:
+        raise DataError(
+            "the file holds NUL bytes (binary data, or UTF-16 text): expected UTF-8 CSV text",
+            file=path,
+        )
+    first = head.split(b"\n", 1)[0]
+    cr = first.find(b"\r")
+    if 0 <= cr < len(first) - 1:  # a CR inside the first line: CR-only line ends
+        raise DataError(
+            "the file's lines end with CR only (old Mac style): expected LF or CRLF line ends",
+            file=path,
+            row=HEADER_LINE,
+        )
+    if b"\n" in head or len(head) < (1 << 16):  # a complete first line: check its bytes
+        _check_utf8(path, first, HEADER_LINE)
+
+
+def _check_utf8(path: Path, line: bytes, row: int) -> None:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"invalid UTF-8 (byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the "
+            "line): expected UTF-8 text (the file may be in another encoding, e.g. GBK or "
+            "Latin-1)",
+            file=path,
+            row=row,
+        ) from None
+
+
+def first_invalid_utf8_line(path: Path) -> int | None:
+    """1-based line number of the first line that is not valid UTF-8 (streaming)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
     with open(path, "rb") as fh:
-        first = fh.readline(1 << 16)
+        while chunk := fh.read(1 << 22):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                # the decoder keeps no state across a failed call: find the line in `chunk`
+                cut = chunk[: max(exc.start, 0)]
+                return line + cut.count(b"\n")
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return line
+    return None
+
+
+def read_header(path: Path) -> list[str]:
+    """The header line's column names; an empty file, or one that is not UTF-8 CSV text
+    (:func:`sniff`), is a :class:`DataError`."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    sniff(path, head)
+    first = head.split(b"\n", 1)[0]
     text = first.decode("utf-8", errors="replace").lstrip("\ufeff").strip("\r\n")
     if not text.strip():
         raise DataError("empty file: expected a header line", file=path)
@@ -47,10 +120,22 @@ def read_header(path: Path) -> list[str]:
 
 
 def check_header(path: Path, spec: FileSpec) -> None:
-    """The header must name exactly ``spec``'s columns, in order."""
-    found = [name.strip() for name in read_header(path)]
+    """The header must name exactly ``spec``'s columns, in order, without spaces around
+    them (``user_id, video_id`` is refused with exactly that message: polars would read
+    the values after such commas as text)."""
+    raw = read_header(path)
+    found = [name.strip() for name in raw]
     expected = spec.header
     if found == expected:
+        spaced = next((name for name in raw if name != name.strip()), None)
+        if spaced is not None:
+            raise DataError(
+                f"the header has spaces around a column name ({spaced!r}): expected "
+                f"{','.join(expected)} with no spaces after the commas",
+                file=path,
+                row=HEADER_LINE,
+                column=spaced.strip(),
+            )
         return
     for pos, name in enumerate(expected):
         got = found[pos] if pos < len(found) else None
@@ -281,6 +366,15 @@ def _check_bounds(df: pl.DataFrame, path: Path, column: Column) -> None:
         )
 
 
+def read_line_bytes(path: Path, line: int) -> bytes:
+    """Physical line ``line`` (1-based) of ``path`` as bytes (streaming; no decoding)."""
+    with open(path, "rb") as fh:
+        for number, text in enumerate(fh, 1):
+            if number == line:
+                return text.rstrip(b"\r\n")
+    return b""
+
+
 def read_line(path: Path, line: int) -> str | None:
     """Physical line ``line`` (1-based) of ``path``, without its end-of-line."""
     import polars as pl
@@ -313,6 +407,11 @@ def _missing_value_error(path: Path, spec: FileSpec, row: int, column: str) -> D
 
 def diagnose_parse(path: Path, spec: FileSpec, exc: Exception) -> DataError:
     """Find the first bad line after a strict parse failed; a precise DataError."""
+    if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+        line = first_invalid_utf8_line(path)
+        if line is not None:
+            text = read_line_bytes(path, line)
+            _check_utf8(path, text, line)
     bad = _first_ragged_line(path, spec)
     if bad is not None:
         line, n_fields = bad

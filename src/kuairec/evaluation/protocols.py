@@ -284,12 +284,20 @@ def load_interactions_csv(path: str | Path) -> tuple[IdMap, IdMap, LogArrays]:
     import polars as pl
 
     path = Path(path)
+    from kuairec.data.validate import first_invalid_utf8_line, sniff
+
     if not path.is_file():
         raise DataError("file does not exist", file=path)
+    with open(path, "rb") as fh:
+        sniff(path, fh.read(1 << 16))  # compressed, UTF-16, binary, CR-only: named
     try:
         df = pl.read_csv(path, infer_schema=False)
     except Exception as exc:  # polars raises several types for unreadable files
-        raise DataError(f"cannot read as CSV: {exc}", file=path) from None
+        line = first_invalid_utf8_line(path)
+        if line is not None:
+            raise DataError("invalid UTF-8: expected UTF-8 text", file=path, row=line) from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"cannot read as CSV: {first}", file=path) from None
     df = df.rename({c: c.strip() for c in df.columns})
     missing = [c for c in CSV_COLUMNS if c not in df.columns]
     if missing:

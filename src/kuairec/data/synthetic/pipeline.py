@@ -20,6 +20,7 @@ from kuairec.errors import ConfigError
 N_USERS, N_VIDEOS = 7_176, 10_728
 N_SMALL_USERS, N_SMALL_VIDEOS = 1_411, 3_327
 MAX_SCALE = 4.0
+MIN_SCALE = 0.001  # 7 users x 11 videos; below about 7e-5 the generator's draws degenerate
 # Independent random streams: world, guarantees, per-block logs, side files, calibration,
 # the small videos' wider audience (item_daily_features only)
 _WORLD, _GUARANTEE, _BLOCK, _SIDE, _CALIBRATE, _AUDIENCE = 1, 2, 3, 4, 5, 6
@@ -36,10 +37,13 @@ def sizes(scale: float) -> dict[str, int]:
 
 
 def _check_args(scale: float, seed: int) -> None:
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale):
-        raise ConfigError(f"scale must be a finite number in (0, {MAX_SCALE}], got {scale!r}")
-    if not 0 < scale <= MAX_SCALE:
-        raise ConfigError(f"scale must be in (0, {MAX_SCALE}], got {scale!r}")
+    ok = not isinstance(scale, bool) and isinstance(scale, int | float | np.floating)
+    if not ok or not math.isfinite(scale):
+        raise ConfigError(
+            f"scale must be a finite number in [{MIN_SCALE:g}, {MAX_SCALE:g}], got {scale!r}"
+        )
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        raise ConfigError(f"scale must be in [{MIN_SCALE:g}, {MAX_SCALE:g}], got {scale!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
 
