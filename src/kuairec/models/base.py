@@ -282,6 +282,14 @@ class Recommender(abc.ABC):
     def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         raise ModelError(f"{self.name} does not implement _predict")
 
+    def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to each of ``items`` by the model's own item-item
+        similarity: ``(items int64 (n, w), scores float32 (n, w))``, ``w = min(k,
+        n_items - 1)``; an item is never its own neighbour; sorted by score, ties by lower
+        item_idx, padded with -1 / -inf where the model knows fewer similar items.
+        Models without an item-item similarity raise :class:`ModelError`."""
+        raise ModelError(f"{self.name} has no item-item similarity (similar_items)")
+
     # ------------------------------------------------------------------ persistence
     @abc.abstractmethod
     def _get_state(self) -> dict[str, np.ndarray]: ...
@@ -354,6 +362,28 @@ def history_pattern(history: sp.csr_matrix) -> sp.csr_matrix:
 
     ones = np.ones(history.nnz, dtype=np.float32)
     return sp.csr_matrix((ones, history.indices, history.indptr), shape=history.shape)
+
+
+def similar_top_k(
+    model: Recommender, items: Any, k: int, similarity: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """The shared body of ``similar_items``: checks ``items`` and ``k``, calls
+    ``similarity(items)`` (float32 ``(n, n_items)``, -inf or NaN = not similar), drops
+    each item itself and keeps the top ``min(k, n_items - 1)`` per row."""
+    model._check_fitted()
+    items = as_indices(items, model.n_items_, "items")
+    k = _positive_int(k, "k")
+    width = min(k, max(model.n_items_ - 1, 0))
+    out_items = np.full((items.size, width), -1, dtype=np.int64)
+    out_scores = np.full((items.size, width), -np.inf, dtype=np.float32)
+    if width == 0 or items.size == 0:
+        return out_items, out_scores
+    s = np.array(similarity(items), dtype=np.float32)
+    s[np.isnan(s)] = -np.inf
+    s[np.arange(items.size), items] = -np.inf
+    cols, vals = top_k(s, width)
+    cols[np.isneginf(vals)] = -1
+    return cols.astype(np.int64), vals
 
 
 def _positive_int(value: Any, what: str) -> int:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kuairec.errors import ConfigError
-from kuairec.models.base import Recommender
+from kuairec.errors import ConfigError, ModelError
+from kuairec.models.base import Recommender, similar_top_k, top_k
 from kuairec.models.matrices import (
     Weighting,
     csr_from_state,
@@ -67,6 +67,27 @@ def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
     return p
 
 
+def sparsify_weights(b: np.ndarray, top_n: int, block: int = 1024) -> sp.csr_matrix:
+    """EASE's serving form: row i of ``B`` cut to its ``top_n`` largest positive weights
+    (ties: lower item_idx), a CSR matrix. A history then gathers ``top_n`` weights per
+    watched item instead of a dense row of n_items."""
+    import scipy.sparse as sp
+
+    n = b.shape[1]
+    keep = min(int(top_n), n)
+    if keep < 1:
+        raise ConfigError(f"ease: top_n must be an integer >= 1, got {top_n!r}")
+    rows, cols, vals = [], [], []
+    for s in range(0, b.shape[0], block):
+        top, top_vals = top_k(np.asarray(b[s : s + block], dtype=np.float32), keep)
+        pos = top_vals > 0
+        rows.append(np.nonzero(pos)[0] + s)
+        cols.append(top[pos])
+        vals.append(top_vals[pos])
+    data = (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols)))
+    return sp.csr_matrix(data, shape=b.shape, dtype=np.float32)
+
+
 def _spd_inverse32(a: np.ndarray) -> np.ndarray | None:
     """Inverse of a symmetric positive definite float32 matrix (``a`` is overwritten),
     or None when float32 Cholesky fails."""
@@ -110,18 +131,56 @@ class EASERecommender(Recommender):
         self.b_ = ease_weights(x, c.l2)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        if self.is_sparsified:
+            return self._scores_of(self.x_[users], items)
         return self._scores_of(user_rows_dense(self.x_, users), items)
 
     def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         c = self.config
         x = weighted_rows(history, c.weighting, c.clip, c.threshold)
-        return self._scores_of(x.toarray(), items)
+        return self._scores_of(x if self.is_sparsified else x.toarray(), items)
 
-    def _scores_of(self, x: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+    def _scores_of(self, x: Any, items: np.ndarray | None) -> np.ndarray:
         b = self.b_ if items is None else self.b_[:, items]
-        return x @ b
+        out = x @ b
+        return out.toarray() if self.is_sparsified else out
+
+    # ------------------------------------------------------------------ serving form
+    @property
+    def is_sparsified(self) -> bool:
+        """Whether ``b_`` is the sparse top-N serving form (:meth:`sparsified`)."""
+        import scipy.sparse as sp
+
+        return sp.issparse(getattr(self, "b_", None))
+
+    def sparsified(self, top_n: int) -> EASERecommender:
+        """A serving copy whose ``B`` keeps each row's ``top_n`` largest positive weights
+        (:func:`sparsify_weights`); it scores and folds in alike, it is not saved."""
+        self._check_fitted()
+        if self.is_sparsified:
+            raise ModelError("ease: this model is already a sparsified serving copy")
+        copy = type(self)(self.config)
+        copy.__dict__.update({k: v for k, v in self.__dict__.items() if k != "config"})
+        copy.b_ = sparsify_weights(self.b_, top_n)
+        copy.top_n_ = int(top_n)
+        return copy
+
+    def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Row i of ``B``: the items whose score a watch of i raises most (``B[i, j]``,
+        what i contributes to j); in the sparsified form, only the kept weights."""
+        return similar_top_k(self, items, k, self._weight_rows)
+
+    def _weight_rows(self, items: np.ndarray) -> np.ndarray:
+        if not self.is_sparsified:
+            return self.b_[items]
+        rows = self.b_[items].tocoo()
+        out = np.full((items.size, self.b_.shape[1]), -np.inf, dtype=np.float32)
+        out[rows.row, rows.col] = rows.data
+        return out
 
     def _get_state(self) -> dict[str, np.ndarray]:
+        if self.is_sparsified:
+            raise ModelError("ease: a sparsified serving copy is not saved; save the dense model")
         return {"b": self.b_, **csr_state("x", self.x_)}
 
     def _set_state(self, state: Mapping[str, np.ndarray]) -> None:

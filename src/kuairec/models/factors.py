@@ -19,12 +19,12 @@ for every factor model:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kuairec.errors import ModelError
-from kuairec.models.base import Recommender
+from kuairec.models.base import Recommender, similar_top_k
 from kuairec.models.matrices import row_is_empty
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,6 +80,20 @@ class FactorModel(Recommender):
         offset = self.item_offset_ if items is None else self.item_offset_[items]
         out = user_f @ item_f.T
         out += offset
+        return out
+
+    def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Items by the cosine of their factors; items without training pairs (zero
+        factors) are similar to nothing."""
+        return similar_top_k(self, items, k, self._item_cosine)
+
+    def _item_cosine(self, items: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(self.item_factors_, axis=1)
+        out = self.item_factors_[items] @ self.item_factors_.T
+        denom = norms[items, None] * norms[None, :]
+        np.divide(out, denom, out=out, where=denom > 0)
+        out[:, norms == 0] = -np.inf
+        out[norms[items] == 0] = -np.inf
         return out
 
     # ------------------------------------------------------------------ new users

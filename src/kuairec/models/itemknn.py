@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kuairec.models.base import Recommender, top_k
+from kuairec.models.base import Recommender, similar_top_k, top_k
 from kuairec.models.matrices import (
     Weighting,
     csr_from_state,
@@ -104,6 +104,17 @@ class ItemKNNRecommender(Recommender):
     def _scores_of(self, x: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         sim = self.sim_ if items is None else self.sim_[:, items]
         return (x @ sim).toarray()
+
+    def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """An item's own kept neighbours (row i of ``S``), by cosine; at most
+        ``neighbours`` of them."""
+        return similar_top_k(self, items, k, self._neighbour_rows)
+
+    def _neighbour_rows(self, items: np.ndarray) -> np.ndarray:
+        rows = self.sim_[items].tocoo()
+        out = np.full((items.size, self.sim_.shape[1]), -np.inf, dtype=np.float32)
+        out[rows.row, rows.col] = rows.data
+        return out
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {**csr_state("x", self.x_), **csr_state("sim", self.sim_)}
