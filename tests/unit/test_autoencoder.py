@@ -1,0 +1,212 @@
+"""The autoencoder and the shared Lightning trainer: hand-checkable pieces.
+
+Losses and the KL schedule against hand computations, L2 normalisation, early stopping
+(a fake validation sequence: the best epoch is kept and its weights restored, the
+checkpoint folder is cleaned up), determinism, history scoring of a user's own history.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("lightning")
+
+from kuairec.data.dataset import IdMap, Interactions, TrainSet  # noqa: E402
+from kuairec.evaluation.evaluate import evaluate  # noqa: E402
+from kuairec.evaluation.validation import validation_split  # noqa: E402
+from kuairec.models import autoencoder_net as net  # noqa: E402
+from kuairec.models import create_model  # noqa: E402
+from kuairec.models import torch_train as tt  # noqa: E402
+
+FAST = {"hidden_dims": [8], "batch_size": 16, "lr": 1e-2, "num_threads": 1}
+
+
+def _train(seed: int = 0, n_users: int = 80, n_items: int = 30) -> TrainSet:
+    """Two taste groups: users watch their group's items long, the others briefly."""
+    rng = np.random.default_rng(seed)
+    gu, gi = rng.integers(0, 2, n_users), rng.integers(0, 2, n_items)
+    users, items = np.nonzero(rng.random((n_users, n_items)) < 0.4)
+    same = gu[users] == gi[items]
+    wr = np.where(same, 2.5, 0.4) * rng.uniform(0.7, 1.3, users.size)
+    inter = Interactions.from_log(users, items, wr, None, (n_users, n_items))
+    return TrainSet(inter, IdMap(np.arange(n_users)), IdMap(np.arange(n_items)))
+
+
+@pytest.fixture(scope="module")
+def split() -> tuple[TrainSet, object]:
+    return validation_split(_train(), "random", fraction=0.25, seed=0)
+
+
+# ---------------------------------------------------------------- losses and schedule
+def test_multinomial_loss_by_hand() -> None:
+    logits = torch.tensor([[0.0, math.log(2.0), math.log(5.0)], [0.0, 0.0, 0.0]])
+    x = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]])
+    # row 0: softmax = (1, 2, 5) / 8 -> -(1 * log(1/8) + 2 * log(5/8)); row 1: -log(1/3)
+    want = (-(math.log(1 / 8) + 2 * math.log(5 / 8)) - math.log(1 / 3)) / 2
+    assert net.multinomial_loss(logits, x).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_bce_loss_by_hand() -> None:
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # sigmoid: 1/2, 3/4
+    x = torch.tensor([[0.0, 2.5]])  # targets 0, 1 (watched = stored value > 0)
+    want = (-math.log(1 - 0.5) - math.log(0.75)) / 2
+    assert net.bce_loss(logits, x).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_kl_divergence_by_hand() -> None:
+    mu, logvar = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2.0)]])
+    # 0.5 * sum(-logvar + var + mu^2 - 1) = 0.5 * ((0 + 1 + 1 - 1) + (-log 2 + 2 + 0 - 1))
+    want = 0.5 * (1.0 + 1.0 - math.log(2.0))
+    assert net.kl_divergence(mu, logvar).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_kl_weight_anneals_linearly_then_holds() -> None:
+    assert net.kl_weight(0, 0.2, 500) == 0.0
+    assert net.kl_weight(250, 0.2, 500) == pytest.approx(0.1)
+    assert net.kl_weight(500, 0.2, 500) == pytest.approx(0.2)
+    assert net.kl_weight(10_000, 0.2, 500) == pytest.approx(0.2)
+    assert net.kl_weight(3, 0.2, 0) == pytest.approx(0.2)  # no annealing
+
+
+def test_l2_normalised_input_ignores_the_row_scale() -> None:
+    torch.manual_seed(0)
+    x = torch.tensor([[1.0, 0.0, 3.0, 0.0], [0.0, 2.0, 0.0, 0.0]])
+    on = net.AutoencoderNet(4, [3], normalize=True).eval()
+    off = net.AutoencoderNet(4, [3], normalize=False).eval()
+    off.load_state_dict(on.state_dict())
+    torch.testing.assert_close(on(5.0 * x), on(x))
+    # normalised input == the raw network on rows divided by their L2 norm
+    unit = x / x.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(on(x), off(unit))
+    assert not torch.allclose(off(5.0 * x), off(x))
+
+
+def test_vae_scores_with_the_mean_no_sampling() -> None:
+    torch.manual_seed(0)
+    vae = net.AutoencoderNet(6, [4, 2], variational=True).eval()
+    x = torch.rand(3, 6)
+    torch.testing.assert_close(vae(x), vae(x))
+    mu, _ = vae.encode(x)
+    torch.testing.assert_close(vae(x), vae.decoder(mu))
+
+
+# ---------------------------------------------------------------- early stopping
+def test_early_stopping_bookkeeping() -> None:
+    stop = tt.EarlyStopping(patience=2)
+    flags = [stop.update(e, v) for e, v in enumerate([0.1, 0.3, 0.3, 0.2])]
+    assert flags == [True, True, False, False]  # a tie is not an improvement
+    assert stop.best_epoch == 1 and stop.best_value == 0.3 and stop.should_stop
+
+
+class FakeValidation:
+    """Returns a fixed sequence and keeps a copy of the weights it was shown each epoch."""
+
+    def __init__(self, values: list[float], scratch) -> None:
+        self.values, self.scratch = values, scratch
+        self.seen: list[dict] = []
+        self.checkpoints: list[int] = []
+
+    def __call__(self, module) -> float:
+        self.seen.append({k: v.clone() for k, v in module.state_dict().items()})
+        self.checkpoints.append(len(list(self.scratch.rglob("*.ckpt"))))
+        return self.values[len(self.seen) - 1]
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path, split) -> None:
+    fit_part, _ = split
+    model = create_model("autoencoder", FAST)
+    x = model._input(fit_part.interactions)
+    fake = FakeValidation([0.1, 0.3, 0.2, 0.25, 0.9, 0.9], tmp_path)
+    settings = tt.TrainSettings("t", max_epochs=6, patience=2, num_threads=1)
+    out = tt.train_module(
+        lambda: model._build(x.shape[1]),
+        net.row_loader(x, 16, 0),
+        settings,
+        validate=fake,
+        scratch_dir=tmp_path,
+    )
+    assert out.best_epoch == 1
+    assert out.history["epoch"] == [0.0, 1.0, 2.0, 3.0]  # stopped after 2 epochs without gain
+    assert out.history[tt.VALID_METRIC] == [0.1, 0.3, 0.2, 0.25]
+    assert all(isinstance(v, float) and v > 0 for v in out.history["train_loss"])
+    final = out.module.state_dict()
+    for name, tensor in final.items():
+        torch.testing.assert_close(tensor, fake.seen[1][name])
+    assert any(not torch.equal(final[n], fake.seen[3][n]) for n in final)
+    assert fake.checkpoints[1] == 1  # the first epoch's checkpoint was written by then
+    assert list(tmp_path.iterdir()) == []  # logs and checkpoints are gone
+
+
+def test_fit_records_history_and_stops_on_validation(split) -> None:
+    fit_part, valid = split
+    model = create_model("autoencoder", {**FAST, "max_epochs": 12, "patience": 3})
+    model.fit(fit_part, valid)
+    h = model.history_
+    assert set(h) == {"epoch", "train_loss", tt.VALID_METRIC}
+    assert len(h["epoch"]) == len(h["train_loss"]) == len(h[tt.VALID_METRIC])
+    assert all(type(v) is float for series in h.values() for v in series)
+    best = int(np.argmax(h[tt.VALID_METRIC]))
+    assert model.best_epoch_ == best
+    # the kept model's validation NDCG, through the public recommend path, is the best one
+    items, _ = model.recommend(valid.users, 10, exclude=valid.exclude, candidates=valid.candidates)
+    got = evaluate(items, valid, fit_part, ks=(10,), labels=("wr>2",), n_bootstrap=0)
+    assert got.metrics["ndcg@10"] == pytest.approx(h[tt.VALID_METRIC][best], abs=1e-12)
+
+
+def test_fit_without_validation_trains_the_fixed_epochs(split) -> None:
+    fit_part, _ = split
+    model = create_model("autoencoder", {**FAST, "max_epochs": 3}).fit(fit_part)
+    assert model.history_["epoch"] == [0.0, 1.0, 2.0]
+    assert tt.VALID_METRIC not in model.history_ and model.best_epoch_ is None
+
+
+def test_fit_leaves_torch_global_settings_as_they_were(split) -> None:
+    threads = torch.get_num_threads()
+    before = torch.are_deterministic_algorithms_enabled()
+    create_model("autoencoder", {**FAST, "max_epochs": 1}).fit(split[0])
+    assert torch.are_deterministic_algorithms_enabled() == before
+    assert torch.get_num_threads() == threads
+
+
+# ---------------------------------------------------------------- determinism, history
+@pytest.mark.parametrize("extra", [{}, {"variational": True, "anneal_steps": 5}])
+def test_same_seed_same_scores(split, extra) -> None:
+    fit_part, valid = split
+    runs = [create_model("autoencoder", {**FAST, **extra, "max_epochs": 3}) for _ in range(2)]
+    for m in runs:
+        m.fit(fit_part, valid)
+    users = np.arange(fit_part.n_users)
+    np.testing.assert_array_equal(runs[0].score(users), runs[1].score(users))
+    assert runs[0].history_ == runs[1].history_
+    other = create_model("autoencoder", {**FAST, **extra, "max_epochs": 3, "seed": 1})
+    assert not np.array_equal(other.fit(fit_part, valid).score(users), runs[0].score(users))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"input": "weighted", "threshold": 1.0}, {"variational": True, "loss": "bce"}],
+)
+def test_own_history_scores_equal_scoring_by_index(split, extra) -> None:
+    fit_part, _ = split
+    model = create_model("autoencoder", {**FAST, **extra, "max_epochs": 2}).fit(fit_part)
+    users = np.arange(fit_part.n_users)
+    history = fit_part.interactions.csr("watch_ratio_mean")
+    np.testing.assert_array_equal(model.score(history=history), model.score(users))
+    items = np.array([4, 0, 7])
+    np.testing.assert_array_equal(model.score(users, items), model.score(users)[:, items])
+
+
+def test_top_items_follows_recommend_rules() -> None:
+    import scipy.sparse as sp
+
+    scores = np.array([[0.5, 0.9, 0.9, 0.1, np.nan], [0.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
+    exclude = sp.csr_matrix(np.array([[0, 0, 1, 0, 0], [1, 0, 0, 0, 0]], bool))
+    got = tt.top_items(
+        lambda users: scores[users], np.array([0, 1]), exclude, np.array([0, 1, 2, 4]), k=4
+    )
+    # row 0: 2 excluded, NaN never ranked above a real score; row 1: ties by item_idx
+    np.testing.assert_array_equal(got, [[1, 0, -1, -1], [1, 2, 4, -1]])
