@@ -110,7 +110,8 @@ def test_install_dir_puts_the_old_folder_back_when_the_rename_fails(
     with pytest.raises(OSError, match="rename failed"):
         atomic.install_dir(tmp, target, replace=True)
     assert (target / "old.txt").read_text() == "old"
-    assert _names(tmp_path) == sorted(["entry", tmp.name])  # the caller discards tmp
+    # the caller discards tmp (still locked: its lock file is beside it)
+    assert _names(tmp_path) == sorted(["entry", tmp.name, tmp.name + atomic.LOCK_SUFFIX])
 
     def lost_race(src, dst):  # another process installs its own entry first
         if Path(src) == tmp:
@@ -156,3 +157,117 @@ def test_temporary_files_carry_the_sweepable_prefix(tmp_path: Path) -> None:
         assert tmp.name.startswith(".tmp-out.csv-") and atomic.is_temporary(tmp.name)
         tmp.write_text("x")
     assert _names(tmp_path) == ["out.csv"]
+
+
+def _child_holding_a_temporary(parent: Path):
+    """A real child process that creates a temporary folder and keeps writing it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "from kuairec import atomic\n"
+        f"tmp = atomic.temp_dir({str(parent / 'run')!r})\n"
+        "(tmp / 'part.txt').write_text('half')\n"
+        "print(tmp, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    line = child.stdout.readline().strip()
+    assert line, "the child did not start"
+    return child, Path(line)
+
+
+def test_sweep_orphans_removes_a_killed_writers_temporary_only(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    dead, dead_tmp = _child_holding_a_temporary(tmp_path)
+    alive, alive_tmp = _child_holding_a_temporary(tmp_path)
+    try:
+        old = 1_000_000_000  # age does not matter: only the lock
+        os.utime(alive_tmp, (old, old))
+        assert atomic.sweep_orphans(tmp_path) == []  # both alive
+        dead.send_signal(signal.SIGKILL)
+        dead.wait(timeout=30)
+        assert dead_tmp.is_dir()  # SIGKILL: nothing cleaned up
+        swept = atomic.sweep_orphans(tmp_path)
+        assert swept == [dead_tmp]
+        assert not dead_tmp.exists() and not Path(f"{dead_tmp}.lock").exists()
+        assert (alive_tmp / "part.txt").read_text() == "half"  # the live one stays
+        assert atomic.sweep(tmp_path, older_than=0) == []  # however old
+    finally:
+        for child in (dead, alive):
+            child.kill()
+            child.wait()
+    assert sorted(atomic.sweep_orphans(tmp_path)) == [alive_tmp]
+    assert _names(tmp_path) == []
+
+
+def test_sweep_orphans_puts_back_a_folder_moved_aside(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    holder = tmp_path / ".old-model-abc"  # a replacement killed mid-swap (older version)
+    holder.mkdir()
+    target.rename(holder / "model")
+    assert atomic.sweep_orphans(tmp_path, older_than=0) == [holder]
+    assert (target / "old.txt").read_text() == "old" and _names(tmp_path) == ["model"]
+
+
+def test_own_temporaries_are_locked_and_released(tmp_path: Path) -> None:
+    with atomic.new_directory(tmp_path / "run") as tmp:
+        assert Path(f"{tmp}{atomic.LOCK_SUFFIX}").is_file()
+        assert atomic.sweep_orphans(tmp_path, older_than=0) == []  # our own: held
+    assert _names(tmp_path) == ["run"]  # no lock file left, none inside
+    assert _names(tmp_path / "run") == []
+    tmp = atomic.temp_dir(tmp_path / "x")
+    atomic.discard(tmp)
+    assert _names(tmp_path) == ["run"]
+
+
+def test_nothing_is_created_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with atomic.new_directory(tmp_path / "a") as tmp:
+            assert stat.S_IMODE(tmp.stat().st_mode) == 0o755  # even while being built
+            (tmp / "f").write_text("x")
+        with atomic.new_directory(tmp_path / "a", replace=True) as tmp:
+            (tmp / "g").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o755
+
+
+def test_cli_sigterm_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
+    """SIGTERM while the default data is generated into a temporary folder: exit 143, one
+    line, and the temporary (with its lock file) removed through the normal path."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "KUAIREC_CACHE": str(tmp_path / "cache")}
+    env.pop("KUAIREC_DATA", None)
+    code = "import sys; from kuairec.cli import main; sys.exit(main(['data', 'describe']))"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True
+    )
+    synthetic = tmp_path / "cache" / "synthetic"
+    deadline = time.monotonic() + 60
+    while not (
+        synthetic.is_dir() and any(atomic.is_temporary(p.name) for p in synthetic.iterdir())
+    ):
+        assert child.poll() is None and time.monotonic() < deadline, "no temporary appeared"
+        time.sleep(0.05)
+    time.sleep(0.5)  # in the middle of writing
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    lines = err.strip().splitlines()
+    assert lines == ["Terminated."] and "Traceback" not in err
+    assert _names(synthetic) == []  # no temporary, no lock file, no half-made folder

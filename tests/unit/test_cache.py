@@ -256,6 +256,33 @@ def test_stale_temporary_folders_are_swept(folder: Path, tmp_path: Path) -> None
     assert ".tmp-dead-1" not in names and ".tmp-live-2" in names
 
 
+def test_killed_builders_temporary_is_swept_at_the_next_build(folder: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    datasets = tmp_path / "c" / "datasets"
+    code = (
+        "import sys, time\n"
+        "from kuairec.data import cache\n"
+        f"print(cache.begin({str(tmp_path / 'c')!r}, 'k'), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        tmp = Path(child.stdout.readline().strip())
+        assert tmp.is_dir() and tmp.parent == datasets
+        load_dataset(folder, cache_dir=tmp_path / "c", progress=False, use_cache=False)
+        assert tmp.is_dir()  # its writer is alive: never swept, however old
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        entry = load_dataset(folder, cache_dir=tmp_path / "c", progress=False, use_cache=False)
+        assert not tmp.exists()  # swept at once, not after six hours
+        assert fx.cache_entries(tmp_path / "c") == [entry.source_checksum]
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_failed_replacement_keeps_the_old_entry(folder: Path, tmp_path: Path, monkeypatch) -> None:
     first = load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
     real = os.rename

@@ -7,13 +7,41 @@ message on stderr and a non-zero exit code: the user never sees a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import click
 
 from kuairec import __version__
 from kuairec.errors import KuaiRecError
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C: every ``finally`` and ``except
+    BaseException`` on the way out runs (temporary folders are discarded, locks
+    released), then :func:`main` exits with 143 (128 + SIGTERM)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM like SIGINT while the CLI runs (main thread only; the previous
+    handler is restored afterwards, so embedding programs and tests keep theirs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +58,7 @@ def _register() -> None:
     # Each module adds its commands to `app`; imports inside them stay light.
     from kuairec.cli import data as _data  # noqa: F401
 
-    for mod in ("run", "eda"):
+    for mod in ("run", "eda", "serve"):
         try:
             __import__(f"kuairec.cli.{mod}")
         except ModuleNotFoundError as exc:  # a command group not built yet
@@ -42,10 +70,20 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, turning library errors into one-line messages."""
+    """Entry point: run the CLI, turning library errors into one-line messages.
+
+    SIGTERM is handled like Ctrl-C (:class:`Terminated`): the work stops through the
+    normal exception path, so nothing half-written is left, and the exit code is 143."""
     try:
-        app.main(args=argv, prog_name="kuairec", standalone_mode=False)
-    except click.exceptions.Abort:
+        with _sigterm_as_interrupt():
+            app.main(args=argv, prog_name="kuairec", standalone_mode=False)
+    except Terminated:
+        click.echo("Terminated.", err=True)
+        return 143
+    except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt into Abort
+        if isinstance(exc.__cause__, Terminated):
+            click.echo("Terminated.", err=True)
+            return 143
         click.echo("Aborted.", err=True)
         return 130
     except click.UsageError as exc:  # one line, with where to get help

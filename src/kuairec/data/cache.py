@@ -15,7 +15,8 @@ replacing a file invalidates the entry. An entry holds:
 
 An entry is built in a temporary folder beside it and renamed into place
 (:mod:`kuairec.atomic`), so a crash or a validation error never leaves a partial entry;
-temporaries a dead process left behind are swept after six hours. A warm load maps the
+the temporaries a dead process left behind (their lock is free) are swept at the next
+build (:func:`kuairec.atomic.sweep_orphans`). A warm load maps the
 arrays and reads the side frames only when first used (:class:`CachedDataset`): no
 polars, no scipy.
 """
@@ -39,7 +40,6 @@ from kuairec.errors import DataError
 
 FORMAT_VERSION = 2  # 2: the manifest lists every file's size (a truncated file is caught)
 MANIFEST = "manifest.json"
-_STALE_SECONDS = 6 * 3600  # temporary folders older than this are from a dead process
 _FRAMES = ("user_features", "item_daily", "captions")
 _CSRS = ("item_tags", "social")
 _INTERACTION_ARRAYS = ("indptr", "indices", *Interactions.VALUE_FIELDS)
@@ -93,7 +93,7 @@ def begin(root: Path, key: str) -> Path:
     parent = datasets_dir(root)
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        atomic.sweep(parent, older_than=_STALE_SECONDS)
+        atomic.sweep_orphans(parent)  # temporaries of dead writers, at once
         return atomic.temp_dir(parent / key)
     except OSError as exc:
         raise DataError(
