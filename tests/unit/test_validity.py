@@ -143,3 +143,18 @@ def test_ips_with_users_without_positives_at_the_end() -> None:
     m = ips_metrics(np.array([[1, 0], [0, 1], [2, 3]]), positives, np.ones(4))
     assert m["snips_dcg@10"][0] == pytest.approx(1.0)
     assert np.isnan(m["snips_dcg@10"][1:]).all() and np.isnan(m["ips_dcg@10"][2])
+
+
+def test_vectorised_correlations_match_scipy_with_ties() -> None:
+    from scipy.stats import kendalltau, spearmanr
+
+    from kuairec.evaluation.validity import rank_correlations
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 4, size=(50, 6)).astype(float)  # many ties
+    b = rng.integers(0, 4, size=(50, 6)).astype(float)
+    tau, rho = rank_correlations(a, b)
+    for r in range(50):
+        if np.ptp(a[r]) and np.ptp(b[r]):
+            assert tau[r] == pytest.approx(kendalltau(a[r], b[r]).statistic)
+            assert rho[r] == pytest.approx(spearmanr(a[r], b[r]).statistic)
