@@ -1,0 +1,87 @@
+"""``kuairec serve``: the HTTP API and web page over a run's saved models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kuairec.cli import app
+
+
+@app.command("serve")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Run folder (runs/<id>): its config.json says where the data came from.",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="Default model [default: the run's best learned model by NDCG@10]. Every saved "
+    "model of the run is served; a request's 'model' picks another.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes, forked after loading (they share the loaded models).",
+)
+@click.option(
+    "--ease-top-n",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="EASE serves a sparse B with this many weights per item; 0 serves the dense B.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="warning",
+    show_default=True,
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress while loading.")
+def serve_cmd(
+    run_dir: Path,
+    model: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    ease_top_n: int,
+    log_level: str,
+    quiet: bool,
+) -> None:
+    """Serve a run's models: JSON API (OpenAPI docs at /docs) and a web page at /.
+
+    Loads the data and every model first; the port opens only then, so /health answers
+    as soon as it accepts connections.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from kuairec.display.progress import Progress
+    from kuairec.serve.app import create_app
+    from kuairec.serve.server import bind, run_server
+    from kuairec.serve.state import load_state
+
+    threadpool_limits(1)  # one small product per request: BLAS threads would only contend
+    state = load_state(run_dir, model, ease_top_n, Progress(enabled=not quiet))
+    application = create_app(state)
+    sock = bind(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"serving {state.run_dir.name} at http://{shown}:{sock.getsockname()[1]}/ "
+        f"(models: {', '.join(state.models)}; default {state.default_model}; "
+        f"loaded in {state.load_seconds:.1f} s; {workers} worker(s))",
+        err=False,
+    )
+    import sys
+
+    sys.stdout.flush()
+    run_server(application, sock, workers, log_level)

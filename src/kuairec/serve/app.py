@@ -1,0 +1,223 @@
+"""The HTTP API and the web page: ``create_app(state)`` builds a FastAPI application.
+
+Nothing is loaded at import time and there are no module globals: the factory takes a
+loaded :class:`~kuairec.serve.state.ServeState` (or loads one from ``run=``) and every
+route reads it from its closure. Handlers are plain functions, run in the server's
+thread pool; the state is read-only, so concurrent requests need no lock.
+
+Every error is a JSON ``{"detail": message}`` with a 4xx status: unknown users or videos
+404, bad values, wrong types or malformed JSON 422, an unknown model 400.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from kuairec import __version__
+from kuairec.serve import schemas as S
+from kuairec.serve import scoring
+from kuairec.serve.state import DEFAULT_EASE_TOP_N, ServeState, load_state
+
+STATIC = Path(__file__).parent / "static"
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": S.Error, "description": why}
+    for code, why in ((400, "unknown model"), (404, "unknown user or video"), (422, "bad input"))
+}
+
+UserId = Annotated[int, PathParam(ge=-S.MAX_ID, le=S.MAX_ID, description="raw user_id")]
+VideoId = Annotated[int, PathParam(ge=-S.MAX_ID, le=S.MAX_ID, description="raw video_id")]
+KQuery = Annotated[int, Query(ge=1, le=S.MAX_K, description=f"1 to {S.MAX_K}")]
+ModelQuery = Annotated[str | None, Query(max_length=200, description="default: the best")]
+Limit = Annotated[int, Query(ge=1, le=S.MAX_K)]
+Offset = Annotated[int, Query(ge=0, le=S.MAX_ID)]
+
+
+def create_app(
+    state: ServeState | None = None,
+    *,
+    run: Path | str | None = None,
+    model: str | None = None,
+    ease_top_n: int = DEFAULT_EASE_TOP_N,
+) -> FastAPI:
+    """The application serving ``state`` (or the run folder ``run``, loaded now)."""
+    if state is None:
+        if run is None:
+            raise TypeError("create_app needs a loaded state or run=<run folder>")
+        state = load_state(run, model=model, ease_top_n=ease_top_n)
+    app = FastAPI(
+        title="kuairec",
+        version=__version__,
+        description=f"Recommendations from the run {state.run_dir.name} "
+        f"(default model: {state.default_model}). The web page is at /.",
+    )
+    app.state.serve = state
+    _error_handlers(app)
+    _meta_routes(app, state)
+    _user_routes(app, state)
+    _video_routes(app, state)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+# ---------------------------------------------------------------------- errors
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(scoring.ServeError)
+    def _serve_error(request: Request, exc: scoring.ServeError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+            for e in exc.errors()[:20]
+        ]
+        text = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+        return JSONResponse({"detail": text or "invalid request", "errors": errors}, 422)
+
+    @app.exception_handler(HTTPException)
+    def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
+
+# ---------------------------------------------------------------------- routes
+def _meta_routes(app: FastAPI, state: ServeState) -> None:
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/health", response_model=S.Health, summary="Loaded and ready")
+    def health() -> JSONResponse:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "run": state.run_dir.name,
+                "default_model": state.default_model,
+                "models": list(state.models),
+                "n_users": state.n_users,
+                "n_videos": state.n_items,
+                "load_seconds": state.load_seconds,
+            }
+        )
+
+    @app.get("/models", response_model=S.Models, summary="Served models and their NDCG@10")
+    def models() -> JSONResponse:
+        rows = [
+            {
+                "name": m.name,
+                "ndcg_at_10": m.ndcg_at_10,
+                "supports_new_users": m.supports_history,
+                "new_users_reason": m.history_reason,
+                "reference": m.reference,
+                "default": m.name == state.default_model,
+                "form": m.form,
+            }
+            for m in state.models.values()
+        ]
+        return JSONResponse({"default_model": state.default_model, "models": rows})
+
+
+def _user_routes(app: FastAPI, state: ServeState) -> None:
+    @app.get("/users", response_model=S.UserPage, summary="Known user ids")
+    def users(limit: Limit = 100, offset: Offset = 0) -> JSONResponse:
+        raw = state.train.users.raw
+        return JSONResponse(
+            {"total": int(raw.size), "user_ids": raw[offset : offset + limit].tolist()}
+        )
+
+    @app.get(
+        "/users/{user_id}/recommendations",
+        response_model=S.Recommendations,
+        responses=ERRORS,
+        summary="Top-k videos for a known user",
+    )
+    def user_recommendations(
+        user_id: UserId,
+        k: KQuery = 10,
+        model: ModelQuery = None,
+        exclude_seen: bool = True,
+        candidates: S.Candidates = "all",
+    ) -> JSONResponse:
+        scoring.user_index(state, user_id)
+        out = scoring.recommend_users(state, [user_id], k, model, exclude_seen, candidates)
+        return JSONResponse(out[0])
+
+    @app.get(
+        "/users/{user_id}/history",
+        response_model=S.UserHistory,
+        responses=ERRORS,
+        summary="A known user's training videos, most recent first",
+    )
+    def user_history(user_id: UserId, limit: Limit = 20) -> JSONResponse:
+        user = scoring.user_index(state, user_id)
+        items = state.catalogue.recent_history(user, limit)
+        n = state.catalogue.n_history(user)
+        return JSONResponse({"user_id": user_id, "n_videos": n, "items": items})
+
+    @app.post(
+        "/recommendations",
+        response_model=S.NewUserRecommendations,
+        responses=ERRORS,
+        summary="Top-k videos for a new user, from their history (fold-in)",
+    )
+    def new_user(request: Annotated[S.NewUserRequest, Body()]) -> JSONResponse:
+        pairs = ((h.video_id, h.watch_ratio) for h in request.history)
+        out = scoring.recommend_history(
+            state,
+            pairs,
+            request.k,
+            request.model,
+            request.exclude_seen,
+            request.candidates,
+            request.user_features,
+        )
+        return JSONResponse(out)
+
+    @app.post(
+        "/recommendations/batch",
+        response_model=S.BatchRecommendations,
+        responses=ERRORS,
+        summary=f"Top-k videos for up to {S.MAX_BATCH_USERS} known users",
+    )
+    def batch(request: Annotated[S.BatchRequest, Body()]) -> JSONResponse:
+        out = scoring.recommend_users(
+            state,
+            request.user_ids,
+            request.k,
+            request.model,
+            request.exclude_seen,
+            request.candidates,
+        )
+        return JSONResponse({"results": out})
+
+
+def _video_routes(app: FastAPI, state: ServeState) -> None:
+    @app.get("/videos", response_model=S.VideoPage, summary="Videos, most watched first")
+    def videos(limit: Limit = 50, offset: Offset = 0) -> JSONResponse:
+        order = state.catalogue.by_popularity[offset : offset + limit]
+        items = [state.catalogue.video(int(i)) for i in order]
+        return JSONResponse({"total": state.n_items, "items": items})
+
+    @app.get("/videos/{video_id}", response_model=S.Video, responses=ERRORS, summary="One video")
+    def video(video_id: VideoId) -> JSONResponse:
+        return JSONResponse(state.catalogue.video(scoring.video_index(state, video_id)))
+
+    @app.get(
+        "/videos/{video_id}/similar",
+        response_model=S.SimilarVideos,
+        responses=ERRORS,
+        summary="Similar videos by the model's own item-item similarity",
+    )
+    def similar(video_id: VideoId, k: KQuery = 10, model: ModelQuery = None) -> JSONResponse:
+        return JSONResponse(scoring.similar_videos(state, video_id, k, model))

@@ -1,0 +1,148 @@
+"""Request and response bodies (pydantic): the OpenAPI schema and the request checks.
+
+Request bodies are strict (a string is not an id, unknown fields are refused) and
+bounded: k from 1 to :data:`MAX_K`, at most :data:`MAX_BATCH_USERS` users per batch and
+:data:`MAX_HISTORY` videos per posted history. Ids are 64-bit integers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_K = 1000
+MAX_BATCH_USERS = 1000
+MAX_HISTORY = 10_000
+MAX_ID = 2**63 - 1
+MAX_WATCH_RATIO = 1e6
+
+Id = Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)]
+K = Annotated[int, Field(ge=1, le=MAX_K, description=f"list length, 1 to {MAX_K}")]
+Candidates = Literal["all", "small"]
+FeatureValue = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class HistoryEntry(_Strict):
+    video_id: Id
+    watch_ratio: float = Field(
+        1.0, ge=0, le=MAX_WATCH_RATIO, allow_inf_nan=False, description="play / duration"
+    )
+
+
+class NewUserRequest(_Strict):
+    history: list[HistoryEntry] = Field(max_length=MAX_HISTORY)
+    k: K = 10
+    model: str | None = Field(None, max_length=200, description="default: the run's best")
+    exclude_seen: bool = True
+    candidates: Candidates = "all"
+    user_features: dict[str, FeatureValue] | None = Field(
+        None, max_length=200, description="user_features.csv's columns (for models that use them)"
+    )
+
+
+class BatchRequest(_Strict):
+    user_ids: list[Id] = Field(min_length=1, max_length=MAX_BATCH_USERS)
+    k: K = 10
+    model: str | None = Field(None, max_length=200)
+    exclude_seen: bool = True
+    candidates: Candidates = "all"
+
+
+class Video(BaseModel):
+    video_id: int
+    caption: str | None
+    categories: list[str] = Field(description="category names, first to third level")
+    tags: list[str]
+    duration_s: float | None
+    popularity: int = Field(description="training users who watched it")
+
+
+class RankedVideo(Video):
+    rank: int
+    score: float | None
+
+
+class WatchedVideo(Video):
+    watch_ratio: float | None
+    views: int
+    last_timestamp: float | None
+
+
+class Recommendations(BaseModel):
+    user_id: int | None
+    model: str = Field(description="the model that answered")
+    k: int
+    candidates: Candidates
+    items: list[RankedVideo]
+
+
+class NewUserRecommendations(Recommendations):
+    history_used: int = Field(description="distinct known videos of the history")
+    unknown_videos: list[int] = Field(description="posted video ids the data does not know")
+    user_features_used: bool
+
+
+class BatchRecommendations(BaseModel):
+    results: list[Recommendations]
+
+
+class SimilarVideos(BaseModel):
+    video: Video
+    model: str
+    similarity: Literal["model", "tags"] = Field(
+        description="the model's own item-item similarity, or tag overlap when it has none"
+    )
+    similarity_note: str | None
+    k: int
+    items: list[RankedVideo]
+
+
+class UserHistory(BaseModel):
+    user_id: int
+    n_videos: int
+    items: list[WatchedVideo]
+
+
+class VideoPage(BaseModel):
+    total: int
+    items: list[Video]
+
+
+class UserPage(BaseModel):
+    total: int
+    user_ids: list[int]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    ndcg_at_10: float | None = Field(description="NDCG@10 in the run's evaluation")
+    supports_new_users: bool
+    new_users_reason: str | None
+    reference: bool
+    default: bool
+    form: str
+
+
+class Models(BaseModel):
+    default_model: str
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    run: str
+    default_model: str
+    models: list[str]
+    n_users: int
+    n_videos: int
+    load_seconds: float
+
+
+class Error(BaseModel):
+    detail: str
+    errors: list[dict] | None = None
