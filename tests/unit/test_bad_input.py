@@ -398,3 +398,23 @@ def test_user_logs_unreadable_files_are_named(tmp_path: Path, case: str) -> None
         load_interactions_csv(path)
     message = str(info.value)
     assert "\n" not in message and message.startswith(str(path))
+
+
+def test_swapped_columns_in_a_row_with_a_missing_value(tmp_path: Path) -> None:
+    """Found by the fuzz campaign: a text value under a numeric column on a line whose
+    earlier numeric fields are empty used to crash the diagnosis (SchemaError)."""
+    header = fx.ITEM_DAILY.split("\n")[0].split(",")
+    a, b = header.index("video_type"), header.index("collect_user_num")
+    lines = fx.ITEM_DAILY.split("\n")
+    for k in range(1, len(lines)):
+        fields = lines[k].split(",")
+        if len(fields) > b:
+            fields[a], fields[b] = fields[b], fields[a]
+            lines[k] = ",".join(fields)
+    folder = fx.write_tiny_folder(
+        tmp_path / "data", replace={"item_daily_features.csv": "\n".join(lines)}
+    )
+    with pytest.raises(DataError) as info:
+        load_dataset(folder, cache_dir=tmp_path / "cache", progress=False)
+    assert "item_daily_features.csv, line 2, column 'collect_user_num'" in str(info.value)
+    assert "'NORMAL'" in str(info.value)

@@ -475,8 +475,10 @@ def _first_unparsable_value(path: Path, spec: FileSpec) -> DataError | None:
     row = int(got["_row"][0])
     for c in numeric:
         value = got[c.name][0]
-        typed = pl.Series([value]).str.strip_chars().cast(polars_dtype(c), strict=False)[0]
-        if value is not None and typed is None:
+        if value is None:  # missing values are checked elsewhere
+            continue
+        text = pl.Series([value], dtype=pl.String).str.strip_chars()
+        if text.cast(polars_dtype(c), strict=False)[0] is None:
             kind = "an integer" if c.kind == "int" else "a number"
             return DataError(
                 f"expected {kind}, found {value!r}",
