@@ -176,32 +176,13 @@ def run_model(
 
 def evaluate_model(model: Any, exp: Experiment, cfg: RunConfig) -> tuple[Any, Any, Any]:
     """Rank every candidate for every test user and evaluate: (EvalResult, items, scores)."""
-    from kuairec.evaluation.evaluate import evaluate
+    from kuairec.evaluation.fitted import rank_and_evaluate
 
-    test = exp.test
-    items, scores = model.recommend(
-        test.users, max(cfg.ks), exclude=test.exclude, candidates=test.candidates
-    )
-    result = evaluate(
-        items,
-        test,
-        exp.train,
-        ks=tuple(cfg.ks),
-        labels=tuple(cfg.labels),
-        default_label=cfg.label,
-        n_bootstrap=cfg.n_bootstrap,
-        seed=cfg.seed,
-        predictions=_predictions(model, test),
+    return rank_and_evaluate(
+        model, exp.test, exp.train, ks=tuple(cfg.ks), labels=tuple(cfg.labels),
+        default_label=cfg.label, n_bootstrap=cfg.n_bootstrap, seed=cfg.seed,
         context=exp.context(cfg),
-    )
-    return result, items, scores
-
-
-def _predictions(model: Any, test: Any) -> np.ndarray | None:
-    if not getattr(model, "predicts_ratings", False):
-        return None
-    users, items = test.pairs()
-    return model.predict(users, items)
+    )  # fmt: skip
 
 
 def _model_config(model: Any) -> dict[str, Any]:
