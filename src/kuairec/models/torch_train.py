@@ -213,6 +213,11 @@ class EpochEnd(L.Callback):
         self._losses: list[torch.Tensor] = []
         self._t0 = time.perf_counter()
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickled in a ddp_spawn process: quiet it before Lightning sets it up
+        _silence()
+        self.__dict__.update(state)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self._losses.append(loss.detach().float().cpu())
@@ -278,6 +283,7 @@ def train_module(
         _quiet(),
         _deterministic(settings.deterministic),
         threads(settings.num_threads),
+        _shared_tensors_by_file(spawn),
         using(progress) as display,
         display.task(f"{settings.name}: epochs", settings.max_epochs) as advance,
     ):
@@ -320,21 +326,45 @@ def _trainer(settings: TrainSettings, root: Path, end: EpochEnd, monitored: bool
     )
 
 
+def _silence() -> None:
+    """Lightning's info logs and its advice warnings off (for good: a spawned process)."""
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"lightning(\..*)?")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Lightning's info logs and its advice warnings off for the duration of a fit."""
+    """:func:`_silence` for the duration of a fit; log levels and filters restored after."""
     loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
     levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module=r"lightning(\..*)?")
-            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            _silence()
             yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def _shared_tensors_by_file(on: bool) -> Iterator[None]:
+    """ddp_spawn passes the module's tensors to its processes through shared memory;
+    torch's default (file descriptors) failed to map them on the Firecracker VM this was
+    developed on ("unable to resize file ... Invalid argument"), the ``file_system``
+    strategy works. Set for the fit only."""
+    if not on:
+        yield
+        return
+    import torch.multiprocessing as tmp
+
+    before = tmp.get_sharing_strategy()
+    tmp.set_sharing_strategy("file_system")
+    try:
+        yield
+    finally:
+        tmp.set_sharing_strategy(before)
 
 
 @contextlib.contextmanager
