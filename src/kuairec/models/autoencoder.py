@@ -56,10 +56,11 @@ _NET_FIELDS = (
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
-    input: Literal["binary", "weighted"] = "binary"
+    # defaults chosen on the temporal validation split of the training log (docs/models.md)
+    input: Literal["binary", "weighted"] = "weighted"
     threshold: float = param(0.0, ge=0, doc="pairs with watch_ratio below it are dropped")
     clip: float = param(5.0, gt=0, doc="watch_ratio is clipped at this value ('weighted')")
-    hidden_dims: tuple[int, ...] = param((600, 200), doc="encoder widths (mirrored decoder)")
+    hidden_dims: tuple[int, ...] = param((200,), doc="encoder widths (mirrored decoder)")
     activation: Literal["tanh", "relu", "sigmoid"] = "tanh"
     dropout: float = param(0.0, ge=0, lt=1, doc="dropout after every hidden layer")
     input_dropout: float = param(0.5, ge=0, lt=1, doc="dropout on the (normalised) input")
@@ -68,16 +69,16 @@ class AutoencoderConfig:
     variational: bool = False
     beta_max: float = param(0.2, ge=0, doc="VAE: the KL weight's final value")
     anneal_steps: int = param(2000, ge=0, doc="VAE: optimiser steps to reach beta_max")
-    lr: float = param(1e-3, gt=0, doc="Adam learning rate")
+    lr: float = param(3e-3, gt=0, doc="Adam learning rate")
     weight_decay: float = param(0.0, ge=0, doc="Adam L2 penalty")
-    batch_size: int = param(128, ge=1, doc="users per batch")
+    batch_size: int = param(64, ge=1, doc="users per batch")
     max_epochs: int = param(100, ge=1, doc="epochs at most (all of them without a split)")
     patience: int = param(5, ge=1, doc="epochs without a better validation NDCG@10")
     max_seconds: float | None = param(None, gt=0, doc="stop after the epoch that ends past it")
     seed: int = param(0, ge=0, doc="seeds weights, dropout, shuffling and sampling")
     accelerator: str = param("cpu", doc="Lightning accelerator: cpu, gpu, auto")
     devices: int = param(1, ge=1, doc="devices (more than 1: DDP, ddp_spawn)")
-    num_threads: int = param(0, ge=0, doc="torch CPU threads (fit, scoring); 0 = default")
+    num_threads: int = param(1, ge=0, doc="torch CPU threads (fit, scoring); 0 = torch's")
 
     def check(self) -> None:
         if not self.hidden_dims or min(self.hidden_dims) < 1:

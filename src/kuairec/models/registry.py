@@ -75,6 +75,12 @@ _MODELS: dict[str, str | Preset] = {
         variational=False,
         max_seconds=30.0,
     ),
+    "autoencoder_vae": preset(
+        "kuairec.models.autoencoder:AutoencoderRecommender",
+        variational=True,
+        anneal_steps=1000,
+        max_seconds=30.0,
+    ),
     "oracle": "kuairec.models.oracle:OracleRecommender",
 }
 
