@@ -418,3 +418,22 @@ def test_swapped_columns_in_a_row_with_a_missing_value(tmp_path: Path) -> None:
         load_dataset(folder, cache_dir=tmp_path / "cache", progress=False)
     assert "item_daily_features.csv, line 2, column 'collect_user_num'" in str(info.value)
     assert "'NORMAL'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text,parts",
+    [
+        ('video_id,feat\n100,[8]\n200,"[27, 9]\n300,[1]\n', ["line 3", "unbalanced double quote"]),
+        ('video_id,feat\n100,[8]\n200,"[27, 9]",x\n', ["line 3", "too many fields"]),
+    ],
+)
+def test_quoted_list_files_are_diagnosed(tmp_path: Path, text: str, parts: list[str]) -> None:
+    """Found by the fuzz campaign: an unclosed quote in a list file crashed the diagnosis
+    (polars ComputeError), and quoted lists' commas were counted as field separators."""
+    folder = fx.write_tiny_folder(tmp_path / "data", replace={"item_categories.csv": text})
+    with pytest.raises(DataError) as info:
+        load_dataset(folder, cache_dir=tmp_path / "cache", progress=False)
+    message = str(info.value)
+    assert "item_categories.csv" in message and "\n" not in message
+    for part in parts:
+        assert part in message, (part, message)

@@ -412,24 +412,53 @@ def diagnose_parse(path: Path, spec: FileSpec, exc: Exception) -> DataError:
         if line is not None:
             text = read_line_bytes(path, line)
             _check_utf8(path, text, line)
-    bad = _first_ragged_line(path, spec)
-    if bad is not None:
-        line, n_fields = bad
-        what = "truncated row" if n_fields < len(spec.columns) else "too many fields"
+    import polars as pl
+
+    quote = _first_unbalanced_quote_line(path)
+    if quote is not None:
         return DataError(
-            f"{what}: expected {len(spec.columns)} fields, found {n_fields}", file=path, row=line
+            'unbalanced double quote (a field opened with " is never closed): expected '
+            'quotes in pairs, as in "[27, 9]"',
+            file=path,
+            row=quote,
         )
-    found = _first_unparsable_value(path, spec)
-    if found is not None:
-        return found
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DataError(f"cannot parse the file: {first}", file=path)
+    try:
+        bad = _first_ragged_line(path, spec)
+        if bad is not None:
+            line, n_fields = bad
+            what = "truncated row" if n_fields < len(spec.columns) else "too many fields"
+            return DataError(
+                f"{what}: expected {len(spec.columns)} fields, found {n_fields}",
+                file=path,
+                row=line,
+            )
+        found = _first_unparsable_value(path, spec)
+        if found is not None:
+            return found
+    except (pl.exceptions.PolarsError, csv.Error) as diagnosis:  # the scans failed too
+        exc = diagnosis
+    return DataError(f"cannot parse the file: {_first_line(exc)}", file=path)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _first_unbalanced_quote_line(path: Path) -> int | None:
+    """1-based line of the first line with an odd number of double quotes (these files
+    never hold a quoted line end), or None."""
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.count(b'"') % 2:
+                return number
+    return None
 
 
 def _first_ragged_line(path: Path, spec: FileSpec) -> tuple[int, int] | None:
     """(line, number of fields) of the first data line with the wrong field count."""
     n = len(spec.columns)
-    if all(c.kind != "str" or c.name == "time" for c in spec.columns):
+    if all(c.kind in ("int", "float") or c.name == "time" for c in spec.columns):
         import polars as pl  # no quoted fields: count commas, vectorised and streaming
 
         lines = pl.scan_csv(
