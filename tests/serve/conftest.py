@@ -3,11 +3,21 @@ session by ``kuairec run``, loaded once into a :class:`ServeState` and an ASGI c
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 MODELS = "popularity,als,ease,itemknn,bpr"
+HOST = "127.0.0.1"
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +60,68 @@ def known_user(serve_state) -> int:
 def popular_videos(serve_state) -> list[int]:
     order = serve_state.catalogue.by_popularity[:20]
     return [int(v) for v in serve_state.train.items.raw[order]]
+
+
+# ---------------------------------------------------------------------- a real server
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_server(run: Path, *args: str, timeout: float = 120.0) -> Iterator[tuple[str, float]]:
+    """A running ``kuairec serve``: (base url, seconds until the port opened)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "kuairec", "serve", "--run", str(run), "--port", str(port)]
+    log = tempfile.TemporaryFile()  # never a pipe nobody reads: the server cannot block
+    proc = subprocess.Popen(
+        [*cmd, "-q", *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
+    start = time.monotonic()
+    try:
+        while not _accepts(port):
+            if proc.poll() is not None or time.monotonic() - start > timeout:
+                log.seek(0)
+                raise AssertionError(f"no server on port {port}: {log.read().decode()[-2000:]}")
+            time.sleep(0.1)
+        yield f"http://{HOST}:{port}", time.monotonic() - start
+    finally:
+        stop(proc)
+        log.close()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    assert proc.returncode is not None
+
+
+@pytest.fixture(scope="session")
+def live_server(serve_run: Path) -> Iterator[str]:
+    """The base url of one ``kuairec serve`` process on the session's run."""
+    with running_server(serve_run) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="session")
+def server():
+    """Start more servers: ``with server(run, *args) as (url, seconds_to_listen):``."""
+    return running_server

@@ -88,6 +88,20 @@ def sparsify_weights(b: np.ndarray, top_n: int, block: int = 1024) -> sp.csr_mat
     return sp.csr_matrix(data, shape=b.shape, dtype=np.float32)
 
 
+def gather_rows(x: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
+    """``x @ b`` as a dense float32 array, row by row: each row of ``x`` gathers only the
+    rows of ``b`` of its own items (what one request's history costs)."""
+    out = np.zeros((x.shape[0], b.shape[1]), dtype=np.float32)
+    for r in range(x.shape[0]):
+        lo, hi = x.indptr[r], x.indptr[r + 1]
+        if lo == hi:
+            continue
+        sub = b[x.indices[lo:hi]]
+        weights = np.repeat(x.data[lo:hi], np.diff(sub.indptr)) * sub.data
+        out[r] = np.bincount(sub.indices, weights=weights, minlength=b.shape[1])
+    return out
+
+
 def _spd_inverse32(a: np.ndarray) -> np.ndarray | None:
     """Inverse of a symmetric positive definite float32 matrix (``a`` is overwritten),
     or None when float32 Cholesky fails."""
@@ -141,9 +155,11 @@ class EASERecommender(Recommender):
         return self._scores_of(x if self.is_sparsified else x.toarray(), items)
 
     def _scores_of(self, x: Any, items: np.ndarray | None) -> np.ndarray:
+        if self.is_sparsified:
+            out = gather_rows(x, self.b_)
+            return out if items is None else out[:, items]
         b = self.b_ if items is None else self.b_[:, items]
-        out = x @ b
-        return out.toarray() if self.is_sparsified else out
+        return x @ b
 
     # ------------------------------------------------------------------ serving form
     @property

@@ -57,6 +57,7 @@ def create_app(
         version=__version__,
         description=f"Recommendations from the run {state.run_dir.name} "
         f"(default model: {state.default_model}). The web page is at /.",
+        responses=ERRORS,
     )
     app.state.serve = state
     _error_handlers(app)
@@ -139,7 +140,6 @@ def _user_routes(app: FastAPI, state: ServeState) -> None:
     @app.get(
         "/users/{user_id}/recommendations",
         response_model=S.Recommendations,
-        responses=ERRORS,
         summary="Top-k videos for a known user",
     )
     def user_recommendations(
@@ -156,7 +156,6 @@ def _user_routes(app: FastAPI, state: ServeState) -> None:
     @app.get(
         "/users/{user_id}/history",
         response_model=S.UserHistory,
-        responses=ERRORS,
         summary="A known user's training videos, most recent first",
     )
     def user_history(user_id: UserId, limit: Limit = 20) -> JSONResponse:
@@ -168,7 +167,6 @@ def _user_routes(app: FastAPI, state: ServeState) -> None:
     @app.post(
         "/recommendations",
         response_model=S.NewUserRecommendations,
-        responses=ERRORS,
         summary="Top-k videos for a new user, from their history (fold-in)",
     )
     def new_user(request: Annotated[S.NewUserRequest, Body()]) -> JSONResponse:
@@ -187,7 +185,6 @@ def _user_routes(app: FastAPI, state: ServeState) -> None:
     @app.post(
         "/recommendations/batch",
         response_model=S.BatchRecommendations,
-        responses=ERRORS,
         summary=f"Top-k videos for up to {S.MAX_BATCH_USERS} known users",
     )
     def batch(request: Annotated[S.BatchRequest, Body()]) -> JSONResponse:
@@ -209,14 +206,13 @@ def _video_routes(app: FastAPI, state: ServeState) -> None:
         items = [state.catalogue.video(int(i)) for i in order]
         return JSONResponse({"total": state.n_items, "items": items})
 
-    @app.get("/videos/{video_id}", response_model=S.Video, responses=ERRORS, summary="One video")
+    @app.get("/videos/{video_id}", response_model=S.Video, summary="One video")
     def video(video_id: VideoId) -> JSONResponse:
         return JSONResponse(state.catalogue.video(scoring.video_index(state, video_id)))
 
     @app.get(
         "/videos/{video_id}/similar",
         response_model=S.SimilarVideos,
-        responses=ERRORS,
         summary="Similar videos by the model's own item-item similarity",
     )
     def similar(video_id: VideoId, k: KQuery = 10, model: ModelQuery = None) -> JSONResponse:

@@ -1,0 +1,44 @@
+"""``kuairec serve`` as a real process: uvicorn on 127.0.0.1 and a free port, started and
+stopped by the test (also when it fails). The port opens only once the models are
+loaded, so the first connection that succeeds gets /health 200 at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_real_server_answers_once_listening(serve_run: Path, server) -> None:
+    with server(serve_run) as (url, opened):
+        with httpx.Client(base_url=url, timeout=10) as c:
+            health = c.get("/health")  # the very first request after the port opened
+            assert health.status_code == 200 and health.json()["status"] == "ok"
+            user = c.get("/users", params={"limit": 1}).json()["user_ids"][0]
+            r = c.get(f"/users/{user}/recommendations", params={"k": 5, "model": "als"})
+            assert r.status_code == 200 and len(r.json()["items"]) == 5
+            vid = r.json()["items"][0]["video_id"]
+            r = c.post("/recommendations", json={"history": [{"video_id": vid}], "k": 3})
+            assert r.status_code == 200 and len(r.json()["items"]) == 3
+            assert c.get("/users/987654321/recommendations").status_code == 404
+            assert c.get("/").status_code == 200
+    assert opened < 120
+
+
+def test_forked_workers_serve_and_stop_on_sigterm(serve_run: Path, server) -> None:
+    with server(serve_run, "--workers", "2") as (url, _):
+        with httpx.Client(base_url=url, timeout=10) as c:
+            answers = {c.get("/models").json()["default_model"] for _ in range(20)}
+            assert len(answers) == 1
+            assert c.get("/videos", params={"limit": 2}).status_code == 200
+
+
+def test_bad_run_folder_fails_before_listening(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "kuairec", "serve", "--run", str(tmp_path), "--port", "0"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "no saved models" in done.stderr
