@@ -163,3 +163,25 @@ def test_validity_section_in_metrics_and_report(small_synthetic_dir, tmp_path) -
     report = (folder / "report.md").read_text()
     assert "Offline-evaluation validity" in report
     assert (folder / "plots" / "validity.png").is_file()
+
+
+def test_a_killed_runs_leftovers_are_swept_and_reported(small_synthetic_dir, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from kuairec import atomic
+
+    code = (
+        "import sys, time; from kuairec import atomic; "
+        f"tmp = atomic.temp_dir({str(tmp_path / 'run-x')!r}); "
+        "(tmp / 'metrics.json').write_text('{}'); print(tmp, flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    leftover = Path(child.stdout.readline().strip())
+    assert leftover.is_dir() and atomic.sweep_orphans(tmp_path) == []  # its writer is alive
+    child.kill()  # SIGKILL: no clean-up
+    child.wait()
+    folder = execute(_cfg(small_synthetic_dir, tmp_path, models=["popularity"]))
+    assert not leftover.exists()
+    notes = json.loads((folder / "metrics.json").read_text())["notes"]
+    assert any("swept 1 leftover" in n and leftover.name in n for n in notes)

@@ -188,6 +188,8 @@ def _print_leaderboard(metrics_path: Path) -> None:
         )
     for name, why in doc.get("skipped", {}).items():
         click.echo(f"{name:<22}skipped: {why}")
+    for note in doc.get("notes", []):
+        click.echo(f"note: {note}")
 
 
 MODEL_DIR = click.option(

@@ -276,7 +276,13 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
     progress = progress or Progress(enabled=False)
     names = model_names(cfg)
     target = _new_run_path(cfg)
+    swept = atomic.sweep_orphans(cfg.runs_dir)  # leftovers of killed runs, no live writer
     exp = prepare(cfg, progress)
+    if swept:
+        exp.notes.append(
+            f"swept {len(swept)} leftover temporary folder(s) of interrupted runs from "
+            f"{cfg.runs_dir}: {', '.join(sorted(p.name for p in swept))}"
+        )
     exp.scratch = atomic.temp_dir(target.with_name(f"{target.name}-scratch"))
     try:  # models' checkpoints and logs live here, never in the finished run folder
         return _execute(cfg, exp, names, target, progress)
@@ -375,7 +381,7 @@ def _metrics_document(exp, outcomes, skipped, tuning, cfg) -> dict[str, Any]:  #
         "models": {n: o.entry for n, o in outcomes.items()},
         "skipped": skipped,
     }
-    notes = doc.setdefault("notes", [])
+    notes = doc.setdefault("notes", list(exp.notes))
     n_cand = int(exp.test.candidates.size)
     over = [k for k in cfg.ks if k > n_cand]
     if over:
