@@ -53,6 +53,7 @@ _MODELS: dict[str, str | Preset] = {
     "random": "kuairec.models.baselines:RandomRecommender",
     "popularity": "kuairec.models.baselines:PopularityRecommender",
     "popularity_weighted": "kuairec.models.baselines:WeightedPopularityRecommender",
+    "popularity_features": "kuairec.models.content_baselines:PopularityFeaturesRecommender",
     "als": "kuairec.models.implicit_mf:ALSRecommender",
     "bpr": "kuairec.models.implicit_mf:BPRRecommender",
     "ease": "kuairec.models.ease:EASERecommender",
