@@ -70,3 +70,60 @@ def test_bpr_is_reproducible_with_one_thread_and_threshold_filters_positives() -
 def test_fit_does_not_warn_about_blas_threads(recwarn: pytest.WarningsRecorder) -> None:
     create_model("als", {"factors": 2, "iterations": 1}).fit(_train())
     assert not [w for w in recwarn if "OpenBLAS" in str(w.message)]
+
+
+def _capture_bpr_input(monkeypatch: pytest.MonkeyPatch) -> list[sp.csr_matrix]:
+    """Record the matrix our wrapper hands to implicit's BPR (then fit as usual)."""
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    seen: list[sp.csr_matrix] = []
+    real_fit = BayesianPersonalizedRanking.fit
+
+    def fit(self, user_items, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        seen.append(user_items.copy())
+        return real_fit(self, user_items, *args, **kwargs)
+
+    monkeypatch.setattr(BayesianPersonalizedRanking, "fit", fit)
+    return seen
+
+
+def test_bpr_positives_are_the_pairs_at_or_above_the_default_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # watch ratios placed around the default threshold (1.0) and around its half (0.5)
+    ratio = np.array(
+        [[0.3, 0.5, 0.7, 0.99, 1.0, 1.4, 2.5, 0.0], [1.0, 0.49, 0.51, 3.0, 0, 0, 0, 0]]
+    )
+    u, i = np.nonzero(ratio)
+    inter = Interactions.from_log(u, i, ratio[u, i], None, ratio.shape)
+    train = TrainSet(inter, IdMap(np.arange(2)), IdMap(np.arange(8)))
+    seen = _capture_bpr_input(monkeypatch)
+    settings = {"factors": 2, "iterations": 1, "num_threads": 1}
+    create_model("bpr", settings).fit(train)
+    positives = seen[0][:2].toarray() != 0  # the rows after the users' only shape sampling
+    expected = np.array(
+        [[0, 0, 0, 0, 1, 1, 1, 0], [1, 0, 0, 1, 0, 0, 0, 0]], dtype=bool
+    )  # watch_ratio >= 1.0, nothing else
+    np.testing.assert_array_equal(positives, expected)
+    create_model("bpr", {**settings, "threshold": 0.5}).fit(train)
+    assert (seen[1][:2].toarray() != 0).sum() == 9  # 0.5 also keeps 0.5, 0.7, 0.99, 0.51
+
+
+def test_bpr_uniform_rows_make_that_share_of_the_negatives_uniform(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    train = _train()
+    n_pos = int((train.interactions.watch_ratio_mean >= 1.0).sum())
+    seen = _capture_bpr_input(monkeypatch)
+    m = create_model("bpr", {"factors": 3, "iterations": 2, "num_threads": 1}).fit(train)
+    x = seen[0]
+    assert m.config.uniform_negatives == 0.9
+    assert x.shape[1] == N_ITEMS and x[:N_USERS].nnz == n_pos
+    extra = x[N_USERS:]
+    assert extra.shape[0] >= 1 and (extra.toarray() == 1).all()  # every item in each row
+    share = extra.nnz / x.nnz  # implicit draws a negative as the item of a random entry
+    assert 0.9 <= share < 0.9 + N_ITEMS / x.nnz
+    assert m.user_factors_.shape[0] == N_USERS  # the sampling rows are not users
+    none = create_model("bpr", {"factors": 3, "iterations": 2, "uniform_negatives": 0.0})
+    none.fit(train)
+    assert seen[1].shape[0] == N_USERS
