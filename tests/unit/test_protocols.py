@@ -249,13 +249,13 @@ def test_load_interactions_csv(tmp_path):
     path = _write(
         tmp_path,
         "user_id,video_id,timestamp,watch_ratio,extra\n"
-        "50,900,10.5,1.2,x\n7,900,11,0.3,y\n50,3,12,2.5,z\n",
+        "50,900,1600000010.5,1.2,x\n7,900,1600000011,0.3,y\n50,3,1600000012,2.5,z\n",
     )
     users, items, log = load_interactions_csv(path)
     assert users.raw.tolist() == [7, 50] and items.raw.tolist() == [3, 900]
     assert log.user_idx.tolist() == [1, 0, 1]
     assert log.item_idx.tolist() == [1, 1, 0]
-    assert log.timestamp.tolist() == [10.5, 11.0, 12.0]
+    assert log.timestamp.tolist() == [1600000010.5, 1600000011.0, 1600000012.0]
     assert log.watch_ratio.tolist() == [1.2, 0.3, 2.5]
 
 
@@ -295,8 +295,9 @@ def test_load_interactions_csv_missing_file(tmp_path):
 
 def test_temporal_experiment_from_csv(tmp_path):
     rows = ["user_id,video_id,timestamp,watch_ratio"]
-    rows += [f"1,{v},{v},1.0" for v in range(10, 20)]  # user 1: 10 rows -> 2 test rows
-    rows += ["2,10,5,3.0"]  # user 2: train only
+    t0 = 1_600_000_000  # 2020-09-13: inside the loader's timestamp range
+    rows += [f"1,{v},{t0 + v},1.0" for v in range(10, 20)]  # user 1: 10 rows -> 2 test rows
+    rows += [f"2,10,{t0 + 5},3.0"]  # user 2: train only
     train, test = temporal_experiment(_write(tmp_path, "\n".join(rows) + "\n"))
     assert isinstance(train, TrainSet) and train.video_duration is None
     assert train.items.raw.tolist() == list(range(10, 20))

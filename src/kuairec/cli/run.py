@@ -10,7 +10,7 @@ import click
 
 from kuairec import config as _paths
 from kuairec.cli import app
-from kuairec.cli.data import DATA_OPTION
+from kuairec.cli.data import DATA_OPTION, RAW_ID
 
 
 def _k_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -239,7 +239,7 @@ def evaluate_cmd(
 
 @app.command("recommend")
 @MODEL_DIR
-@click.option("--user", "user_id", type=int, required=True, help="Raw KuaiRec user_id.")
+@click.option("--user", "user_id", type=RAW_ID, required=True, help="Raw KuaiRec user_id.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @DATA_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -22,6 +22,7 @@ def ensure_synthetic(
         return target
     from kuairec.data.synthetic import generate
 
+    atomic.sweep_orphans(target.parent)  # generations killed half-way, no live writer
     # replace: a half-made folder from an older version (no big_matrix.csv) gives way
     with atomic.new_directory(target, replace=True) as tmp:
         generate(tmp, scale=scale, seed=seed, progress=progress)

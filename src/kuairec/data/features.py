@@ -121,7 +121,9 @@ def tag_block(item_tags: sp.csr_matrix | None, n_items: int) -> FeatureMatrix:
         raise ValueError(f"item_tags has {item_tags.shape[0]} rows, expected {n_items}")
     tags = (np.asarray(item_tags.todense()) > 0).astype(np.float32)
     none = (tags.sum(axis=1) == 0).astype(np.float32)[:, None]
-    columns = (*[f"tag={t}" for t in range(tags.shape[1])], "tag_none")
+    from kuairec.data.side import tag_ids
+
+    columns = (*[f"tag={t}" for t in tag_ids(item_tags)], "tag_none")
     return FeatureMatrix(np.hstack([tags, none]), columns)
 
 

@@ -32,7 +32,7 @@ class Progress:
         self.timings: dict[str, float] = {}
 
     def __enter__(self) -> Progress:
-        if self.enabled:
+        if self.enabled and sys.stderr.isatty():  # bars are for a person at a terminal
             from rich.console import Console
             from rich.progress import (
                 BarColumn,

@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from kuairec.models.params import describe_params
-from kuairec.models.registry import available_models, get_model_class, preset_settings
+from kuairec.models.registry import (
+    available_models,
+    default_models,
+    get_model_class,
+    preset_settings,
+)
 
 BEGIN, END = "<!-- models:begin -->", "<!-- models:end -->"
 
@@ -37,6 +42,7 @@ def _row(name: str) -> str:
         "tuned in run" if cls.tune_in_run else "",
         "reference row" if cls.reference else "",
         f"extra `{cls.extra}`" if cls.extra else "",
+        "" if name in default_models() else "only with `--models`",
     ]
     return (
         f"| `{name}` | {doc} | {', '.join(params) or 'none'} | "

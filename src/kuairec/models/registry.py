@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "available_models",
     "check_params",
+    "default_models",
     "config_from_dict",
     "config_to_dict",
     "create_model",
@@ -33,20 +34,29 @@ __all__ = [
     "missing_requirement",
     "preset",
     "preset_settings",
+    "variant",
 ]
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A registered name bound to a model class and fixed settings."""
+    """A registered name bound to a model class and fixed settings; ``in_default_run``
+    says whether ``kuairec run`` without ``--models`` includes it."""
 
     target: str
     settings: Mapping[str, Any] = field(default_factory=dict)
+    in_default_run: bool = True
 
 
 def preset(target: str, **settings: Any) -> Preset:
     """A registry entry: the class at ``target`` with ``settings`` fixed."""
     return Preset(target, settings)
+
+
+def variant(target: str, **settings: Any) -> Preset:
+    """A preset that runs only when asked for (``--models``): an alternative to a
+    model's default (the variational autoencoder, the BCE two-tower...)."""
+    return Preset(target, settings, in_default_run=False)
 
 
 _MODELS: dict[str, str | Preset] = {
@@ -76,7 +86,7 @@ _MODELS: dict[str, str | Preset] = {
         variational=False,
         max_seconds=30.0,
     ),
-    "autoencoder_vae": preset(
+    "autoencoder_vae": variant(
         "kuairec.models.autoencoder:AutoencoderRecommender",
         variational=True,
         anneal_steps=1000,
@@ -89,6 +99,11 @@ _MODELS: dict[str, str | Preset] = {
 def available_models() -> list[str]:
     """Every registered model name, in the canonical order."""
     return list(_MODELS)
+
+
+def default_models() -> list[str]:
+    """The models ``kuairec run`` trains without ``--models`` (variants left out)."""
+    return [n for n in _MODELS if _entry(n).in_default_run]
 
 
 def _entry(name: str) -> Preset:

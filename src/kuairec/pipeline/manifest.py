@@ -55,16 +55,12 @@ def data_checksum(folder: Path | None) -> dict[str, Any] | None:
     """
     if folder is None:
         return None
+    from kuairec.data.cache import head_tail_sha256
+
     files = {}
     for path in sorted(Path(folder).glob("*.csv")):
         size = path.stat().st_size
-        h = hashlib.sha256(str(size).encode())
-        with path.open("rb") as fh:
-            h.update(fh.read(2**20))
-            if size > 2**20:
-                fh.seek(max(size - 2**20, 2**20))
-                h.update(fh.read())
-        files[path.name] = {"size": size, "sha256_head_tail": h.hexdigest()}
+        files[path.name] = {"size": size, "sha256_head_tail": head_tail_sha256(path, size)}
     combined = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()
     return {"folder": str(folder), "files": files, "combined": combined}
 

@@ -131,9 +131,9 @@ def _protocol_common(cfg: RunConfig, test: Any) -> dict[str, Any]:
 
 
 def model_names(cfg: RunConfig) -> list[str]:
-    from kuairec.models.registry import available_models, check_params
+    from kuairec.models.registry import check_params, default_models
 
-    names = list(cfg.models) if cfg.models else available_models()
+    names = list(cfg.models) if cfg.models else default_models()
     for name in names:  # unknown names and bad parameters fail before any work is done
         check_params(name, cfg.model_params.get(name, {}))
     unused = sorted(set(cfg.model_params) - set(names))

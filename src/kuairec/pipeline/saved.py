@@ -135,13 +135,16 @@ def recommend_for_user(
 
 
 def describe_items(ds: Any, train: Any, items: np.ndarray, scores: np.ndarray) -> list[dict]:
+    from kuairec.data.side import tag_ids
+
     tags = ds.item_tags if ds is not None else None
     categories = _category_names(ds)
     rows = []
     for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), 1):
         row = {"rank": rank, "video_id": int(train.items.to_raw([item])[0]), "score": score}
         if tags is not None:
-            row["tags"] = tags.indices[tags.indptr[item] : tags.indptr[item + 1]].tolist()
+            cols = tags.indices[tags.indptr[item] : tags.indptr[item + 1]]
+            row["tags"] = tag_ids(tags)[cols].tolist()  # tag ids, not column numbers
         if categories is not None:
             row["category"] = categories.get(item, "UNKNOWN")
         rows.append(row)
