@@ -16,11 +16,11 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 $(RUN_STAMP): pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[serve,deep]'
+	$(PIP) install --quiet -e '.[serve,deep,spark]'
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[serve,deep,test]'
+	$(PIP) install --quiet -e '.[serve,deep,spark,test]'
 	touch $@ $(RUN_STAMP)
 
 run: $(RUN_STAMP)
