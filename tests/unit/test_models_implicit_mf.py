@@ -127,3 +127,17 @@ def test_bpr_uniform_rows_make_that_share_of_the_negatives_uniform(
     none = create_model("bpr", {"factors": 3, "iterations": 2, "uniform_negatives": 0.0})
     none.fit(train)
     assert seen[1].shape[0] == N_USERS
+
+
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_fits_on_a_cached_datasets_read_only_arrays(small_synthetic_dir, name) -> None:
+    from kuairec.data.load import load_dataset
+    from kuairec.evaluation.protocols import default_protocol
+    from kuairec.models import create_model
+
+    load_dataset(small_synthetic_dir, progress=False)  # make sure the cache entry exists
+    ds = load_dataset(small_synthetic_dir, progress=False)  # warm: memory-mapped, read-only
+    train, _ = default_protocol(ds)
+    assert not train.interactions.indices.flags.writeable
+    model = create_model(name, {"threshold": 0.0, "factors": 4, "iterations": 2})
+    assert model.fit(train).is_fitted

@@ -6,7 +6,10 @@
   New users are folded in by the exact least-squares solve (:mod:`kuairec.models.factors`).
 - ``bpr``: Rendle et al. (2009) Bayesian Personalised Ranking; every training pair whose
   watch_ratio is at least ``threshold`` is a positive. BPR's last factor column is its
-  item bias.
+  item bias. implicit draws negatives as the item of a random training pair (so in
+  proportion to popularity); ``uniform_negatives`` makes that share of them uniform over
+  the items instead (rows of every item that train nothing), which is what lets BPR learn
+  that popular videos are watched more.
 
 Scoring, cold users and items and the saved state are every factor model's
 (:mod:`kuairec.models.factors`). With ``num_threads`` other than 1, BPR's Hogwild updates
@@ -93,6 +96,9 @@ class _ImplicitModel(FactorModel):
             raise ModelError(
                 f"{self.name}: no training pairs left (threshold={self.config.threshold})"
             )
+        if not (x.indices.flags.writeable and x.indptr.flags.writeable):
+            x = x.copy()  # a cached dataset's arrays are read-only; implicit's Cython
+            # needs writable buffers (threshold 0 passes them through uncopied)
         with threadpool_limits(1, "blas"):  # implicit's own threads do the work
             model = make()  # built inside the limit: implicit warns about BLAS threads
             model.fit(x, show_progress=False)  # no third-party bars: the caller's display
