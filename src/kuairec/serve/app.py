@@ -63,6 +63,7 @@ def create_app(
     _error_handlers(app)
     _meta_routes(app, state)
     _user_routes(app, state)
+    _new_user_routes(app, state)
     _video_routes(app, state)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -164,6 +165,8 @@ def _user_routes(app: FastAPI, state: ServeState) -> None:
         n = state.catalogue.n_history(user)
         return JSONResponse({"user_id": user_id, "n_videos": n, "items": items})
 
+
+def _new_user_routes(app: FastAPI, state: ServeState) -> None:
     @app.post(
         "/recommendations",
         response_model=S.NewUserRecommendations,
