@@ -65,6 +65,7 @@ _MODELS: dict[str, str | Preset] = {
     "popularity_weighted": "kuairec.models.baselines:WeightedPopularityRecommender",
     "popularity_features": "kuairec.models.content_baselines:PopularityFeaturesRecommender",
     "als": "kuairec.models.implicit_mf:ALSRecommender",
+    "spark_als": "kuairec.models.spark_als:SparkALSRecommender",
     "bpr": "kuairec.models.implicit_mf:BPRRecommender",
     "ease": "kuairec.models.ease:EASERecommender",
     "itemknn": "kuairec.models.itemknn:ItemKNNRecommender",
