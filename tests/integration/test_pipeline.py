@@ -24,6 +24,7 @@ def _cfg(data: Path, runs: Path, **settings):
         "n_bootstrap": 20,
         "save_models": False,
         "validity": False,
+        "cold_items": False,
     }
     return load_run_config(None, {**base, **settings})
 
@@ -185,3 +186,16 @@ def test_a_killed_runs_leftovers_are_swept_and_reported(small_synthetic_dir, tmp
     assert not leftover.exists()
     notes = json.loads((folder / "metrics.json").read_text())["notes"]
     assert any("swept 1 leftover" in n and leftover.name in n for n in notes)
+
+
+def test_cold_video_section_in_metrics_and_report(small_synthetic_dir, tmp_path) -> None:
+    models = ["popularity", "popularity_features", "ease"]
+    folder = execute(_cfg(small_synthetic_dir, tmp_path, models=models, cold_items=True))
+    doc = json.loads((folder / "metrics.json").read_text())["cold_items"]
+    assert set(doc["models"]) == {"popularity_features"}  # the one scoring from content
+    assert set(doc["cannot_score"]) == {"popularity", "ease"}
+    entry = doc["models"]["popularity_features"]
+    assert 0 <= entry["metrics"]["ndcg@10"] <= 1 and entry["ci"]["ndcg@10"]
+    assert doc["protocol"]["n_candidates"] == doc["protocol"]["n_cold_videos"] > 0
+    report = (folder / "report.md").read_text()
+    assert "## Cold videos" in report and "popularity_features" in report.split("## Cold")[1]

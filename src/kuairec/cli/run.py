@@ -122,6 +122,13 @@ def _progress(quiet: bool) -> Any:
 @VALIDATION
 @click.option("--no-eda", is_flag=True, default=None, help="Skip the dataset report.")
 @click.option(
+    "--no-cold-items",
+    is_flag=True,
+    default=None,
+    help="Skip the cold-video section (10% of the small matrix's videos held out of "
+    "training, ranked from their content features).",
+)
+@click.option(
     "--no-validity",
     is_flag=True,
     default=None,
@@ -153,6 +160,7 @@ def run_cmd(
     no_tune: bool | None,
     no_eda: bool | None,
     no_validity: bool | None,
+    no_cold_items: bool | None,
     **options: Any,
 ) -> None:
     """Train every model, evaluate on the fully observed small matrix, write a report.
@@ -167,6 +175,7 @@ def run_cmd(
     options["tune"] = False if no_tune else None
     options["eda"] = False if no_eda else None
     options["validity"] = False if no_validity else None
+    options["cold_items"] = False if no_cold_items else None
     cfg = load_run_config(config_file, options)
     with _progress(quiet) as progress:
         folder = execute(cfg, progress)

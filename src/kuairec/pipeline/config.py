@@ -46,6 +46,7 @@ class RunConfig:
     devices: int = param(1, ge=1, doc="torch models: devices (processes) per fit")
     eda: bool = True  # write eda/report.html into the run folder
     validity: bool = True  # the offline-evaluation validity section (default protocol)
+    cold_items: bool = True  # the cold-video section (default protocol)
     save_models: bool = True
     runs_dir: str = "runs"
     name: str = "kuairec"

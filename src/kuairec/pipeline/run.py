@@ -320,6 +320,8 @@ def _execute(
     metrics = _metrics_document(exp, outcomes, skipped, tuning, cfg)
     if cfg.validity and exp.dataset is not None:
         metrics["validity"] = clean_nans(_validity(exp, outcomes, cfg, progress))
+    if cfg.cold_items and exp.dataset is not None:
+        metrics["cold_items"] = _cold_items(exp, outcomes, cfg, progress)
     with progress.stage("writing the run folder"), atomic.new_directory(target) as tmp:
         (tmp / "metrics.json").write_text(_json(metrics))
         (tmp / "config.json").write_text(_json(cfg.to_dict()))
@@ -348,6 +350,25 @@ def _validity(exp: Experiment, outcomes: dict[str, ModelOutcome], cfg: RunConfig
         return {"error": str(exc)}
     section["seconds"] = round(cost.seconds, 2)
     return section
+
+
+def _cold_items(exp: Experiment, outcomes: dict[str, ModelOutcome], cfg: RunConfig, progress):  # noqa: ANN001, ANN202
+    """The cold-video section: the run's models that score videos from their features,
+    refitted with the run's parameters on the cold-items split (the others listed)."""
+    from kuairec.pipeline.cold import cold_items_report
+
+    params = {n: o.entry.get("config", {}) for n, o in outcomes.items()}
+    scratch = None if exp.scratch is None else exp.scratch / "cold-items"
+    try:
+        with progress.stage("cold videos"), measure() as cost:
+            doc = cold_items_report(
+                exp.dataset, list(outcomes), cfg, params=params, scratch=scratch,
+                progress=progress,
+            )  # fmt: skip
+    except KuaiRecError as exc:
+        return {"error": str(exc)}
+    doc["seconds"] = round(cost.seconds, 2)
+    return doc
 
 
 def _unavailable(name: str, exp: Experiment) -> str | None:

@@ -18,6 +18,7 @@ from kuairec.display.html import write_page
 from kuairec.errors import ConfigError, DataError
 from kuairec.report import markdown as md
 from kuairec.report import plots
+from kuairec.report.cold import cold_items_section
 from kuairec.report.curves import curves_section
 from kuairec.report.markdown import (
     Block,
@@ -132,6 +133,7 @@ def render_report(
     blocks += plots.segment_section(run)
     blocks += _label_section(run)
     blocks += _paired_section(run)
+    blocks += cold_items_section(run.raw)
     blocks += validity_section(run.raw)
     blocks += curves_section(run.raw.get("models", {}))
     blocks += tuning_section(run.raw)
