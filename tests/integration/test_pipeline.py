@@ -199,3 +199,12 @@ def test_cold_video_section_in_metrics_and_report(small_synthetic_dir, tmp_path)
     assert doc["protocol"]["n_candidates"] == doc["protocol"]["n_cold_videos"] > 0
     report = (folder / "report.md").read_text()
     assert "## Cold videos" in report and "popularity_features" in report.split("## Cold")[1]
+
+
+def test_cold_items_protocol_runs_the_content_models(small_synthetic_dir, tmp_path) -> None:
+    cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity_features", "ease"])
+    cfg.protocol = "cold-items"
+    metrics = json.loads((execute(cfg) / "metrics.json").read_text())
+    assert metrics["protocol"]["name"] == "cold-items"
+    assert set(metrics["models"]) == {"popularity_features"}
+    assert "cannot score cold videos" in metrics["skipped"]["ease"]

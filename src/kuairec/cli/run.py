@@ -95,10 +95,11 @@ def _progress(quiet: bool) -> Any:
 @LABEL
 @click.option(
     "--protocol",
-    type=click.Choice(["kuairec", "temporal"]),
+    type=click.Choice(["kuairec", "temporal", "cold-items"]),
     default=None,
     help="kuairec: train on big, test on small (default); temporal: per-user "
-    "temporal holdout of --interactions.",
+    "temporal holdout of --interactions; cold-items: 10% of the small matrix's videos "
+    "held out of training, ranked from content.",
 )
 @click.option(
     "--interactions",

@@ -19,7 +19,7 @@ from kuairec.errors import ConfigError
 from kuairec.evaluation.evaluate import DEFAULT_KS, DEFAULT_LABELS
 from kuairec.models.params import config_from_dict, param
 
-PROTOCOLS = ("kuairec", "temporal")
+PROTOCOLS = ("kuairec", "temporal", "cold-items")
 
 
 @dataclass
@@ -30,7 +30,7 @@ class RunConfig:
     data: str | None = None  # data folder; None = $KUAIREC_DATA or the synthetic default
     scale: float = param(_paths.DEFAULT_SCALE, gt=0, doc="synthetic default only")
     seed: int = param(_paths.DEFAULT_SEED, ge=0)
-    protocol: Literal["kuairec", "temporal"] = "kuairec"  # big -> small, or one log
+    protocol: Literal["kuairec", "temporal", "cold-items"] = "kuairec"  # see docs/run.md
     interactions: str | None = None  # the log of the temporal protocol
     test_fraction: float = param(0.2, gt=0, lt=1, doc="temporal: last rows held out")
     models: list[str] | None = None  # None = every registered model

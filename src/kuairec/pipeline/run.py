@@ -90,6 +90,10 @@ def prepare(cfg: RunConfig, progress: Progress) -> Experiment:
     with progress.stage("preparing data"):
         folder = _data_folder(cfg, progress)
         ds = load_dataset(folder, progress=progress)
+        if cfg.protocol == "cold-items":
+            from kuairec.pipeline.cold import cold_experiment
+
+            return cold_experiment(ds, cfg, 0.1, None)
         train, test = default_protocol(ds)
     protocol = {
         "name": "kuairec-small",
@@ -318,9 +322,10 @@ def _execute(
         reasons = "; ".join(f"{n}: {r}" for n, r in skipped.items())
         raise ModelError(f"no model could be trained and evaluated ({reasons})")
     metrics = _metrics_document(exp, outcomes, skipped, tuning, cfg)
-    if cfg.validity and exp.dataset is not None:
+    main_protocol = exp.protocol.get("name") == "kuairec-small"
+    if cfg.validity and main_protocol:
         metrics["validity"] = clean_nans(_validity(exp, outcomes, cfg, progress))
-    if cfg.cold_items and exp.dataset is not None:
+    if cfg.cold_items and main_protocol:
         metrics["cold_items"] = _cold_items(exp, outcomes, cfg, progress)
     with progress.stage("writing the run folder"), atomic.new_directory(target) as tmp:
         (tmp / "metrics.json").write_text(_json(metrics))
@@ -379,6 +384,8 @@ def _unavailable(name: str, exp: Experiment) -> str | None:
     if missing:
         return missing
     cls = get_model_class(name)
+    if exp.protocol.get("name") == "cold-items" and not cls.scores_cold_items:
+        return f"cannot score cold videos: {cls.cold_items_reason}"
     if cls.uses_truth and exp.truth is None:
         return "no small_matrix_truth.csv in the data folder (real data)"
     return cls.unavailable_reason(exp.train)
