@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -78,10 +79,7 @@ def serve_cmd(
     click.echo(
         f"serving {state.run_dir.name} at http://{shown}:{sock.getsockname()[1]}/ "
         f"(models: {', '.join(state.models)}; default {state.default_model}; "
-        f"loaded in {state.load_seconds:.1f} s; {workers} worker(s))",
-        err=False,
+        f"loaded in {state.load_seconds:.1f} s; {workers} worker(s))"
     )
-    import sys
-
-    sys.stdout.flush()
+    sys.stdout.flush()  # before forking: the workers must not print it again
     run_server(application, sock, workers, log_level)
