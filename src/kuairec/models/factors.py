@@ -67,6 +67,7 @@ class FactorModel(Recommender):
         bound = _max_norm(user_f) * _max_norm(item_f)
         self.item_offset_ = np.where(cold_items, -(2.0 * bound + 1.0), 0.0).astype(np.float32)
         self.user_factors_, self.item_factors_ = user_f, item_f
+        self._gram_key = None  # new item factors: the fold-in Gram is recomputed
 
     # ------------------------------------------------------------------ scoring
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
@@ -111,8 +112,19 @@ class FactorModel(Recommender):
         the cold-user factor."""
         conf = self.fold_in_confidence(history)
         return solve_users(
-            self.item_factors_, conf, self.fold_in_regularization, self.default_user_
-        )
+            self.item_factors_, conf, self.fold_in_regularization, self.default_user_,
+            base=self._gram(),
+        )  # fmt: skip
+
+    def _gram(self) -> np.ndarray:
+        """``Y^T Y + reg I`` in float64, computed once per set of item factors (a new-user
+        request then costs O(history x factors^2), not O(items x factors^2))."""
+        key = (id(self.item_factors_), self.fold_in_regularization)
+        if getattr(self, "_gram_key", None) != key:
+            y = self.item_factors_.astype(np.float64)
+            self._gram_value = y.T @ y + self.fold_in_regularization * np.eye(y.shape[1])
+            self._gram_key = key
+        return self._gram_value
 
     # ------------------------------------------------------------------ state
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -128,26 +140,33 @@ class FactorModel(Recommender):
         self.item_factors_ = np.ascontiguousarray(state["item_factors"], dtype=np.float32)
         self.item_offset_ = np.ascontiguousarray(state["item_offset"], dtype=np.float32)
         self.default_user_ = np.ascontiguousarray(state["default_user"], dtype=np.float32)
+        self._gram_key = None
 
 
 def solve_users(
-    item_f: np.ndarray, conf: sp.csr_matrix, reg: float, default: np.ndarray
+    item_f: np.ndarray,
+    conf: sp.csr_matrix,
+    reg: float,
+    default: np.ndarray,
+    base: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exact implicit-ALS user factors for each row of the confidence matrix ``conf``.
 
     Row u solves ``(Y^T Y + sum_i (c_ui - 1) y_i y_i^T + reg I) x = sum_i c_ui y_i`` over
-    its stored entries i (float64); a row with no entry gets ``default``.
+    its stored entries i (float64); a row with no entry gets ``default``. ``base`` is
+    ``Y^T Y + reg I`` when the caller has it already.
     """
-    y_all = item_f.astype(np.float64)
-    k = y_all.shape[1]
-    base = y_all.T @ y_all + reg * np.eye(k)
+    k = item_f.shape[1]
+    if base is None:
+        y64 = item_f.astype(np.float64)
+        base = y64.T @ y64 + reg * np.eye(k)
     out = np.empty((conf.shape[0], k), dtype=np.float32)
     for r in range(conf.shape[0]):
         lo, hi = conf.indptr[r], conf.indptr[r + 1]
         if lo == hi:
             out[r] = default
             continue
-        y = y_all[conf.indices[lo:hi]]
+        y = item_f[conf.indices[lo:hi]].astype(np.float64)
         c = conf.data[lo:hi].astype(np.float64)
         a = base + (y.T * (c - 1.0)) @ y
         out[r] = np.linalg.solve(a, y.T @ c)
