@@ -208,3 +208,22 @@ def test_cold_items_protocol_runs_the_content_models(small_synthetic_dir, tmp_pa
     assert metrics["protocol"]["name"] == "cold-items"
     assert set(metrics["models"]) == {"popularity_features"}
     assert "cannot score cold videos" in metrics["skipped"]["ease"]
+
+
+def test_a_follower_takes_over_the_followed_models_parameters(
+    small_synthetic_dir, tmp_path, monkeypatch
+) -> None:
+    from kuairec.models.itemknn import ItemKNNRecommender
+
+    seen = {}
+
+    def params_from(cls, params):
+        seen.update(params)
+        return {"shrinkage": 7.0}
+
+    monkeypatch.setattr(ItemKNNRecommender, "follows", "ease")
+    monkeypatch.setattr(ItemKNNRecommender, "params_from", classmethod(params_from))
+    cfg = _cfg(small_synthetic_dir, tmp_path, models=["ease", "itemknn"])
+    metrics = json.loads((execute(cfg) / "metrics.json").read_text())
+    assert seen == metrics["models"]["ease"]["config"]  # ease's config as used
+    assert metrics["models"]["itemknn"]["config"]["shrinkage"] == 7.0

@@ -58,7 +58,9 @@ class Recommender(abc.ABC):
     - ``uses_truth``: it is built with the synthetic truth (the oracle); nothing else
       ever sees it;
     - ``uses_accelerator``: its config has ``accelerator`` and ``devices`` fields (the
-      torch models), which the pipeline fills from ``--accelerator`` / ``--devices``.
+      torch models), which the pipeline fills from ``--accelerator`` / ``--devices``;
+    - ``follows``: another model whose chosen parameters this one takes over, mapped by
+      :meth:`params_from` (spark_als follows als, tuned or not, so both learn the same).
     - ``scores_cold_items`` / ``cold_items_reason``: whether it ranks videos that have no
       training pairs from their features (tags, captions, duration), so that it takes
       part in the cold-items protocol (``kuairec.evaluation.cold``), and why not.
@@ -85,6 +87,7 @@ class Recommender(abc.ABC):
     uses_validation: ClassVar[bool] = False
     uses_truth: ClassVar[bool] = False
     uses_accelerator: ClassVar[bool] = False
+    follows: ClassVar[str | None] = None
     scores_cold_items: ClassVar[bool] = False
     cold_items_reason: ClassVar[str] = (
         "it learns nothing about a video without training pairs (no item features)"
@@ -110,6 +113,11 @@ class Recommender(abc.ABC):
         return f"{type(self).__name__}({self.config!r})"
 
     # ------------------------------------------------------------------ fitting
+    @classmethod
+    def params_from(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """This model's parameters for the ``follows`` model's ``params`` (none here)."""
+        return {}
+
     @classmethod
     def unavailable_reason(cls, train: TrainSet) -> str | None:
         """Why this model cannot run on ``train`` (None when it can)."""

@@ -170,6 +170,12 @@ class SparkALSRecommender(FactorModel):
     extra = "spark"
     supports_history = True
     tune_in_run = False  # every trial is a Spark fit
+    follows = "als"  # the run hands over als's chosen (tuned) parameters, mapped
+
+    @classmethod
+    def params_from(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        return from_als_params(params)
+
     search_space = {  # als's: tuned values mean the same on both
         "factors": Param("int", 16, 128, log=True),
         "regularization": Param("float", 1e-3, 10.0, log=True),

@@ -291,6 +291,7 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
     try:  # models' checkpoints and logs live here, never in the finished run folder
         return _execute(cfg, exp, names, target, progress)
     finally:
+        _stop_backends()
         atomic.discard(exp.scratch)
 
 
@@ -309,7 +310,7 @@ def _execute(
         if reason:
             skipped[name] = reason
             continue
-        params = dict(cfg.model_params.get(name, {}))
+        params = {**_followed(name, outcomes), **cfg.model_params.get(name, {})}
         try:
             if cfg.tune:
                 params, info = choose_params(name, exp.validation(cfg), params, cfg, progress)
@@ -374,6 +375,25 @@ def _cold_items(exp: Experiment, outcomes: dict[str, ModelOutcome], cfg: RunConf
         return {"error": str(exc)}
     doc["seconds"] = round(cost.seconds, 2)
     return doc
+
+
+def _followed(name: str, outcomes: dict[str, ModelOutcome]) -> dict[str, Any]:
+    """Parameters taken over from the model ``name`` follows, when it ran (its config as
+    used: the tuned one when tuning changed it)."""
+    from kuairec.models.registry import get_model_class
+
+    cls = get_model_class(name)
+    other = outcomes.get(cls.follows) if cls.follows else None
+    return cls.params_from(other.entry.get("config", {})) if other is not None else {}
+
+
+def _stop_backends() -> None:
+    """Stop the shared Spark session if a model started one (never imports pyspark)."""
+    import sys
+
+    spark = sys.modules.get("kuairec.models.spark_session")
+    if spark is not None:
+        spark.stop_session()
 
 
 def _unavailable(name: str, exp: Experiment) -> str | None:
