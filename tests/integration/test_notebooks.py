@@ -104,6 +104,8 @@ def test_notebook_runs(path: Path, tmp_path: Path, record_property) -> None:
     env.pop("MPLBACKEND", None)  # ipykernel's inline backend, so figures render
     workdir = tmp_path / "cwd"
     workdir.mkdir()
+    (tmp_path / "tmp").mkdir()
+    env["TMPDIR"] = str(tmp_path / "tmp")  # the notebooks' temporary folders land here
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb,
