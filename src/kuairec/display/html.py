@@ -72,7 +72,12 @@ def write_page(path: Path | str, title: str, body: str) -> Path:
 
 
 def use_agg() -> None:
-    """Select matplotlib's non-interactive backend (no display here or in CI)."""
+    """Select matplotlib's non-interactive backend (no display here or in CI), unless a
+    notebook's inline backend is active: figures are rendered with savefig either way,
+    and switching would silently stop the notebook's own plots from showing."""
     import matplotlib
 
+    backend = str(matplotlib.get_backend()).lower()
+    if "inline" in backend or backend == "agg":
+        return
     matplotlib.use("Agg", force=True)
