@@ -93,6 +93,8 @@ _MODELS: dict[str, str | Preset] = {
         anneal_steps=1000,
         max_seconds=30.0,
     ),
+    "two_tower": "kuairec.models.two_tower:TwoTowerRecommender",
+    "two_tower_bce": variant("kuairec.models.two_tower:TwoTowerRecommender", loss="bce"),
     "oracle": "kuairec.models.oracle:OracleRecommender",
 }
 

@@ -1,0 +1,309 @@
+"""A two-tower retrieval model with a watch_ratio head (torch, trained by Lightning).
+
+- **Item tower**: ``MLP([video id embedding, item_x])``: tags, caption categories,
+  duration and the aggregated daily statistics (docs/features.md), standardised. A video
+  without training pairs gets no id embedding, so it is scored from its features alone
+  by a **cold tower** on its upload-time features (``scores_cold_items``): tags, caption
+  categories and duration, its daily statistics blanked as
+  :func:`kuairec.evaluation.cold.blank_daily` does, trained jointly (weight
+  ``cold_weight``) to predict the item tower's vectors of the warm videos.
+- **User tower**: ``MLP([mean of the history videos' embeddings, user_x])``. A training
+  pair's own video is left out of the history it is scored against.
+- **Similarity**: dot product, or cosine over a learned temperature.
+- **Loss**: in-batch sampled softmax over the batch's videos (plus optional uniform
+  negatives) with the logQ correction of Yi et al. 2019 (each candidate's logit minus the
+  log of its expected count among the candidates), on the pairs with ``watch_ratio >=
+  threshold``; or (``loss="bce"``) binary cross-entropy against uniform negatives. Plus,
+  with ``rating_head``, ``rating_weight`` times a Huber (or MSE) loss of a watch_ratio
+  head on every pair's clipped watch_ratio: ``predict`` gives it.
+- Early stopping on the validation split's NDCG@10 (:mod:`kuairec.models.torch_train`).
+
+New users (``score(history=...)``): the posted history is pooled as a known user's;
+their user features are unknown: the row of a user without a row in user_features.csv
+(zeros, ``user_missing`` = 1 when that column exists). Videos without training pairs in
+a history are left out of the mean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from kuairec.errors import ModelError
+from kuairec.models.base import Recommender
+from kuairec.models.params import Param, param
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+
+    from kuairec.data.dataset import FeatureMatrix, TrainSet
+    from kuairec.evaluation.protocols import TestSet
+
+_HISTORY_KEYS = ("hist_indptr", "hist_items", "hist_ratios")
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig:
+    dim: int = param(32, ge=1, doc="embedding and tower output size")
+    hidden: int = param(64, ge=0, doc="hidden units of each tower (0 = linear towers)")
+    similarity: Literal["dot", "cosine"] = param("dot", doc="ranking score of (user, video)")
+    temperature: float = param(0.1, gt=0, doc="cosine: initial temperature")
+    learn_temperature: bool = param(True, doc="cosine: learn the temperature")
+    loss: Literal["softmax", "bce"] = param("softmax", doc="in-batch softmax or sampled BCE")
+    logq: bool = param(True, doc="softmax: subtract log of the sampling probability")
+    uniform_negatives: int = param(0, ge=0, doc="softmax: extra uniform negatives per batch")
+    bce_negatives: int = param(4, ge=1, doc="bce: uniform negatives per positive")
+    threshold: float = param(1.0, ge=0, doc="positives: pairs with watch_ratio >= this")
+    history_weighting: Literal["binary", "linear", "log"] = param(
+        "binary", doc="weight of a history video in the mean (of its clipped watch_ratio)"
+    )
+    cold_weight: float = param(1.0, gt=0, doc="weight of the cold tower's loss")
+    cold_ridge: float = param(0.1, ge=0, doc="L2 penalty on the cold tower's weights")
+    rating_head: bool = param(True, doc="train a watch_ratio head (predict)")
+    rating_weight: float = param(0.5, ge=0, doc="weight of the watch_ratio loss")
+    rating_loss: Literal["huber", "mse"] = param("huber", doc="loss of the watch_ratio head")
+    clip: float = param(5.0, gt=0, doc="watch_ratio is clipped here (head target, weights)")
+    batch_size: int = param(4096, ge=2, doc="training pairs per batch")
+    learning_rate: float = param(5e-3, gt=0, doc="AdamW learning rate")
+    weight_decay: float = param(1e-5, ge=0, doc="AdamW weight decay")
+    max_epochs: int = param(6, ge=1, doc="epochs at most")
+    patience: int = param(2, ge=1, doc="epochs without a better validation NDCG@10")
+    max_seconds: float | None = param(None, gt=0, doc="stop after the epoch past this time")
+    seed: int = param(0, ge=0, doc="seeds the weights, batches and samples")
+    accelerator: str = param("cpu", doc="Lightning accelerator (cpu, gpu, auto ...)")
+    devices: int = param(1, ge=1, doc="number of devices")
+    num_threads: int = param(1, ge=0, doc="torch CPU threads while fitting (0 = torch's)")
+
+
+class TwoTowerRecommender(Recommender):
+    """Two towers (history + user features, video id + features), logQ in-batch softmax.
+
+    A watch_ratio head predicts ratings; it scores new users and cold videos."""
+
+    name = "two_tower"
+    Config = TwoTowerConfig
+    predicts_ratings = True  # the default; an instance with rating_head=False says False
+    supports_history = True
+    scores_cold_items = True
+    requires = ("torch", "lightning")
+    extra = "deep"
+    uses_validation = True
+    uses_accelerator = True
+    tune_in_run = False
+    search_space = {
+        "dim": Param("choice", choices=(16, 32, 64)),
+        "threshold": Param("choice", choices=(0.5, 1.0, 2.0)),
+        "learning_rate": Param("float", 1e-3, 1e-2, log=True),
+        "rating_weight": Param("float", 0.1, 2.0, log=True),
+    }
+    test_settings = {
+        "dim": 8,
+        "hidden": 16,
+        "batch_size": 64,
+        "max_epochs": 30,
+        "patience": 30,
+        "learning_rate": 0.02,
+    }
+
+    def __init__(self, config: Any = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        if not self.config.rating_head:  # this instance has no watch_ratio head
+            self.predicts_ratings = False
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
+        from kuairec.models import torch_train as tt
+        from kuairec.models import two_tower_net as nn_
+
+        c = self.config
+        inter = train.interactions
+        arrays = net_arrays(train)
+        history = self._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
+        warm = arrays["warm"] > 0
+        log_q = positive_log_share(inter, c.threshold)
+        dataset = nn_.PairBatches(
+            inter.indptr, inter.indices, inter.watch_ratio_mean, train.n_items,
+            np.flatnonzero(warm),
+            self._rules(),
+        )  # fmt: skip
+        shape = self.net_shape(train.n_items)
+        validate = None
+        if valid is not None:
+            validate = tt.ValidationNDCG(valid, train, nn_.validation_scores)
+        settings = tt.TrainSettings(
+            name=self.name, max_epochs=c.max_epochs, patience=c.patience, seed=c.seed,
+            accelerator=c.accelerator, devices=c.devices, max_seconds=c.max_seconds,
+        )  # fmt: skip
+        with torch_threads(c.num_threads):
+            trained = tt.train_module(
+                functools.partial(build_task, shape, arrays, log_q, c, history),
+                nn_.batch_loader(dataset, c.batch_size, c.seed),
+                settings,
+                validate=validate,
+                scratch_dir=self.scratch_dir,
+                progress=progress,
+            )
+        self.net_ = trained.module.net.cpu().eval()
+        self.history_arrays_ = history
+        self.history_ = trained.history
+        self.best_epoch_ = trained.best_epoch
+
+    def _history(self, indptr, items, ratios) -> Any:
+        from kuairec.models.two_tower_net import History
+
+        c = self.config
+        return History(
+            np.asarray(indptr, np.int64), np.asarray(items, np.int64),
+            np.asarray(ratios, np.float32), c.history_weighting, c.clip,
+        )  # fmt: skip
+
+    def _rules(self) -> Any:
+        from kuairec.models.two_tower_net import BatchRules
+
+        c = self.config
+        return BatchRules(
+            threshold=c.threshold, clip=c.clip, history_weighting=c.history_weighting,
+            uniform_negatives=c.uniform_negatives, bce_negatives=c.bce_negatives,
+            loss=c.loss, seed=c.seed,
+        )  # fmt: skip
+
+    def net_shape(self, n_items: int) -> Any:
+        from kuairec.models.two_tower_net import NetShape
+
+        c = self.config
+        return NetShape(
+            n_items=n_items, dim=c.dim, hidden=c.hidden, similarity=c.similarity,
+            temperature=c.temperature, learn_temperature=c.learn_temperature,
+            rating_head=c.rating_head,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        from kuairec.models.two_tower_net import score_users
+
+        user_x = self.net_.user_x[users]
+        return score_users(self.net_, self.history_arrays_.rows(users), user_x, items)
+
+    def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        from kuairec.models.two_tower_net import score_users
+
+        rows = self._history(history.indptr, history.indices, history.data)
+        user_x = self.net_.new_user_x.expand(history.shape[0], -1)
+        return score_users(self.net_, rows, user_x, items)
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        import torch
+
+        from kuairec.models.two_tower_net import all_item_vectors, user_vectors
+
+        if self.net_.head is None:
+            raise ModelError(f"{self.name} was fitted without its watch_ratio head")
+        out = np.empty(users.size, np.float32)
+        for start in range(0, users.size, 65536):
+            u, i = users[start : start + 65536], items[start : start + 65536]
+            uniq, inv = np.unique(u, return_inverse=True)
+            uv = user_vectors(self.net_, self.history_arrays_.rows(uniq), self.net_.user_x[uniq])
+            with torch.no_grad():
+                pred = self.net_.rating(uv[inv], all_item_vectors(self.net_, i))
+            out[start : start + u.size] = pred.clamp(0, self.config.clip).numpy()
+        return out
+
+    # ------------------------------------------------------------------ state
+    def _get_state(self) -> dict[str, np.ndarray]:
+        from kuairec.models.torch_train import state_arrays
+
+        h = self.history_arrays_
+        history = dict(zip(_HISTORY_KEYS, (h.indptr, h.items, h.ratios), strict=True))
+        return {**state_arrays(self.net_), **history}
+
+    def _set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        from kuairec.models.torch_train import load_state_arrays
+        from kuairec.models.two_tower_net import TwoTowerNet
+
+        names = ("user_x", "new_user_x", "item_x", "item_x_cold", "warm")
+        arrays = {k: np.asarray(state[f"w:{k}"]) for k in names}
+        net = TwoTowerNet(self.net_shape(arrays["warm"].size), **arrays)
+        self.net_ = load_state_arrays(net, state)
+        self.history_arrays_ = self._history(*(state[k] for k in _HISTORY_KEYS))
+
+
+def positive_log_share(inter: Any, threshold: float) -> np.ndarray:
+    """log of each video's share of the positive pairs (watch_ratio >= threshold): the
+    probability that a positive pair drawn uniformly is on it (log 1e-12 for none)."""
+    pos = inter.watch_ratio_mean >= threshold
+    counts = np.bincount(inter.indices[pos], minlength=inter.n_items)
+    return np.log(np.maximum(counts / max(int(pos.sum()), 1), 1e-12))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op CPU threads set to ``n`` for a block (0: unchanged). On a busy
+    machine one thread is much faster for these small matrices than two that wait."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def build_task(
+    shape: Any, arrays: dict[str, np.ndarray], log_q: np.ndarray, c: Any, history: Any
+) -> Any:
+    """The LightningModule (picklable through ``functools.partial``)."""
+    from kuairec.models.two_tower_net import TaskSettings, TwoTowerNet, TwoTowerTask
+
+    settings = TaskSettings(
+        loss=c.loss, logq=c.logq, rating_weight=c.rating_weight, rating_loss=c.rating_loss,
+        learning_rate=c.learning_rate, weight_decay=c.weight_decay, cold_weight=c.cold_weight,
+        cold_ridge=c.cold_ridge,
+    )  # fmt: skip
+    return TwoTowerTask(TwoTowerNet(shape, **arrays), log_q, settings, history)
+
+
+# ---------------------------------------------------------------------- features
+def net_arrays(train: TrainSet) -> dict[str, np.ndarray]:
+    """The network's feature buffers: standardised ``user_x``, the unknown user's row,
+    ``item_x`` and its cold version (daily statistics blanked), the warm mask."""
+    from kuairec.evaluation.cold import blank_daily
+
+    user_x, item_x = _features(train.user_x, train.n_users), _features(train.item_x, train.n_items)
+    new_user = np.zeros((1, user_x.n_features), np.float32)
+    if "user_missing" in user_x.columns:
+        new_user[0, user_x.columns.index("user_missing")] = 1.0
+    cold_x = blank_daily(item_x, np.arange(train.n_items)).values
+    u_mean, u_std = _moments(user_x.values)
+    i_mean, i_std = _moments(item_x.values)
+    warm = (train.interactions.item_counts() > 0).astype(np.float32)
+    return {
+        "user_x": (user_x.values - u_mean) / u_std,
+        "new_user_x": (new_user - u_mean) / u_std,
+        "item_x": (item_x.values - i_mean) / i_std,
+        "item_x_cold": (cold_x - i_mean) / i_std,
+        "warm": warm,
+    }
+
+
+def _features(x: FeatureMatrix | None, n_rows: int) -> FeatureMatrix:
+    from kuairec.data.dataset import FeatureMatrix
+
+    if x is None:
+        return FeatureMatrix.empty(n_rows)
+    if x.n_rows != n_rows:
+        raise ModelError(f"two_tower: a feature matrix has {x.n_rows} rows, expected {n_rows}")
+    return x
+
+
+def _moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations (1 where a column is constant)."""
+    mean = values.mean(axis=0, keepdims=True) if values.shape[0] else 0.0
+    std = values.std(axis=0, keepdims=True) if values.shape[0] else 1.0
+    return mean, np.where(std > 1e-6, std, 1.0)
