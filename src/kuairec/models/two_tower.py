@@ -71,7 +71,7 @@ class TwoTowerConfig:
     batch_size: int = param(4096, ge=2, doc="training pairs per batch")
     learning_rate: float = param(5e-3, gt=0, doc="AdamW learning rate")
     weight_decay: float = param(1e-5, ge=0, doc="AdamW weight decay")
-    max_epochs: int = param(6, ge=1, doc="epochs at most")
+    max_epochs: int = param(3, ge=1, doc="epochs at most (3: the run's time budget)")
     patience: int = param(2, ge=1, doc="epochs without a better validation NDCG@10")
     max_seconds: float | None = param(None, gt=0, doc="stop after the epoch past this time")
     seed: int = param(0, ge=0, doc="seeds the weights, batches and samples")
