@@ -178,7 +178,7 @@ def test_load_refuses_wrong_fingerprint_and_missing_weights(model: Recommender, 
 
 def test_config_round_trips_through_json(model: Recommender) -> None:
     d = config_to_dict(model.config)
-    assert all(isinstance(v, str | int | float | bool | list) for v in d.values())
+    assert all(isinstance(v, str | int | float | bool | list | dict) for v in d.values())
     again = config_from_dict(type(model), json.loads(json.dumps(d)))
     assert again == model.config
 
