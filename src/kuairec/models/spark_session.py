@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -256,10 +257,10 @@ def stop_session() -> None:
 
 def _kill_gateway() -> None:
     """End pyspark's gateway JVM, so the next session starts a fresh one (new -Xmx, BLAS)."""
-    try:
-        from pyspark import SparkContext
-    except ImportError:  # pragma: no cover
+    if "pyspark" not in sys.modules:  # never imported: no JVM (and no import cost now)
         return
+    from pyspark import SparkContext
+
     gateway = SparkContext._gateway
     SparkContext._gateway = None
     SparkContext._jvm = None
@@ -277,6 +278,11 @@ def _kill_gateway() -> None:
             with contextlib.suppress(Exception):
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def current_settings() -> SessionSettings | None:
+    """The settings the running session was started with (None when none runs)."""
+    return _state["settings"]
 
 
 def session_tmp() -> Path | None:
