@@ -16,6 +16,7 @@ import subprocess
 import warnings
 from pathlib import Path
 
+import _kuairec_fixtures as fx  # on sys.path through tests/conftest.py
 import numpy as np
 import polars as pl
 import pytest
@@ -288,14 +289,7 @@ def test_report_renders_in_headless_chromium(report: Path, page: str, tmp_path):
     check.write_text(page.replace("<head>", "<head>" + CHECK_JS, 1), encoding="utf-8")
     cmd = [
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *fx.CHROMIUM_FLAGS,
         f"--user-data-dir={tmp_path / 'profile'}",
         "--enable-logging=stderr",
         "--v=0",

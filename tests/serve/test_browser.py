@@ -12,23 +12,14 @@ import os
 import shutil
 from pathlib import Path
 
+import _kuairec_fixtures as fx  # on sys.path through tests/conftest.py
 import httpx
 import pytest
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1500,1100",
-)
+FLAGS = (*fx.CHROMIUM_FLAGS, "--window-size=1500,1100")
 
 
 @pytest.fixture(scope="module")

@@ -173,3 +173,17 @@ def cache_entries(cache: Path) -> list[str]:
     """Every name under ``<cache>/datasets`` (entries and temporary folders)."""
     d = cache / "datasets"
     return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+#: Headless Chromium on this closed-network machine: without the background-networking
+#: flags it keeps trying (and failing) to reach Google's hosts. Shared by every browser test.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
