@@ -11,6 +11,7 @@ from kuairec.models.matrices import (
     csr_from_state,
     csr_state,
     item_gram,
+    select_rows,
     symmetrize_upper,
     weight_values,
     weighted_matrix,
@@ -58,3 +59,24 @@ def test_csr_state_round_trip() -> None:
     x = sp.csr_matrix(np.array([[0, 1.5], [0, 0], [2, 0]], dtype=np.float32))
     y = csr_from_state("x", csr_state("x", x))
     assert y.shape == (3, 2) and (y != x).nnz == 0
+
+
+@pytest.mark.parametrize("rows", [[2], [0, 3, 3, 1], [4], [], [1, 4]])
+def test_select_rows_is_fancy_row_indexing(rows) -> None:
+    rng = np.random.default_rng(3)
+    dense = (rng.random((5, 7)) * (rng.random((5, 7)) < 0.4)).astype(np.float32)
+    dense[4] = 0.0  # an empty row
+    x = sp.csr_matrix(dense)
+    got = select_rows(x, np.array(rows, dtype=np.int64))
+    assert isinstance(got, sp.csr_matrix) and got.shape == (len(rows), 7)
+    np.testing.assert_array_equal(got.toarray(), dense[rows])
+    assert got.dtype == x.dtype
+
+
+def test_select_rows_copies_so_the_model_matrix_cannot_be_changed() -> None:
+    x = sp.csr_matrix(np.array([[0, 1, 2], [3, 0, 0]], np.float32))
+    for rows in ([0], [0, 1]):
+        got = select_rows(x, np.array(rows))
+        got.data[:] = -1
+        got.indices[:] = 0
+    np.testing.assert_array_equal(x.toarray(), [[0, 1, 2], [3, 0, 0]])

@@ -30,7 +30,13 @@ import numpy as np
 
 from kuairec.errors import ConfigError
 from kuairec.models.base import Recommender
-from kuairec.models.matrices import csr_from_state, csr_state, weighted_matrix, weighted_rows
+from kuairec.models.matrices import (
+    csr_from_state,
+    csr_state,
+    select_rows,
+    weighted_matrix,
+    weighted_rows,
+)
 from kuairec.models.params import Param, param
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,7 +163,7 @@ class AutoencoderRecommender(Recommender):
         return weighted_matrix(inter, weighting, c.clip, c.threshold)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        return self._scores_of(self.x_[users], items)
+        return self._scores_of(select_rows(self.x_, users), items)
 
     def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         c = self.config

@@ -262,7 +262,8 @@ class Recommender(abc.ABC):
                 s = self.score(items=cand, history=rows[start:stop])
             s[np.isnan(s)] = -np.inf
             if exclude is not None:
-                _mask(s, exclude[start:stop], col_of_item)
+                block = exclude if stop - start == n_rows else exclude[start:stop]
+                _mask(s, block, col_of_item)
             cols, vals = top_k(s, kk)
             items = cols if cand is None else cand[cols]
             items[np.isneginf(vals)] = -1
@@ -412,11 +413,14 @@ def _check_exclude(exclude: Any, n_rows: int, n_items: int) -> sp.csr_matrix | N
             f"exclude must have one row per requested user and one column per item, "
             f"shape ({n_rows}, {n_items}), got {exclude.shape}"
         )
-    return sp.csr_matrix(exclude)
+    return exclude if isinstance(exclude, sp.csr_matrix) else sp.csr_matrix(exclude)
 
 
 def _mask(s: np.ndarray, excl: sp.csr_matrix, col_of_item: np.ndarray | None) -> None:
     """Set excluded entries of the score block to -inf (in place)."""
+    if excl.shape[0] == 1 and col_of_item is None:  # one request's row: plain indexing
+        s[0, excl.indices] = -np.inf
+        return
     rows = np.repeat(np.arange(excl.shape[0]), np.diff(excl.indptr))
     cols = excl.indices.astype(np.int64)
     if col_of_item is not None:
@@ -428,7 +432,13 @@ def _mask(s: np.ndarray, excl: sp.csr_matrix, col_of_item: np.ndarray | None) ->
 
 def top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of the k largest entries per row, sorted by value
-    (descending) and, among equal values, by lower column index. ``k <= s.shape[1]``."""
+    (descending) and, among equal values, by lower column index. ``k <= s.shape[1]``.
+
+    One ``partition`` finds each row's k-th largest value; a row with ties at it keeps
+    the lowest tied columns. The flat ``flatnonzero`` of the kept mask is row-major, so
+    each row's columns come out ascending and the stable sort breaks ties by index (a
+    serving request is one row of ~10^4 scores: this path costs ~40 us there).
+    """
     n_rows, n = s.shape
     if k >= n:
         chosen = np.broadcast_to(np.arange(n), (n_rows, n))
@@ -442,7 +452,8 @@ def top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
             tied = sub == sub_kth
             room = k - above.sum(axis=1, keepdims=True)
             keep[over] = above | (tied & (np.cumsum(tied, axis=1) <= room))
-        chosen = np.nonzero(keep)[1].reshape(n_rows, k)  # ascending column order
-    vals = np.take_along_axis(s, chosen, axis=1)
+        chosen = (np.flatnonzero(keep) % n).reshape(n_rows, k)  # ascending column order
+    rows = np.arange(n_rows)[:, None]  # fancy indexing: cheaper than take_along_axis
+    vals = s[rows, chosen]
     order = np.argsort(-vals, axis=1, kind="stable")  # stable: equal values keep index order
-    return np.take_along_axis(chosen, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    return chosen[rows, order], vals[rows, order]

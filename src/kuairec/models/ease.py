@@ -25,6 +25,7 @@ from kuairec.models.matrices import (
     csr_from_state,
     csr_state,
     item_gram,
+    select_rows,
     symmetrize_upper,
     user_rows_dense,
     weighted_matrix,
@@ -146,7 +147,7 @@ class EASERecommender(Recommender):
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         if self.is_sparsified:
-            return self._scores_of(self.x_[users], items)
+            return self._scores_of(select_rows(self.x_, users), items)
         return self._scores_of(user_rows_dense(self.x_, users), items)
 
     def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:

@@ -22,6 +22,7 @@ from kuairec.models.matrices import (
     csr_from_state,
     csr_state,
     item_gram,
+    select_rows,
     weighted_matrix,
     weighted_rows,
 )
@@ -95,7 +96,7 @@ class ItemKNNRecommender(Recommender):
         self.sim_ = cosine_neighbours(self.x_, c.neighbours, c.shrinkage)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        return self._scores_of(self.x_[users], items)
+        return self._scores_of(select_rows(self.x_, users), items)
 
     def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         c = self.config

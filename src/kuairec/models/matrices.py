@@ -93,9 +93,32 @@ def symmetrize_upper(a: np.ndarray, block: int = 1024) -> None:
         diag[...] = np.triu(diag) + np.triu(diag, 1).T
 
 
+def select_rows(x: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """``x[rows]`` for a CSR matrix and int indices (checked by the caller), without
+    scipy's fancy-indexing machinery: a serving request takes one row, where that
+    machinery costs several times the copy itself (~90 us against ~15 us)."""
+    import scipy.sparse as sp
+
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, stops = x.indptr[rows], x.indptr[rows + 1]
+    lens = (stops - starts).astype(np.int64)
+    total = int(lens.sum())
+    # int32 offsets where they fit (scipy then skips its index-dtype scan), as x's own
+    dtype = x.indptr.dtype if total <= np.iinfo(x.indptr.dtype).max else np.int64
+    indptr = np.zeros(rows.size + 1, dtype=dtype)
+    np.cumsum(lens, out=indptr[1:])
+    if rows.size == 1:  # one slice, copied: the caller may not write into the model
+        take = slice(int(starts[0]), int(stops[0]))
+        data, indices = x.data[take].copy(), x.indices[take].copy()
+    else:  # fancy indexing copies
+        pos = np.repeat(starts - indptr[:-1], lens) + np.arange(total)
+        data, indices = x.data[pos], x.indices[pos]
+    return sp.csr_matrix((data, indices, indptr), shape=(rows.size, x.shape[1]))
+
+
 def user_rows_dense(x: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
     """Dense float32 rows of ``x`` for ``users``."""
-    return x[users].toarray().astype(np.float32, copy=False)
+    return select_rows(x, users).toarray().astype(np.float32, copy=False)
 
 
 def csr_state(prefix: str, x: sp.csr_matrix) -> dict[str, np.ndarray]:
