@@ -9,12 +9,13 @@ to all users: the models score only the rows asked for.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from kuairec.errors import KuaiRecError
+from kuairec.models.matrices import select_rows
 from kuairec.serve.state import ServedModel, ServeState
 
 
@@ -80,7 +81,7 @@ def recommend_users(
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
         raise ServeError(404, f"{len(missing)} unknown user_id(s): {shown}")
     cand = candidate_items(state, candidates, k)
-    exclude = state.seen[users] if exclude_seen else None
+    exclude = select_rows(state.seen, users) if exclude_seen else None
     items, scores = _call(served, lambda m: m.recommend(users, k, exclude, cand))
     out = []
     for row, user_id in enumerate(user_ids):
@@ -106,6 +107,23 @@ def recommend_history(
     user_features: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """Top-k for a user the models never saw, from a history of (video_id, watch_ratio)."""
+    (out,) = recommend_histories(
+        state, [history], k, model, exclude_seen, candidates, user_features
+    )
+    return out
+
+
+def recommend_histories(
+    state: ServeState,
+    histories: Sequence[Iterable[tuple[int, float]]],
+    k: int,
+    model: str | None,
+    exclude_seen: bool,
+    candidates: str,
+    user_features: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`recommend_history` for several new users at once: one model call, one row
+    each (``user_features``, when given, are those of every row)."""
     served = served_model(state, model)
     if not served.supports_history:
         able = [m.name for m in state.models.values() if m.supports_history]
@@ -115,46 +133,61 @@ def recommend_history(
             f"models that can: {', '.join(able) or 'none'}",
         )
     features = check_user_features(state, user_features)
-    x, unknown, used = history_row(state, history)
+    x, unknown, used = history_rows(state, histories)
     cand = candidate_items(state, candidates, k)
     extra = {"user_features": features} if served.takes_user_features and features else {}
     items, scores = _call(
         served,
         lambda m: m.recommend(k=k, candidates=cand, history=x, exclude_seen=exclude_seen, **extra),
     )
-    return {
-        "user_id": None,
-        "model": served.name,
-        "k": k,
-        "candidates": candidates,
-        "items": ranked(state, items[0], scores[0]),
-        "history_used": used,
-        "unknown_videos": unknown,
-        "user_features_used": bool(extra),
-    }
+    return [
+        {
+            "user_id": None,
+            "model": served.name,
+            "k": k,
+            "candidates": candidates,
+            "items": ranked(state, items[row], scores[row]),
+            "history_used": used[row],
+            "unknown_videos": unknown[row],
+            "user_features_used": bool(extra),
+        }
+        for row in range(len(used))
+    ]
 
 
-def history_row(state: ServeState, history: Iterable[tuple[int, float]]) -> tuple[Any, list, int]:
-    """A (1, n_items) CSR of mean watch ratios per known video, the unknown video ids (in
-    order, once each) and the number of distinct known videos."""
+def history_rows(
+    state: ServeState, histories: Sequence[Iterable[tuple[int, float]]]
+) -> tuple[Any, list[list[int]], list[int]]:
+    """An (n, n_items) CSR of mean watch ratios per known video, one row per history;
+    per row the unknown video ids (in order, once each) and the number of distinct known
+    videos."""
     import scipy.sparse as sp
 
     raw = state.train.items.raw
-    sums: dict[int, list[float]] = {}
-    unknown: dict[int, None] = {}
-    for video_id, ratio in history:
-        idx = _index(raw, video_id)
-        if idx < 0:
-            unknown.setdefault(int(video_id), None)
-        else:
-            acc = sums.setdefault(idx, [0.0, 0.0])
-            acc[0] += float(ratio)
-            acc[1] += 1.0
-    cols = np.array(sorted(sums), dtype=np.int64)
-    vals = np.array([sums[c][0] / sums[c][1] for c in cols.tolist()], dtype=np.float32)
-    indptr = np.array([0, cols.size], dtype=np.int64)
-    x = sp.csr_matrix((vals, cols, indptr), shape=(1, state.n_items))
-    return x, list(unknown), int(cols.size)
+    cols_all, vals_all, unknown_all, used = [], [], [], []
+    for history in histories:
+        sums: dict[int, list[float]] = {}
+        unknown: dict[int, None] = {}
+        for video_id, ratio in history:
+            idx = _index(raw, video_id)
+            if idx < 0:
+                unknown.setdefault(int(video_id), None)
+            else:
+                acc = sums.setdefault(idx, [0.0, 0.0])
+                acc[0] += float(ratio)
+                acc[1] += 1.0
+        cols = sorted(sums)
+        cols_all.append(np.array(cols, dtype=np.int64))
+        vals_all.append(np.array([sums[c][0] / sums[c][1] for c in cols], dtype=np.float32))
+        unknown_all.append(list(unknown))
+        used.append(len(cols))
+    indptr = np.zeros(len(used) + 1, dtype=np.int64)
+    np.cumsum(used, out=indptr[1:])
+    x = sp.csr_matrix(
+        (np.concatenate(vals_all), np.concatenate(cols_all), indptr),
+        shape=(len(used), state.n_items),
+    )
+    return x, unknown_all, used
 
 
 def check_user_features(
