@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from kuairec.serve.batching import MicroBatcher
@@ -165,3 +166,24 @@ def test_a_burst_of_requests_is_batched_and_answered_as_single_requests(serve_st
     assert (users_b.requests, hist_b.requests) == (n_get, n_post)
     assert users_b.calls < n_get and hist_b.calls < n_post  # coalesced
     assert single_app.state.batchers["users"].calls == n_get  # one at a time: one each
+
+
+def test_history_rows_average_repeats_and_list_unknown_videos_per_row(serve_state) -> None:
+    from kuairec.serve.scoring import history_rows
+
+    raw = serve_state.train.items.raw
+    a, b, c = (int(v) for v in raw[[5, 2, 9]])
+    unknown1, unknown2 = int(raw.max()) + 1, int(raw.max()) + 7
+    histories = [
+        [(a, 1.0), (unknown2, 2.0), (b, 0.5), (a, 2.0), (unknown1, 1.0), (unknown2, 3.0)],
+        [],
+        [(c, 4.0), (unknown1, 0.0)],
+    ]
+    x, unknown, used = history_rows(serve_state, histories)
+    assert x.shape == (3, serve_state.n_items)
+    dense = x.toarray()
+    want = np.zeros_like(dense)
+    want[0, 5], want[0, 2], want[2, 9] = 1.5, 0.5, 4.0  # a's two ratios averaged
+    np.testing.assert_allclose(dense, want)
+    assert x.has_sorted_indices and used == [2, 0, 1]
+    assert unknown == [[unknown2, unknown1], [], [unknown1]]  # first appearance, once

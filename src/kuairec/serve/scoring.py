@@ -163,31 +163,31 @@ def history_rows(
     videos."""
     import scipy.sparse as sp
 
-    raw = state.train.items.raw
-    cols_all, vals_all, unknown_all, used = [], [], [], []
+    raw, n_items = state.train.items.raw, state.n_items
+    lengths, video_ids, ratios = [], [], []
     for history in histories:
-        sums: dict[int, list[float]] = {}
-        unknown: dict[int, None] = {}
-        for video_id, ratio in history:
-            idx = _index(raw, video_id)
-            if idx < 0:
-                unknown.setdefault(int(video_id), None)
-            else:
-                acc = sums.setdefault(idx, [0.0, 0.0])
-                acc[0] += float(ratio)
-                acc[1] += 1.0
-        cols = sorted(sums)
-        cols_all.append(np.array(cols, dtype=np.int64))
-        vals_all.append(np.array([sums[c][0] / sums[c][1] for c in cols], dtype=np.float32))
-        unknown_all.append(list(unknown))
-        used.append(len(cols))
-    indptr = np.zeros(len(used) + 1, dtype=np.int64)
+        pairs = list(history)
+        lengths.append(len(pairs))
+        video_ids += [p[0] for p in pairs]
+        ratios += [p[1] for p in pairs]
+    n_rows = len(lengths)
+    vids = np.array(video_ids, dtype=np.int64)  # the request schema bounds ids to int64
+    row_of = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
+    pos = np.searchsorted(raw, vids)
+    known = pos < raw.size
+    known[known] = raw[pos[known]] == vids[known]
+    # one entry per (row, video), mean of repeats; np.unique sorts keys row-major: CSR order
+    keys, inverse = np.unique(row_of[known] * n_items + pos[known], return_inverse=True)
+    sums = np.bincount(inverse, weights=np.asarray(ratios, dtype=np.float64)[known])
+    vals = (sums / np.bincount(inverse)).astype(np.float32)
+    used = np.bincount(keys // n_items, minlength=n_rows)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(used, out=indptr[1:])
-    x = sp.csr_matrix(
-        (np.concatenate(vals_all), np.concatenate(cols_all), indptr),
-        shape=(len(used), state.n_items),
-    )
-    return x, unknown_all, used
+    x = sp.csr_matrix((vals, keys % n_items, indptr), shape=(n_rows, n_items))
+    unknown_all: list[dict[int, None]] = [{} for _ in range(n_rows)]
+    for r, v in zip(row_of[~known].tolist(), vids[~known].tolist(), strict=True):
+        unknown_all[r].setdefault(v, None)  # in order of first appearance, once each
+    return x, [list(u) for u in unknown_all], used.tolist()
 
 
 def check_user_features(
