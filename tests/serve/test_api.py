@@ -301,3 +301,11 @@ def test_concurrent_requests_get_the_answers_of_sequential_ones(client, serve_st
     assert parallel == sequential
     for u, m in jobs[:6]:
         assert ask((u, m)) == _expected(serve_state, m, u, 10)
+
+
+def test_loading_builds_lazy_caches_so_requests_never_write_the_state(serve_state) -> None:
+    als = serve_state.models["als"].model
+    assert als._gram_key is not None  # the fold-in Gram: built once, before any fork
+    before = als._gram_value.copy()
+    als.recommend(history=serve_state.seen[[0]], k=5)
+    assert als._gram_value is not None and np.array_equal(als._gram_value, before)

@@ -42,3 +42,38 @@ def test_bad_run_folder_fails_before_listening(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "kuairec", "serve", "--run", str(tmp_path), "--port", "0"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "no saved models" in done.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "SO_REUSEPORT"), reason="no SO_REUSEPORT")
+def test_each_worker_gets_its_own_socket_and_connections_are_spread() -> None:
+    """One shared socket let whichever worker woke first take most connections (56 of 64
+    on one of two workers); per-worker SO_REUSEPORT sockets are spread by the kernel."""
+    import select
+    import socket
+
+    from kuairec.serve.server import bind_workers
+
+    socks = bind_workers("127.0.0.1", 0, 2)
+    try:
+        ports = {s.getsockname()[1] for s in socks}
+        assert len(socks) == 2 and len(ports) == 1
+        (port,) = ports
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+        accepted = [0, 0]
+        for _ in range(200):
+            ready, _, _ = select.select(socks, [], [], 0.05)
+            for s in ready:
+                conn, _ = s.accept()
+                conn.close()
+                accepted[socks.index(s)] += 1
+            if sum(accepted) == 32:
+                break
+        assert sum(accepted) == 32
+        assert min(accepted) > 0  # all 32 on one socket: chance 2 ** -31 when spread
+        for c in clients:
+            c.close()
+    finally:
+        for s in socks:
+            s.close()
+    (single,) = bind_workers("127.0.0.1", 0, 1)  # one worker: one plain socket
+    single.close()

@@ -69,7 +69,7 @@ def serve_cmd(
 
     from kuairec.display.progress import Progress
     from kuairec.serve.app import create_app
-    from kuairec.serve.server import bind, run_server
+    from kuairec.serve.server import bind_workers, run_server
     from kuairec.serve.state import load_state
 
     threadpool_limits(1)  # one small product per request: BLAS threads would only contend
@@ -81,12 +81,12 @@ def serve_cmd(
     # workers do not copy their pages by touching them.
     gc.collect()
     gc.freeze()
-    sock = bind(host, port)
+    socks = bind_workers(host, port, workers)
     shown = f"[{host}]" if ":" in host else host
     click.echo(
-        f"serving {state.run_dir.name} at http://{shown}:{sock.getsockname()[1]}/ "
+        f"serving {state.run_dir.name} at http://{shown}:{socks[0].getsockname()[1]}/ "
         f"(models: {', '.join(state.models)}; default {state.default_model}; "
         f"loaded in {state.load_seconds:.1f} s; {workers} worker(s))"
     )
     sys.stdout.flush()  # before forking: the workers must not print it again
-    run_server(application, sock, workers, log_level)
+    run_server(application, socks, workers, log_level)

@@ -7,15 +7,17 @@ bounded: k from 1 to :data:`MAX_K`, at most :data:`MAX_BATCH_USERS` users per ba
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 MAX_K = 1000
 MAX_BATCH_USERS = 1000
 MAX_HISTORY = 10_000
 MAX_ID = 2**63 - 1
 MAX_WATCH_RATIO = 1e6
+DEFAULT_WATCH_RATIO = 1.0
 
 Id = Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)]
 K = Annotated[int, Field(ge=1, le=MAX_K, description=f"list length, 1 to {MAX_K}")]
@@ -27,11 +29,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class HistoryEntry(_Strict):
+# A TypedDict, not a model: a 50-video history validates in half the time (no model
+# instance per entry), which was a tenth of a new user's request.
+class HistoryEntry(TypedDict):
+    """One watched video of a new user's history."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)  # type: ignore[misc]
     video_id: Id
-    watch_ratio: float = Field(
-        1.0, ge=0, le=MAX_WATCH_RATIO, allow_inf_nan=False, description="play / duration"
-    )
+    watch_ratio: NotRequired[
+        Annotated[
+            float,
+            Field(
+                ge=0,
+                le=MAX_WATCH_RATIO,
+                allow_inf_nan=False,
+                description="play / duration; 1.0 when left out",
+                json_schema_extra={"default": DEFAULT_WATCH_RATIO},
+            ),
+        ]
+    ]
 
 
 class NewUserRequest(_Strict):

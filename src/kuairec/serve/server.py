@@ -1,10 +1,16 @@
-"""The listening process: uvicorn on a socket bound only once the models are loaded.
+"""The listening process: uvicorn on sockets bound only once the models are loaded.
 
-The run is loaded first, in this process; only then is the socket bound, so ``/health``
+The run is loaded first, in this process; only then are the sockets bound, so ``/health``
 answers as soon as a connection is accepted. With ``workers > 1`` the loaded process
-forks that many uvicorn workers sharing the one socket: the loaded arrays are shared
-copy-on-write (nothing writes to them), so N workers cost little more memory than one.
-The parent forwards SIGINT/SIGTERM to its workers and waits for them.
+forks that many uvicorn workers: the loaded arrays are shared copy-on-write (nothing
+writes to them), so N workers cost little more memory than one. The parent forwards
+SIGINT/SIGTERM to its workers and waits for them.
+
+Each worker gets its own listening socket on the one port (``SO_REUSEPORT``, where the
+system has it), and the kernel spreads new connections over them by their address hash.
+With one shared socket, whichever worker woke first accepted: hey's 64 connections
+landed 56 on one worker and 8 on the other, so one core served the load while the
+other idled. Without ``SO_REUSEPORT`` (or with one worker) all share one socket.
 """
 
 from __future__ import annotations
@@ -18,11 +24,30 @@ from typing import Any
 from kuairec.errors import ConfigError
 
 
-def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
+def bind_workers(host: str, port: int, workers: int, backlog: int = 2048) -> list[socket.socket]:
+    """One listening socket per worker on ``host:port`` (port 0: a free port, the same for
+    all), or a single shared one where ``SO_REUSEPORT`` is missing or ``workers == 1``."""
+    if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
+        return [bind(host, port, backlog)]
+    first = bind(host, port, backlog, reuse_port=True)
+    socks = [first]
+    try:
+        for _ in range(workers - 1):
+            socks.append(bind(host, first.getsockname()[1], backlog, reuse_port=True))
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+def bind(host: str, port: int, backlog: int = 2048, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: a free port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -33,8 +58,11 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-def run_server(app: Any, sock: socket.socket, workers: int = 1, log_level: str = "warning") -> None:
-    """Serve ``app`` on ``sock`` until interrupted, in this process or ``workers`` forks."""
+def run_server(
+    app: Any, socks: list[socket.socket], workers: int = 1, log_level: str = "warning"
+) -> None:
+    """Serve ``app`` until interrupted, in this process or ``workers`` forks: worker i
+    listens on ``socks[i]`` (or on the one shared socket)."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -45,20 +73,26 @@ def run_server(app: Any, sock: socket.socket, workers: int = 1, log_level: str =
         backlog=2048,
     )
     if workers <= 1:
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=socks[:1])
         return
     children = []
-    for _ in range(workers):
+    for i in range(workers):
+        own = socks[i] if len(socks) == workers else socks[0]
         pid = os.fork()
         if pid == 0:  # pragma: no cover - a worker process
             code = 0
             try:
-                uvicorn.Server(config).run(sockets=[sock])
+                for other in socks:
+                    if other is not own:
+                        other.close()
+                uvicorn.Server(config).run(sockets=[own])
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent
                 code = 1
             finally:
                 os._exit(code)
         children.append(pid)
+    for sock in socks:  # the workers hold them; a connection must not wait in the parent's
+        sock.close()
     _supervise(children)
 
 

@@ -166,7 +166,20 @@ def _load_model(
     elif hasattr(model, "is_sparsified"):
         form = "dense B"
     takes = "user_features" in inspect.signature(model.recommend).parameters
+    _warm(model, train)
     return ServedModel(name, model, ndcg, bool(type(model).reference), form, takes)
+
+
+def _warm(model: Any, train: Any) -> None:
+    """One known-user list and one fold-in before any request: lazy caches (the factor
+    models' fold-in Gram) are built now, once, before workers fork, so no request writes
+    to the state and the first one is not slower than the rest."""
+    import scipy.sparse as sp
+
+    model.recommend(np.array([0]), k=1)
+    if model.supports_history:
+        one = sp.csr_matrix(([1.0], [0], [0, 1]), shape=(1, train.n_items), dtype=np.float32)
+        model.recommend(history=one, k=1)
 
 
 def _user_feature_columns(train: Any) -> tuple[str, ...]:
