@@ -7,7 +7,10 @@ that address), then per model
 - a fixed rate with Debian's ``hey``: ``-c 64 -q 8`` (8 requests/s on each of 64
   connections, 512/s) for ``--seconds`` (60 by default) on a known user's GET; goals for
   ALS and item-kNN: p99 <= 50 ms and no errors, EASE measured and reported; the same
-  rate POSTing a new user's history for ``--post-seconds``;
+  rate POSTing a new user's history for ``--post-seconds``. hey starts every
+  connection's ticker together, so that is 64 requests at once every 125 ms; with
+  ``--hey-phases 4`` the same rate is also offered by 4 staggered hey processes of 16
+  connections (4 bursts of 16 per 125 ms), closer to evenly spaced arrivals;
 - a closed loop with ``wrk`` (64 connections, 2 threads): the maximum requests/s with
   p50 and p99; known users drawn at random by a Lua script, and new-user histories
   POSTed by another (50 videos each, random watch ratios).
@@ -165,6 +168,39 @@ def run_hey(url: str, seconds: int, body: str | None = None) -> dict:
     }
 
 
+def run_hey_phased(url: str, seconds: int, phases: int, body: str | None = None) -> dict:
+    """The same 512/s over 64 connections as :func:`run_hey`, offered in ``phases``
+    smaller bursts: hey's ``-q`` throttles each connection with its own ticker, all
+    started together (rakyll/hey#143), so one ``hey -c 64 -q 8`` fires 64 requests in the
+    same millisecond every 125 ms. ``phases`` hey processes of ``64 / phases``
+    connections, started ``125 / phases`` ms apart, spread them over the period; their
+    per-request CSV rows are merged for the percentiles."""
+    per = 64 // phases
+    cmd = ["hey", "-z", f"{seconds}s", "-c", str(per), "-q", "8", "-t", "10", "-o", "csv"]
+    if body is not None:
+        cmd += ["-m", "POST", "-T", "application/json", "-d", body]
+    procs = []
+    for _ in range(phases):
+        procs.append(subprocess.Popen([*cmd, url], stdout=subprocess.PIPE, text=True))
+        time.sleep(0.125 / phases)
+    latencies, codes = [], []
+    for proc in procs:
+        out, _ = proc.communicate()
+        for line in out.splitlines()[1:]:  # response-time,...,status-code,offset
+            fields = line.split(",")
+            latencies.append(float(fields[0]))
+            codes.append(fields[6])
+    lat = np.array(latencies) * 1000
+    ok = sum(c == "200" for c in codes)
+    return {
+        "rps": round(len(lat) / seconds, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else float("nan"),
+        "p99_ms": round(float(np.percentile(lat, 99)), 1) if lat.size else float("nan"),
+        "ok": ok,
+        "errors": len(codes) - ok,  # hey's CSV has no row for a failed connection
+    }
+
+
 def _pct(out: str, p: int) -> float:
     m = re.search(rf"\s{p}%% in ([\d.]+) secs".replace("%%", "%"), out)
     return round(float(m.group(1)) * 1000, 1) if m else float("nan")
@@ -225,12 +261,26 @@ def load_model(port: int, model: str, workers: int, work: dict, tmp: Path, args)
     (tmp / "get.lua").write_text(lua_get(work["users"], model))
     (tmp / "post.lua").write_text(lua_post(work["bodies"], model))
     rows = []
-    for kind, fn in (
+    post_url, phases = f"{base}/recommendations", args.hey_phases
+    tests = [
         ("hey GET known user", lambda: run_hey(get_url, args.seconds)),
-        ("hey POST new user", lambda: run_hey(f"{base}/recommendations", args.post_seconds, body)),
+        ("hey POST new user", lambda: run_hey(post_url, args.post_seconds, body)),
+    ]
+    if phases > 1:
+        tests += [
+            (f"hey x{phases} GET known user",
+             lambda: run_hey_phased(get_url, args.seconds, phases)),
+            (f"hey x{phases} POST new user",
+             lambda: run_hey_phased(post_url, args.post_seconds, phases, body)),
+        ]  # fmt: skip
+    tests += [
         ("wrk GET known users", lambda: run_wrk(base, tmp / "get.lua", args.wrk_seconds)),
         ("wrk POST new users", lambda: run_wrk(base, tmp / "post.lua", args.wrk_seconds)),
-    ):
+    ]
+    if args.tests:
+        wanted = {t.strip() for t in args.tests.split(",")}
+        tests = [t for t in tests if t[0] in wanted]
+    for kind, fn in tests:
         row = {"workers": workers, "model": model, "test": kind, **fn()}
         print(json.dumps(row))
         rows.append(row)
@@ -314,6 +364,12 @@ def main() -> None:
     lp.add_argument("--seconds", type=int, default=60, help="hey's fixed-rate duration")
     lp.add_argument("--post-seconds", type=int, default=20, help="hey's POST duration")
     lp.add_argument("--wrk-seconds", type=int, default=20, help="wrk's closed-loop duration")
+    lp.add_argument("--hey-phases", type=int, default=4, choices=[0, 1, 2, 4, 8],
+                    help="also offer hey's 512/s as this many staggered hey processes "
+                    "(0 or 1: only the single hey)")  # fmt: skip
+    lp.add_argument(
+        "--tests", default=None, help="comma-separated test names to run (default: all)"
+    )
     ep = sub.add_parser("ease", help="NDCG@10 of EASE's dense B vs its sparse top-N forms")
     ep.add_argument("--run", default=None, help="use this run's data and saved EASE")
     ep.add_argument("--top-n", type=_ints, default=[50, 100, 200, 500, 1000])

@@ -432,13 +432,40 @@ def _mask(s: np.ndarray, excl: sp.csr_matrix, col_of_item: np.ndarray | None) ->
 
 def top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of the k largest entries per row, sorted by value
-    (descending) and, among equal values, by lower column index. ``k <= s.shape[1]``.
+    (descending) and, among equal values, by lower column index. ``k <= s.shape[1]``;
+    ``s`` holds no NaN.
 
-    One ``partition`` finds each row's k-th largest value; a row with ties at it keeps
-    the lowest tied columns. The flat ``flatnonzero`` of the kept mask is row-major, so
-    each row's columns come out ascending and the stable sort breaks ties by index (a
-    serving request is one row of ~10^4 scores: this path costs ~40 us there).
+    For a small k, a bound first: the k-th largest of the rows' chunk maxima (``g >= k``
+    chunks per row). At least k entries reach it, so every entry of the top k, ties at
+    the k-th value included, is at or above it, and only those few candidates are sorted
+    (by row, score descending, column). Where the bound keeps too many (a row of equal
+    values), or k is large, :func:`_top_k_partition` does it exactly with one partition
+    per row. A quickselect on rows full of equal scores (item-kNN's zeros) is slow: a
+    batch of 32 item-kNN rows at scale 1.0 took 1.97 ms that way, 0.25 ms with the bound.
     """
+    n_rows, n = s.shape
+    if k >= n or n_rows == 0 or 16 * k > n:
+        return _top_k_partition(s, k)
+    g = max(64, 4 * k)
+    starts = np.linspace(0, n, g, endpoint=False).astype(np.int64)
+    bound = np.partition(np.maximum.reduceat(s, starts, axis=1), g - k, axis=1)[:, g - k]
+    flat = np.flatnonzero(s >= bound[:, None])
+    if flat.size > n_rows * max(64 * k, 1024):
+        return _top_k_partition(s, k)
+    rows, cols = np.divmod(flat, n)
+    vals = s.ravel()[flat]
+    order = np.lexsort((cols, -vals, rows))  # by row, then score descending, then column
+    counts = np.bincount(rows, minlength=n_rows)  # >= k per row, by the bound
+    first = np.cumsum(counts) - counts
+    pick = order[(first[:, None] + np.arange(k)).ravel()]
+    return cols[pick].reshape(n_rows, k), vals[pick].reshape(n_rows, k)
+
+
+def _top_k_partition(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` by one ``partition`` per row for its k-th largest value; a row with
+    ties at it keeps the lowest tied columns. The flat ``flatnonzero`` of the kept mask
+    is row-major, so each row's columns come out ascending and the stable sort breaks
+    ties by index."""
     n_rows, n = s.shape
     if k >= n:
         chosen = np.broadcast_to(np.arange(n), (n_rows, n))
