@@ -34,7 +34,8 @@ from kuairec.cli import app
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Server processes, forked after loading (they share the loaded models).",
+    help="Server processes, forked after loading (they share the loaded models); one "
+    "per core is best (docs/serving.md).",
 )
 @click.option(
     "--ease-top-n",
