@@ -77,3 +77,21 @@ def test_each_worker_gets_its_own_socket_and_connections_are_spread() -> None:
             s.close()
     (single,) = bind_workers("127.0.0.1", 0, 1)  # one worker: one plain socket
     single.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "SO_REUSEPORT"), reason="no SO_REUSEPORT")
+def test_a_second_server_on_the_same_port_is_refused_not_merged() -> None:
+    """SO_REUSEPORT lets any socket of the same user join a port; a second server must
+    still fail with 'cannot listen' instead of taking half of the first one's traffic."""
+    from kuairec.errors import ConfigError
+    from kuairec.serve.server import bind_workers
+
+    first = bind_workers("127.0.0.1", 0, 2)
+    port = first[0].getsockname()[1]
+    try:
+        for workers in (2, 1):
+            with pytest.raises(ConfigError, match="cannot listen"):
+                bind_workers("127.0.0.1", port, workers)
+    finally:
+        for s in first:
+            s.close()

@@ -29,11 +29,16 @@ def bind_workers(host: str, port: int, workers: int, backlog: int = 2048) -> lis
     all), or a single shared one where ``SO_REUSEPORT`` is missing or ``workers == 1``."""
     if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
         return [bind(host, port, backlog)]
-    first = bind(host, port, backlog, reuse_port=True)
-    socks = [first]
+    # A plain bind first: it fails if anything already listens there (another server's
+    # SO_REUSEPORT group too, which would otherwise silently share our connections), and
+    # a later server's plain probe fails against ours. Port 0 picks the port here.
+    probe = bind(host, port, backlog)
+    port = probe.getsockname()[1]
+    probe.close()
+    socks: list[socket.socket] = []
     try:
-        for _ in range(workers - 1):
-            socks.append(bind(host, first.getsockname()[1], backlog, reuse_port=True))
+        for _ in range(workers):
+            socks.append(bind(host, port, backlog, reuse_port=True))
     except BaseException:
         for sock in socks:
             sock.close()
