@@ -85,13 +85,11 @@ _MODELS: dict[str, str | Preset] = {
         max_epochs=50,
         patience=5,
         variational=False,
-        max_seconds=30.0,
     ),
     "autoencoder_vae": variant(
         "kuairec.models.autoencoder:AutoencoderRecommender",
         variational=True,
         anneal_steps=1000,
-        max_seconds=30.0,
     ),
     "two_tower": "kuairec.models.two_tower:TwoTowerRecommender",
     "two_tower_bce": variant("kuairec.models.two_tower:TwoTowerRecommender", loss="bce"),
