@@ -70,19 +70,30 @@ class Experiment:
 
 
 def prepare(cfg: RunConfig, progress: Progress) -> Experiment:
-    """Load the data and build the split named by ``cfg.protocol``."""
+    """Load the data and build the split named by ``cfg.protocol``; a test set without a
+    positive under the run's label is refused here, before any model trains."""
+    from kuairec.evaluation.positives import require_positives
+
+    exp = _prepare(cfg, progress)
+    require_positives(exp.test, exp.train, cfg.label, str(exp.protocol.get("data", "the data")))
+    return exp
+
+
+def _prepare(cfg: RunConfig, progress: Progress) -> Experiment:
     if cfg.protocol == "temporal":
         from kuairec.evaluation.protocols import temporal_experiment
 
+        notes: list[str] = []  # what was understood of the user's file
         with progress.stage("loading interactions"):
-            train, test = temporal_experiment(Path(cfg.interactions), cfg.test_fraction)
+            train, test = temporal_experiment(Path(cfg.interactions), cfg.test_fraction, notes)
         protocol = {
             "name": "temporal",
             "train": f"{Path(cfg.interactions).name}: each user's earlier rows",
             "test": f"each user's last {cfg.test_fraction:.0%} of rows",
             "data": str(cfg.interactions),
         }
-        return Experiment(None, train, test, protocol | _protocol_common(cfg, test), None)
+        common = _protocol_common(cfg, test)
+        return Experiment(None, train, test, protocol | common, None, notes=notes)
 
     from kuairec.data.load import load_dataset
     from kuairec.evaluation.protocols import default_protocol

@@ -55,14 +55,14 @@ def _check_saved_data(saved: dict[str, Any], run_cfg: Path) -> None:
     KuaiRec folder with its required files, or an interactions CSV with its header (a
     crafted config.json must not make kuairec read, or quote, any other file)."""
     from kuairec.data.load import locate_files, resolve_folder
-    from kuairec.evaluation.protocols import CSV_COLUMNS
+    from kuairec.data.own_log import COLUMNS, looks_like_own_log
 
     if saved.get("protocol") == "temporal":
         path = Path(str(saved.get("interactions") or ""))
-        if path.suffix.lower() != ".csv" or not path.is_file() or not _has_header(path):
+        if not looks_like_own_log(path):
             raise ConfigError(
-                f"{run_cfg}: 'interactions' must name an existing .csv file whose header "
-                f"holds {','.join(CSV_COLUMNS)}; {path} does not"
+                f"{run_cfg}: 'interactions' must name an existing log (CSV, gzip-compressed "
+                f"CSV or Parquet) whose columns hold {','.join(COLUMNS)}; {path} does not"
             )
         return
     if saved.get("data"):
@@ -71,15 +71,6 @@ def _check_saved_data(saved: dict[str, Any], run_cfg: Path) -> None:
         except DataError as exc:
             msg = f"{run_cfg}: 'data' does not name a KuaiRec data folder ({exc})"
             raise ConfigError(msg) from None
-
-
-def _has_header(path: Path) -> bool:
-    from kuairec.evaluation.protocols import CSV_COLUMNS
-
-    with open(path, "rb") as fh:
-        first = fh.readline(65536).decode("utf-8-sig", errors="replace")
-    names = {c.strip().strip('"') for c in first.strip().split(",")}
-    return set(CSV_COLUMNS) <= names
 
 
 def _read_run_config(path: Path) -> dict[str, Any]:
