@@ -326,3 +326,33 @@ def test_crafted_run_config_cannot_read_other_files(finished_run, tmp_path, caps
     assert code != 0
     _one_line_error(err)
     assert "config.json" in err and "TOP-SECRET" not in err
+
+
+def test_tune_refuses_an_out_folder_before_the_study(tmp_path, capsys) -> None:
+    """``--out <existing folder>`` ran the whole study, then failed with 'Is a directory'.
+    The data folder here does not exist: the --out check must come first."""
+    missing = tmp_path / "no-such-data"
+    argv = ["tune", "--model", "itemknn", "--data", str(missing), "--out", str(tmp_path), "-q"]
+    code, _, err = _run(capsys, argv)
+    assert code == 2
+    _one_line_error(err)
+    assert "is a folder: expected a file name" in err and "no-such-data" not in err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "serve"])
+def test_a_run_folder_without_config_json_says_so(finished_run, tmp_path, capsys, command):
+    """Without config.json the synthetic default data was generated and the model then
+    refused as 'trained on another dataset'."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run, ignore=shutil.ignore_patterns("*.parquet"))
+    (run / "config.json").unlink()
+    argv = ["evaluate", "--model-dir", str(run / "models" / "ease"), "-q"]
+    if command == "serve":
+        pytest.importorskip("fastapi")
+        argv = ["serve", "--run", str(run), "--port", "0", "-q"]
+    code, _, err = _run(capsys, argv)
+    assert code == 2
+    _one_line_error(err)
+    assert f"{run / 'config.json'} is missing" in err and "another dataset" not in err

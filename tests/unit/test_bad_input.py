@@ -301,6 +301,25 @@ def test_ranges_come_from_one_table() -> None:
         assert days.first_violation(np.array([20200101, bad])) == 1, bad
 
 
+def test_a_date_must_agree_with_its_timestamp_within_two_days() -> None:
+    """The window of dates is the data's own; what is refused is a contradiction. Two
+    days of slack: a time zone (Beijing's day is the UTC day or the next) and the real
+    files' 0.1% of rows with a neighbouring day."""
+    import numpy as np
+
+    from kuairec.data.schema import days_since_epoch, first_date_mismatch
+
+    assert days_since_epoch(np.array([19700101, 19970920, 20000229, 20200705])).tolist() == [
+        0, 10124, 11016, 18448,
+    ]  # fmt: skip
+    t = 1593878903.438  # 2020-07-04 16:08 UTC, 2020-07-05 00:08 in Beijing
+    ok = [20200704, 20200705, 20200706, 20200702, np.nan]  # UTC, Beijing, quirk, -2, none
+    assert first_date_mismatch(np.array(ok), np.full(5, t)) is None
+    for bad in (20200707, 20200701, 19970704):
+        assert first_date_mismatch(np.array([20200705, bad]), np.array([t, t])) == 1, bad
+    assert first_date_mismatch(np.array([19970920.0]), np.array([874724710.0])) is None
+
+
 _TEXT = fx.big_text(fx.BIG_ROWS).encode()
 _LINES = _TEXT.split(b"\n")
 FILE_CASES = [

@@ -310,8 +310,8 @@ def tune_cmd(
     from kuairec.pipeline.tuning import format_toml, study, tunable
 
     tunable(model_name)  # an unknown or untunable model is refused before any work
-    if out is not None and not out.parent.resolve().is_dir():
-        raise click.BadParameter(f"{out.parent}: folder does not exist", param_hint="--out")
+    if out is not None:  # checked before the study: it used to fail after it, on writing
+        _check_out_file(out)
     cfg = load_run_config(
         None,
         {
@@ -342,3 +342,19 @@ def tune_cmd(
 
         atomic.write_text(out, format_toml(model_name, res["best_params"]))
         click.echo(f"wrote {out} (use: kuairec run --config {out})")
+
+
+def _check_out_file(out: Path) -> None:
+    """``--out`` must name a file that can be written: not a folder, in a folder that
+    exists and is writable."""
+    import os
+
+    if out.is_dir():
+        raise click.BadParameter(
+            f"{out} is a folder: expected a file name, e.g. {out / 'best.toml'}", param_hint="--out"
+        )
+    parent = out.parent.resolve()
+    if not parent.is_dir():
+        raise click.BadParameter(f"{out.parent}: folder does not exist", param_hint="--out")
+    if not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"{out.parent}: folder is not writable", param_hint="--out")

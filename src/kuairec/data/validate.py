@@ -382,7 +382,7 @@ def _check_date_agrees(df: pl.DataFrame, path: Path) -> None:
     if row is not None:
         raise DataError(
             f"date {date[row]!r} is not the day of the row's timestamp {ts[row]!r} (more than "
-            f"{DATE_SLACK_DAYS} day apart, whatever the time zone)",
+            f"{DATE_SLACK_DAYS} days apart, whatever the time zone)",
             file=path,
             row=row + _FIRST_DATA_LINE,
             column="date",

@@ -25,6 +25,13 @@ def config_for_model_dir(model_dir: Path, overrides: dict[str, Any]) -> RunConfi
         raise ModelError(f"{model_dir}: model folder not found")
     run_cfg = model_dir.parent.parent / "config.json"
     base: dict[str, Any] = {}
+    if not run_cfg.is_file() and overrides.get("data") is None:
+        # without it the synthetic default was loaded, and the model then refused as
+        # "trained on another dataset"
+        raise ConfigError(
+            f"{run_cfg} is missing: a run folder's config.json says which data its models "
+            "were trained on; restore it, or name the data with --data"
+        )
     if run_cfg.is_file():
         saved = _read_run_config(run_cfg)
         base = {k: saved[k] for k in _DATA_SETTINGS if k in saved}
