@@ -178,6 +178,11 @@ class AutoencoderRecommender(Recommender):
             s = score_dense(self.net_, x.toarray().astype(np.float32, copy=False))
         return s if items is None else s[:, items]
 
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """The saved input matrix's shape that model.json implies (the network's layers are
+        checked against the config by torch's strict load)."""
+        return {"x_shape": (self.n_users_, self.n_items_)}
+
     def _get_state(self) -> dict[str, np.ndarray]:
         from kuairec.models.torch_train import state_arrays
 

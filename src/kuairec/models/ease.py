@@ -195,6 +195,10 @@ class EASERecommender(Recommender):
         out[rows.row, rows.col] = rows.data
         return out
 
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """The saved arrays' shapes that model.json implies (checked on load)."""
+        return {"b": (self.n_items_, self.n_items_), "x_shape": (self.n_users_, self.n_items_)}
+
     def _get_state(self) -> dict[str, np.ndarray]:
         if self.is_sparsified:
             raise ModelError("ease: a sparsified serving copy is not saved; save the dense model")

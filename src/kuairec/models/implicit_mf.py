@@ -208,6 +208,11 @@ class BPRRecommender(_ImplicitModel):
         # a copy: implicit needs writable buffers and a cached dataset's are read-only
         self._run(make, self.with_uniform_rows(x, c.uniform_negatives), progress)
 
+    @property
+    def state_width(self) -> int:
+        """implicit's BPR stores one item-bias column beside the factors."""
+        return self.config.factors + 1
+
     def set_factors(self, user_f: np.ndarray, item_f: np.ndarray, x: sp.csr_matrix) -> None:
         n = getattr(self, "_fit_users", x.shape[0])  # without the sampling-only rows
         super().set_factors(user_f[:n], item_f, x[:n])

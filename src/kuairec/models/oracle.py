@@ -93,6 +93,9 @@ class OracleRecommender(Recommender):
         found = keys[pos] == query if keys.size else np.zeros(query.size, dtype=bool)
         return np.where(found, t.data[pos] if keys.size else np.nan, np.nan).astype(np.float32)
 
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        return {"truth_shape": (self.n_users_, self.n_items_)}
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return csr_state("truth", self.truth_)
 

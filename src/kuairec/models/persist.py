@@ -98,6 +98,35 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
+def check_arrays(model: Recommender, arrays: Mapping[str, np.ndarray], weights: Path) -> None:
+    """Refuse a damaged ``weights.npz`` before the model takes it: a non-finite value in any
+    float array (NaN weights used to answer every request with an empty list), or an array
+    whose shape disagrees with ``model.json`` (its config and n_users/n_items), as the
+    model's ``expected_shapes()`` states them (``None`` = any size; a key ending in
+    ``_shape`` holds a sparse matrix's shape: its values are compared)."""
+    for key, arr in arrays.items():
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            raise ModelError(
+                f"{weights}: array {key!r} holds {n_bad:,} non-finite value(s) (NaN or "
+                f"infinity) among {arr.size:,}: the saved model is damaged; train it again"
+            )
+    expected = getattr(model, "expected_shapes", None)
+    for key, shape in (expected() if expected is not None else {}).items():
+        if key not in arrays:
+            continue  # a missing array is named when the model reads it
+        arr = arrays[key]
+        got = tuple(int(v) for v in arr.ravel()) if key.endswith("_shape") else arr.shape
+        if len(got) != len(shape) or any(
+            e is not None and e != g for e, g in zip(shape, got, strict=True)
+        ):
+            want = tuple("any" if e is None else e for e in shape)
+            raise ModelError(
+                f"{weights}: array {key!r} has shape {got}, but {MODEL_JSON} (its config and "
+                f"n_users/n_items) says {want}: the files do not belong together"
+            )
+
+
 def load_model(path: Path, expected_fingerprint: str | None = None) -> Recommender:
     """Load the model saved in ``path``; check the data fingerprint when one is given."""
     from kuairec.models.params import config_from_dict
@@ -128,9 +157,16 @@ def load_model(path: Path, expected_fingerprint: str | None = None) -> Recommend
     model = cls(config)
     if meta["name"] != cls.name:
         model.name = meta["name"]  # a registry preset keeps its own name
-    model._set_state(_State(arrays, weights))
     model.n_users_ = int(meta["n_users"])
     model.n_items_ = int(meta["n_items"])
+    check_arrays(model, arrays, weights)
+    try:
+        model._set_state(_State(arrays, weights))
+    except (ValueError, RuntimeError, IndexError, TypeError) as exc:  # torch, scipy: shapes
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ModelError(
+            f"{weights}: the arrays do not fit the config in {MODEL_JSON} ({first})"
+        ) from None
     model.fingerprint_ = str(meta["fingerprint"])
     model.trained_on_ = str(meta.get("trained_on", ""))
     return model

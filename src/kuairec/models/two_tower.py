@@ -214,6 +214,13 @@ class TwoTowerRecommender(Recommender):
         return out
 
     # ------------------------------------------------------------------ state
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """Saved shapes that model.json implies (the layers' widths are checked against the
+        config by torch's strict load)."""
+        n, m, d = self.n_users_, self.n_items_, self.config.dim
+        return {"w:user_x": (n, None), "w:item_x": (m, None), "w:item_id.weight": (m, d),
+                "hist_indptr": (n + 1,)}  # fmt: skip
+
     def _get_state(self) -> dict[str, np.ndarray]:
         from kuairec.models.torch_train import state_arrays
 
