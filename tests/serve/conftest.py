@@ -70,9 +70,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(run: Path, *args: str, timeout: float = 120.0) -> Iterator[tuple[str, float]]:
-    """A running ``kuairec serve``: (base url, seconds until the port opened)."""
-    port = free_port()
+def running_server(
+    run: Path,
+    *args: str,
+    timeout: float = 120.0,
+    port: int | None = None,
+    preexec_fn=None,
+    keep: bool = False,
+) -> Iterator[tuple]:
+    """A running ``kuairec serve``: (base url, seconds until the port opened), and its
+    Popen when ``keep``; ``preexec_fn`` runs in the child (e.g. a lower open-file limit)."""
+    port = port or free_port()
     cmd = [sys.executable, "-m", "kuairec", "serve", "--run", str(run), "--port", str(port)]
     log = tempfile.TemporaryFile()  # never a pipe nobody reads: the server cannot block
     proc = subprocess.Popen(
@@ -81,6 +89,7 @@ def running_server(run: Path, *args: str, timeout: float = 120.0) -> Iterator[tu
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,
+        preexec_fn=preexec_fn,
     )
     start = time.monotonic()
     try:
@@ -89,7 +98,8 @@ def running_server(run: Path, *args: str, timeout: float = 120.0) -> Iterator[tu
                 log.seek(0)
                 raise AssertionError(f"no server on port {port}: {log.read().decode()[-2000:]}")
             time.sleep(0.1)
-        yield f"http://{HOST}:{port}", time.monotonic() - start
+        url, opened = f"http://{HOST}:{port}", time.monotonic() - start
+        yield (url, opened, proc) if keep else (url, opened)
     finally:
         stop(proc)
         log.close()
@@ -111,6 +121,10 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+    try:  # workers left behind by a parent that died first (a failing test): never leak
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     assert proc.returncode is not None
 
 

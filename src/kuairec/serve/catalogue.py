@@ -69,7 +69,7 @@ def build_catalogue(dataset: Any, train: Any) -> Catalogue:
         ms = float(duration[item]) if duration is not None else math.nan
         videos.append(
             {
-                "video_id": int(video_id),
+                "video_id": video_id,  # int or str, as the data wrote it
                 "caption": caption,
                 "categories": categories,
                 "tags": [tag_names.get(int(t), f"tag {int(t)}") for t in tag_ids],

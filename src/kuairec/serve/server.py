@@ -4,7 +4,14 @@ The run is loaded first, in this process; only then are the sockets bound, so ``
 answers as soon as a connection is accepted. With ``workers > 1`` the loaded process
 forks that many uvicorn workers: the loaded arrays are shared copy-on-write (nothing
 writes to them), so N workers cost little more memory than one. The parent forwards
-SIGINT/SIGTERM to its workers and waits for them.
+SIGINT/SIGTERM to its workers and waits for them; a worker whose parent dies (even by
+SIGKILL, which forwards nothing) shuts down by itself: each watches a pipe whose only
+write end the parent holds, and the kernel closes it when the parent dies. Without that,
+orphaned workers kept serving and holding the port ("Address already in use").
+
+Every worker runs uvicorn with :mod:`kuairec.serve.protocol`'s limits (timeouts for idle
+connections, headers and bodies; a header size limit; a connection limit; JSON protocol
+errors), set by :class:`~kuairec.serve.limits.ServeLimits`.
 
 Each worker gets its own listening socket on the one port (``SO_REUSEPORT``, where the
 system has it), and the kernel spreads new connections over them by their address hash.
@@ -19,9 +26,11 @@ import os
 import signal
 import socket
 import sys
+import threading
 from typing import Any
 
 from kuairec.errors import ConfigError
+from kuairec.serve.limits import ServeLimits
 
 
 def bind_workers(host: str, port: int, workers: int, backlog: int = 2048) -> list[socket.socket]:
@@ -64,22 +73,32 @@ def bind(host: str, port: int, backlog: int = 2048, reuse_port: bool = False) ->
 
 
 def run_server(
-    app: Any, socks: list[socket.socket], workers: int = 1, log_level: str = "warning"
+    app: Any,
+    socks: list[socket.socket],
+    workers: int = 1,
+    log_level: str = "warning",
+    limits: ServeLimits | None = None,
 ) -> None:
     """Serve ``app`` until interrupted, in this process or ``workers`` forks: worker i
     listens on ``socks[i]`` (or on the one shared socket)."""
     import uvicorn
 
+    from kuairec.serve.protocol import protocol_class
+
+    limits = limits or ServeLimits()
     config = uvicorn.Config(
         app,
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=5,
         backlog=2048,
+        http=protocol_class(limits),
+        timeout_keep_alive=limits.keep_alive,  # type: ignore[arg-type] - a float works
     )
     if workers <= 1:
         uvicorn.Server(config).run(sockets=socks[:1])
         return
+    parent_alive, parent_end = os.pipe()  # EOF on the read end: the parent is gone
     children = []
     for i in range(workers):
         own = socks[i] if len(socks) == workers else socks[0]
@@ -87,18 +106,37 @@ def run_server(
         if pid == 0:  # pragma: no cover - a worker process
             code = 0
             try:
+                os.close(parent_end)
                 for other in socks:
                     if other is not own:
                         other.close()
-                uvicorn.Server(config).run(sockets=[own])
+                server = uvicorn.Server(config)
+                _exit_with_parent(parent_alive, server)
+                server.run(sockets=[own])
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent
                 code = 1
             finally:
                 os._exit(code)
         children.append(pid)
+    os.close(parent_alive)
     for sock in socks:  # the workers hold them; a connection must not wait in the parent's
         sock.close()
     _supervise(children)
+
+
+def _exit_with_parent(fd: int, server: Any) -> None:
+    """Shut ``server`` down gracefully when ``fd`` (the read end of a pipe whose write end
+    only the parent holds) reaches EOF: the parent has died, however it died."""
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 1):
+                pass
+        except OSError:
+            pass
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _supervise(children: list[int]) -> None:
