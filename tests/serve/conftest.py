@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,15 +72,25 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    run: Path,
-    *args: str,
-    timeout: float = 120.0,
-    port: int | None = None,
-    preexec_fn=None,
-    keep: bool = False,
-) -> Iterator[tuple]:
-    """A running ``kuairec serve``: (base url, seconds until the port opened), and its
-    Popen when ``keep``; ``preexec_fn`` runs in the child (e.g. a lower open-file limit)."""
+    run: Path, *args: str, timeout: float = 120.0, port: int | None = None, preexec_fn=None
+) -> Iterator[tuple[str, float]]:
+    """A running ``kuairec serve``: (base url, seconds until the port opened)."""
+    with server_process(run, *args, timeout=timeout, port=port, preexec_fn=preexec_fn) as (
+        url,
+        seconds,
+        _,
+        _,
+    ):
+        yield url, seconds
+
+
+@contextmanager
+def server_process(
+    run: Path, *args: str, timeout: float = 120.0, port: int | None = None, preexec_fn=None
+) -> Iterator[tuple[str, float, subprocess.Popen, Any]]:
+    """A running ``kuairec serve``: (base url, seconds until the port opened, the process,
+    its combined stdout/stderr log file); ``port`` (default: a free one) and
+    ``preexec_fn`` (run in the child, e.g. a lower open-file limit) as given."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "kuairec", "serve", "--run", str(run), "--port", str(port)]
     log = tempfile.TemporaryFile()  # never a pipe nobody reads: the server cannot block
@@ -98,8 +109,7 @@ def running_server(
                 log.seek(0)
                 raise AssertionError(f"no server on port {port}: {log.read().decode()[-2000:]}")
             time.sleep(0.1)
-        url, opened = f"http://{HOST}:{port}", time.monotonic() - start
-        yield (url, opened, proc) if keep else (url, opened)
+        yield f"http://{HOST}:{port}", time.monotonic() - start, proc, log
     finally:
         stop(proc)
         log.close()
@@ -139,3 +149,9 @@ def live_server(serve_run: Path) -> Iterator[str]:
 def server():
     """Start more servers: ``with server(run, *args) as (url, seconds_to_listen):``."""
     return running_server
+
+
+@pytest.fixture
+def server_with_process():
+    """``with server_with_process(run, *args) as (url, seconds, proc, log):``."""
+    return server_process

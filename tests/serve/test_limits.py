@@ -109,7 +109,7 @@ def test_canonical_ids_are_looked_up(client, known_user, popular_videos) -> None
     "history", [[], [{"video_id": 0, "watch_ratio": 0.0}], [{"video_id": 10**15}]],
     ids=["empty", "all_zero", "unknown_only"],
 )  # fmt: skip
-def test_a_history_with_nothing_to_go_on_gets_popularity_and_says_so(
+def test_a_history_with_nothing_to_go_on_gets_the_most_watched_and_says_so(
     client, serve_state, popular_videos, model: str, history: list
 ) -> None:
     """EASE and item-kNN answered videos 0, 1, 2 ... in id order with score 0."""
@@ -117,7 +117,7 @@ def test_a_history_with_nothing_to_go_on_gets_popularity_and_says_so(
         history = [{"video_id": popular_videos[0], "watch_ratio": 0.0}]
     r = client.post("/recommendations", json={"history": history, "k": 5, "model": model})
     body = r.json()
-    assert r.status_code == 200 and body["fallback"] == "popularity"
+    assert r.status_code == 200 and body["fallback"] == "most_watched"
     skip = {h["video_id"] for h in history}
     expected = [v for v in popular_videos if v not in skip][:5]
     assert [row["video_id"] for row in body["items"]] == expected
@@ -136,7 +136,9 @@ def test_fallback_respects_the_small_candidates(client, serve_state) -> None:
         "/recommendations", json={"history": [], "k": 7, "candidates": "small"}
     ).json()
     small = set(serve_state.train.items.raw[serve_state.small_candidates].tolist())
-    assert body["fallback"] == "popularity" and {row["video_id"] for row in body["items"]} <= small
+    assert (
+        body["fallback"] == "most_watched" and {row["video_id"] for row in body["items"]} <= small
+    )
 
 
 # ---------------------------------------------------------------------- text ids

@@ -38,6 +38,32 @@ def test_forked_workers_serve_and_stop_on_sigterm(serve_run: Path, server) -> No
             assert c.get("/videos", params={"limit": 2}).status_code == 200
 
 
+def test_a_worker_that_dies_is_reported_at_once(serve_run: Path, server_with_process) -> None:
+    import os
+    import signal
+    import time
+
+    with server_with_process(serve_run, "--workers", "2") as (url, _, proc, log):
+        children = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) == 2, children
+        victim = int(children[0])
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        text = ""
+        while time.monotonic() < deadline:
+            log.seek(0)
+            text = log.read().decode()
+            if "error: server worker" in text:
+                break
+            time.sleep(0.2)
+        assert f"error: server worker {victim} killed by signal 9" in text
+        assert "1 worker(s) still serving" in text
+        with httpx.Client(base_url=url, timeout=10) as c:  # the other worker still answers
+            assert c.get("/health").status_code == 200
+
+
 def test_bad_run_folder_fails_before_listening(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "kuairec", "serve", "--run", str(tmp_path), "--port", "0"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -183,14 +209,16 @@ def test_protocol_errors_are_json_and_head_is_answered(live_server: str) -> None
         assert int(head.headers["content-length"]) == len(c.get("/health").content)
 
 
-def test_workers_exit_when_their_parent_is_killed(serve_run: Path, server) -> None:
+def test_workers_exit_when_their_parent_is_killed(
+    serve_run: Path, server, server_with_process
+) -> None:
     """kill -9 of a multi-worker server's parent used to leave its workers serving and
     holding the port: the next start failed with 'Address already in use'."""
     import os
     import signal
     import time
 
-    with server(serve_run, "--workers", "2", keep=True) as (url, _, proc):
+    with server_with_process(serve_run, "--workers", "2") as (url, _, proc, _):
         deadline = time.monotonic() + 30
         while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)  # the port opens just before the workers fork

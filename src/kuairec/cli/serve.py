@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from kuairec.cli import app
+from kuairec.cli.app import app
 from kuairec.serve.limits import ServeLimits
 
 ServeDefaults = ServeLimits()

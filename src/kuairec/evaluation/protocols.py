@@ -40,7 +40,9 @@ class TestSet:
     kept: every stored entry is an observed pair); ``exclude[i, j]`` is True for the user's
     training pairs, which are never ranked; ``truth`` (synthetic data only) holds expected
     watch ratios aligned the same way. Every relevance entry is on a candidate item and no
-    relevance entry is excluded.
+    relevance entry is excluded. ``label`` is the positive label this split is scored
+    under when a model scores it while it trains (early stopping) or a tuner does; the
+    evaluation of a run names its labels itself.
     """
 
     __test__ = False  # not a pytest test class
@@ -50,6 +52,7 @@ class TestSet:
     relevance: sp.csr_matrix
     exclude: sp.csr_matrix
     truth: sp.csr_matrix | None = None
+    label: str = "wr>2"
 
     def __post_init__(self) -> None:
         self.users = _sorted_ids(self.users, "users")
@@ -119,6 +122,17 @@ class TestSet:
 
         rel = self.relevance
         return sp.csr_matrix((np.ones(rel.nnz, bool), rel.indices, rel.indptr), shape=rel.shape)
+
+    def restrict(self, rows: np.ndarray) -> TestSet:
+        """The same split for a subset of its users: ``rows`` is a boolean mask over
+        ``users`` (or positions into it); candidates and label stay."""
+        rows = np.asarray(rows)
+        pos = np.flatnonzero(rows) if rows.dtype == bool else np.sort(rows.astype(np.int64))
+        truth = None if self.truth is None else self.truth[pos]
+        return TestSet(
+            self.users[pos], self.candidates, self.relevance[pos], self.exclude[pos], truth,
+            self.label,
+        )  # fmt: skip
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """``(user_idx, item_idx)`` of every observed test pair, in ``relevance.data`` order:

@@ -171,6 +171,13 @@ class BPRRecommender(_ImplicitModel):
     """
 
     name = "bpr"
+    cost = "moderate"
+    tune_trials = 5  # a fit costs ~10x ALS's: fewer trials keep the default run's budget
+    deterministic = False
+    nondeterministic_reason = (
+        "implicit's BPR updates the factors from several threads at once (Hogwild): the "
+        "same seed gives slightly different factors from run to run unless num_threads = 1"
+    )
     Config = BPRConfig
     history_reason = (
         "BPR's factors come from pairwise SGD and have no closed-form fold-in for a new "

@@ -45,8 +45,11 @@ class RunConfig:
     )
     tune: bool = True  # choose hyperparameters on a validation split of the training log
     validation: Literal["temporal", "random"] = "temporal"  # the split (docs/tuning.md)
-    tune_trials: int = param(10, ge=0)
-    tune_seconds: float = param(30.0, gt=0, doc="per model; the defaults' trial always runs")
+    tune_trials: int | None = param(None, ge=0, doc="per model; None = each model's own count")
+    time_limit: float | None = param(
+        None, gt=0, doc="opt-in safety cap in seconds per model (tuning, deep fits); off"
+    )
+    baseline: str | None = None  # the paired comparisons' baseline; None = validation winner
     accelerator: Accelerator = "cpu"  # torch models: Lightning's accelerator
     devices: int = param(1, ge=1, doc="torch models: devices (processes) per fit")
     eda: bool = True  # write eda/report.html into the run folder
@@ -77,6 +80,15 @@ class RunConfig:
         if self.models is not None and not self.models:
             raise ConfigError("run: setting 'models' must name at least one model, got none")
         _check_name(self.name)
+        if (
+            self.baseline is not None
+            and self.models is not None
+            and (self.baseline not in self.models)
+        ):
+            raise ConfigError(
+                f"run: setting 'baseline' must be one of the run's models {self.models}, "
+                f"got {self.baseline!r}"
+            )
         if self.label not in self.labels:
             self.labels = [self.label, *self.labels]
         self.ks = sorted(set(self.ks))
@@ -117,6 +129,12 @@ def load_run_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
     if values.get("interactions") and "protocol" not in values:
         values["protocol"] = "temporal"  # a log to evaluate on is the temporal protocol
     known = {f.name for f in fields(RunConfig)}
+    if "tune_seconds" in values:
+        raise ConfigError(
+            "run: setting 'tune_seconds' was removed: tuning runs a fixed number of trials "
+            "(each model's own, or 'tune_trials'), so no clock decides a result; "
+            "'time_limit' is an opt-in safety cap"
+        )
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown run setting(s) {unknown}; known: {sorted(known)}")

@@ -100,14 +100,17 @@ def load_saved(model_dir: Path, train: Any) -> Any:
 
 
 def evaluate_saved(model_dir: Path, cfg: RunConfig, progress: Progress) -> dict[str, Any]:
-    """Re-evaluate a saved model on its protocol; returns its metrics.json entry."""
-    from kuairec.pipeline.run import clean_nans, evaluate_model, prepare
+    """Re-evaluate a saved model on its protocol: ``{"model": its registered name, **its
+    evaluation as plain JSON}`` (metrics, ci, by_label, segments, labels, notes)."""
+    from kuairec.pipeline.experiment import prepare
+    from kuairec.pipeline.fitting import evaluate_fitted
 
     exp = prepare(cfg, progress)
     model = load_saved(model_dir, exp.train)
-    with progress.stage(f"{model.name}: evaluate"):
-        result, _, _ = evaluate_model(model, exp, cfg)
-    return clean_nans({"model": model.name, **result.to_json()})
+    name = model.registered_as or model.name
+    with progress.stage(f"{name}: evaluate"):
+        result, _, _ = evaluate_fitted(model, exp, cfg)
+    return {"model": name, **result.to_json()}
 
 
 def recommend_for_user(
@@ -118,7 +121,7 @@ def recommend_for_user(
     The user's training videos are excluded. An id absent from the training data is an
     error that says so.
     """
-    from kuairec.pipeline.run import prepare
+    from kuairec.pipeline.experiment import prepare
 
     exp = prepare(cfg, progress)
     train = exp.train

@@ -111,9 +111,10 @@ class NewUserRecommendations(Recommendations):
     history_used: int = Field(description="distinct known videos of the history")
     unknown_videos: list[RawId] = Field(description="posted video ids the data does not know")
     user_features_used: bool
-    fallback: Literal["popularity"] | None = Field(
-        description="'popularity' when the history holds no known video with a watch ratio "
-        "above 0: the model has nothing to go on, so the most watched videos answer"
+    fallback: Literal["most_watched"] | None = Field(
+        description="'most_watched' when the history holds no known video with a watch "
+        "ratio above 0: the model has nothing to go on, so the videos most training users "
+        "watched answer (score: that count)"
     )
 
 

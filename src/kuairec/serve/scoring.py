@@ -179,7 +179,7 @@ def recommend_histories(
     )
     empty = _no_signal(x)
     if empty.any():  # nothing to go on: the most watched videos, said so
-        items[empty], scores[empty] = popular_items(state, x[empty], k, cand, exclude_seen)
+        items[empty], scores[empty] = most_watched(state, x[empty], k, cand, exclude_seen)
     return [
         {
             "user_id": None,
@@ -190,10 +190,13 @@ def recommend_histories(
             "history_used": used[row],
             "unknown_videos": unknown[row],
             "user_features_used": bool(extra),
-            "fallback": "popularity" if empty[row] else None,
+            "fallback": FALLBACK if empty[row] else None,
         }
         for row in range(len(used))
     ]
+
+
+FALLBACK = "most_watched"  # the answer when a history gives the model nothing to go on
 
 
 def _no_signal(x: Any) -> np.ndarray:
@@ -204,7 +207,7 @@ def _no_signal(x: Any) -> np.ndarray:
     return np.asarray(positive.sum(axis=1)).ravel() == 0
 
 
-def popular_items(
+def most_watched(
     state: ServeState, x: Any, k: int, cand: np.ndarray | None, exclude_seen: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k most watched videos (training users per video) for each row of ``x``,

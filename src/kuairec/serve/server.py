@@ -113,8 +113,9 @@ def run_server(
                 server = uvicorn.Server(config)
                 _exit_with_parent(parent_alive, server)
                 server.run(sockets=[own])
-            except BaseException:  # noqa: BLE001 - a worker must never return into the parent
+            except BaseException as exc:  # noqa: BLE001 - a worker never returns to the parent
                 code = 1
+                print(f"error: worker {os.getpid()} stopped: {_why(exc)}", file=sys.stderr)
             finally:
                 os._exit(code)
         children.append(pid)
@@ -140,6 +141,9 @@ def _exit_with_parent(fd: int, server: Any) -> None:
 
 
 def _supervise(children: list[int]) -> None:
+    """Wait for the workers, forwarding SIGINT/SIGTERM to them; say which worker ended
+    badly, and how, the moment it does (the others go on serving)."""
+
     def forward(signum: int, frame: Any) -> None:
         for pid in children:
             try:
@@ -150,14 +154,29 @@ def _supervise(children: list[int]) -> None:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     failed = 0
-    for pid in children:
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:  # pragma: no cover
-                continue
-        failed += os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM)
+    left = set(children)
+    while left:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except InterruptedError:  # pragma: no cover
+            continue
+        except ChildProcessError:  # pragma: no cover - none left
+            break
+        left.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, -signal.SIGTERM):
+            failed += 1
+            how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            print(
+                f"error: server worker {pid} {how}; {len(left)} worker(s) still serving",
+                file=sys.stderr,
+                flush=True,
+            )
     if failed:
         print(f"error: {failed} worker(s) failed", file=sys.stderr)
         raise SystemExit(1)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
