@@ -57,18 +57,25 @@ def test_a_batch_over_its_work_limit_is_a_413_naming_users_times_k(small_client,
 
 
 def test_the_default_limits_fit_the_documented_requests(client, serve_state) -> None:
-    """10,000 history entries fit the default body limit; 1,000 users x k=100 fit the
-    default batch work, k=101 does not."""
-    limits = ServeLimits()
-    history = [{"video_id": 2**63 - 1 - i, "watch_ratio": 1.2345678} for i in range(10_000)]
+    """10,000 history entries (200-character text ids too) fit the default body limit;
+    1,000 users x k=101 is over the default batch work."""
     import json
 
+    limits = ServeLimits()
+    history = [{"video_id": 2**63 - 1 - i, "watch_ratio": 1.2345678} for i in range(10_000)]
     assert len(json.dumps({"history": history, "k": 1000})) < limits.max_body_bytes
+    text = [{"video_id": f"{i:0200d}", "watch_ratio": 1.2345678} for i in range(10_000)]
+    assert len(json.dumps({"history": text, "k": 1000})) < limits.max_body_bytes
+    users = serve_state.train.users.raw[np.arange(1000) % serve_state.n_users].tolist()
+    over = client.post("/recommendations/batch", json={"user_ids": users, "k": 101})
+    assert over.status_code == 413 and "101,000 list entries" in over.json()["detail"]
+
+
+@pytest.mark.slow
+def test_the_largest_default_batch_is_served(client, serve_state) -> None:
     users = serve_state.train.users.raw[np.arange(1000) % serve_state.n_users].tolist()
     ok = client.post("/recommendations/batch", json={"user_ids": users, "k": 100})
     assert ok.status_code == 200 and len(ok.json()["results"]) == 1000
-    over = client.post("/recommendations/batch", json={"user_ids": users, "k": 101})
-    assert over.status_code == 413 and "101,000 list entries" in over.json()["detail"]
 
 
 # ---------------------------------------------------------------------- HEAD and ids

@@ -152,12 +152,12 @@ def test_no_positive_under_the_label_is_refused_before_training(
 ) -> None:
     """A click log under the default label used to train every model and then crash on
     a null NDCG (TypeError, nothing written)."""
-    import kuairec.pipeline.run as run
+    from kuairec.models.base import Recommender
 
     def no_training(*args, **kwargs):
         raise AssertionError("a model was trained")
 
-    monkeypatch.setattr(run, "run_model", no_training)
+    monkeypatch.setattr(Recommender, "fit", no_training)
     path = _write(tmp_path / "clicks.csv", _log(_rows(ratio=ratio)))
     argv = ["run", "--interactions", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"]
     argv += ["--models", "popularity", "--no-tune"] + (["--label", label] if label else [])
