@@ -169,7 +169,9 @@ def test_no_positive_under_the_label_is_refused_before_training(
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_interactions_imply_the_temporal_protocol_and_notes_are_written(tmp_path: Path) -> None:
+def test_interactions_imply_the_temporal_protocol_and_notes_are_written(
+    tmp_path: Path, capsys
+) -> None:
     import json
 
     rows = [r.replace(",", ",v", 1) for r in _rows()]  # text video ids
@@ -185,6 +187,12 @@ def test_interactions_imply_the_temporal_protocol_and_notes_are_written(tmp_path
     recs = pl.read_parquet(run_dir / "recommendations" / "popularity.parquet")
     assert recs["video_id"].dtype == pl.String and recs["video_id"][0].startswith("v")
     assert recs["user_id"].dtype == pl.Int64
+    model_dir = run_dir / "models" / "popularity"
+    capsys.readouterr()  # the run's own output
+    argv = ["recommend", "--model-dir", str(model_dir), "--user", str(recs["user_id"][0])]
+    assert main([*argv, "-k", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["video_id"] for r in rows] == recs["video_id"][:3].to_list()
 
 
 @pytest.mark.parametrize(

@@ -142,7 +142,7 @@ def describe_items(ds: Any, train: Any, items: np.ndarray, scores: np.ndarray) -
     categories = _category_names(ds)
     rows = []
     for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), 1):
-        row = {"rank": rank, "video_id": int(train.items.to_raw([item])[0]), "score": score}
+        row = {"rank": rank, "video_id": train.items.to_raw([item])[0].item(), "score": score}
         if tags is not None:
             cols = tags.indices[tags.indptr[item] : tags.indptr[item + 1]]
             row["tags"] = tag_ids(tags)[cols].tolist()  # tag ids, not column numbers
