@@ -104,14 +104,24 @@ def first_date_mismatch(date: np.ndarray, timestamp: np.ndarray) -> int | None:
     own: a 1997 log is as good as a 2020 one, a date that contradicts its time is not."""
     import numpy as np
 
-    d = np.asarray(date, dtype=np.float64)
-    t = np.asarray(timestamp, dtype=np.float64)
-    both = ~(np.isnan(d) | np.isnan(t))
-    if not both.any():
+    d, t = np.asarray(date), np.asarray(timestamp, dtype=np.float64)
+    missing = np.isnan(t)
+    if d.dtype.kind == "f":
+        missing |= np.isnan(d)
+    if missing.all():
         return None
-    day = np.floor(np.where(both, t, 0.0) / 86_400.0)
-    bad = both & (np.abs(days_since_epoch(np.where(both, d, 19700101)) - day) > DATE_SLACK_DAYS)
-    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+    if missing.any():  # a present date stands in for the missing ones (not compared)
+        d = np.where(missing, d[np.argmax(~missing)], d)
+    d = d.astype(np.int64)
+    low, high = int(d.min()), int(d.max())
+    if high - low < 2_000_000:  # a few years of yyyymmdd: one table, no per-row arithmetic
+        days = days_since_epoch(np.arange(low, high + 1))[d - low]
+    else:
+        uniq, inverse = np.unique(d, return_inverse=True)
+        days = days_since_epoch(uniq)[inverse]
+    days -= np.floor(np.where(missing, days * 86_400.0, t) / 86_400.0)
+    bad = np.abs(days) > DATE_SLACK_DAYS
+    return int(np.argmax(bad)) if bad.any() else None
 
 
 def days_since_epoch(yyyymmdd: np.ndarray) -> np.ndarray:
