@@ -44,9 +44,9 @@ def test_a_worker_that_dies_is_reported_at_once(serve_run: Path, server_with_pro
     import time
 
     with server_with_process(serve_run, "--workers", "2") as (url, _, proc, log):
-        children = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
-        ).stdout.split()
+        deadline = time.monotonic() + 30
+        while len(children := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the port opens just before the workers fork
         assert len(children) == 2, children
         victim = int(children[0])
         os.kill(victim, signal.SIGKILL)
