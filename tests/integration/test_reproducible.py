@@ -123,7 +123,7 @@ def test_torch_models_on_two_cpu_processes_give_the_same_numbers(
 ) -> None:
     args = ["--data", str(small_synthetic_dir), "--seed", "3", "--no-eda", "--bootstrap", "50",
             "--models", "popularity,autoencoder,two_tower", "--accelerator", "cpu",
-            "--devices", "2", "--no-validity", "--no-cold-items"]  # fmt: skip
+            "--devices", "2", "--no-validity", "--no-cold-items", "--no-tune"]  # fmt: skip
     quiet = run_command(args, tmp_path / "quiet")
     with cpu_hogs(2):
         busy = run_command(args, tmp_path / "busy")

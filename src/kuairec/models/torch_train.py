@@ -367,7 +367,9 @@ def _trainer(settings: TrainSettings, root: Path, end: EpochEnd, monitored: bool
     return L.Trainer(
         accelerator=settings.accelerator,
         devices=settings.devices,
-        strategy="ddp_spawn" if settings.devices > 1 else "auto",
+        # a module may hold parameters a batch does not reach (an optional head, the
+        # two-tower's cold tower): DDP must be told, or it refuses
+        strategy="ddp_spawn_find_unused_parameters_true" if settings.devices > 1 else "auto",
         max_epochs=settings.max_epochs,
         logger=CSVLogger(root, name="logs", version=0),
         callbacks=[end, checkpoint],
