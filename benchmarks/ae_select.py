@@ -180,31 +180,29 @@ def ease_reference(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def tune(d: dict[str, Any], trials: int, seed: int, ease: dict) -> dict[str, Any]:
-    """In-run tuning as the run will do it: ``trials`` seeded trials (the defaults first)
-    scored on the selection half; the best trial replaces the defaults only if the paired
-    95% interval of its gain on the confirmation half lies above 0."""
+    """In-run tuning as ``kuairec run`` does it (``pipeline.tuning.study``): ``trials``
+    seeded trials, the defaults first, chosen on the selection half; the best trial
+    replaces the defaults only if it beats them on the confirmation half (paired 95%
+    interval above 0). The chosen model (fitted on the fit part) is then measured."""
     from kuairec.evaluation.bootstrap import paired_bootstrap
-    from kuairec.models import create_model
-    from kuairec.pipeline.tuning import Split, study
+    from kuairec.pipeline.experiment import Validation
+    from kuairec.pipeline.tuning import study
 
-    res = study("autoencoder", Split(None, "temporal", _parts=(d["fit"], d["select"])),
-                n_trials=trials, seed=seed, n_bootstrap=1000)  # fmt: skip
-    best = max(res["trials"], key=lambda t: t["value"])
-    out: dict[str, Any] = {"trials": res["trials"], "best": best["params"]}
-    fitted = {}
-    for key, params in (("defaults", {}), ("best", best["params"])):
-        fitted[key] = create_model("autoencoder", params).fit(d["fit"], d["select"])
-    conf = {k: ndcg(top(m, d["confirm"]), d["confirm"], d["fit"], 0) for k, m in fitted.items()}
-    gain = paired_bootstrap(conf["best"]["per_user"], conf["defaults"]["per_user"],
-                            n_bootstrap=1000, seed=seed)  # fmt: skip
-    adopt = bool(np.isfinite(gain["ci"][0]) and gain["ci"][0] > 0)
-    chosen = fitted["best" if adopt else "defaults"]
+    select = np.isin(d["valid"].users, d["select"].users)
+    validation = Validation(d["fit"], "temporal", "wr>2", seed=seed,
+                            _parts=(d["fit"], d["valid"]), _select=select)  # fmt: skip
+    record, chosen = study("autoencoder", validation, n_trials=trials, seed=seed)
+    c = record.confirmation
+    out: dict[str, Any] = {
+        "trials": [{"params": t.params, "value": t.value} for t in record.trials],
+        "decision": record.decision, "why": record.why, "params": record.best_params,
+        "confirm_gain": None if c is None else [c.diff, *c.ci],
+    }  # fmt: skip
     full = d["train"].interactions.csr("watch_ratio_mean")
     for key, hist in (("test", None), ("test+hist", full)):
-        r = ndcg(top(chosen, d["test"], hist), d["test"], d["train"], 1000)
+        r = ndcg(top(chosen.model, d["test"], hist), d["test"], d["train"], 1000)
         diff = paired_bootstrap(r.pop("per_user"), ease["per_user"], n_bootstrap=1000, seed=0)
         out[key] = {**r, "vs_ease": [diff["diff"], *diff["ci"]]}
-    out.update(confirm_gain=[gain["diff"], *gain["ci"]], adopted=adopt)
     return out
 
 
@@ -235,7 +233,7 @@ def run(args: argparse.Namespace) -> None:
             res = tune(d, args.tune, args.seed, ease)
             write(args.out, {"data": data, "candidate": f"tuned-{args.tune}", "seed": args.seed,
                              **res})  # fmt: skip
-            print(data, json.dumps({k: res[k] for k in ("best", "confirm_gain", "adopted")}))
+            print(f"{data:16s} tuned-{args.tune:<12d} {cell(res)}", flush=True)
             continue
         for cand in todo:
             res = measure(d, cand, CANDIDATES[cand], ease)
@@ -251,11 +249,11 @@ def write(path: Path, row: dict[str, Any]) -> None:
 
 
 def cell(r: dict[str, Any]) -> str:
-    if "adopted" in r:  # a tuning row
+    if "decision" in r:  # a tuning row
         t, h = r["test"], r["test+hist"]
-        return (f"adopted {r['adopted']} conf gain {r['confirm_gain'][0]:+.3f} "
-                f"[{r['confirm_gain'][1]:+.3f}, {r['confirm_gain'][2]:+.3f}] test "
-                f"{t['ndcg']:.3f} +hist {h['ndcg']:.3f} best {r['best']}")  # fmt: skip
+        return (f"{r['decision']} ({r['why']}) test {t['ndcg']:.3f} vs EASE "
+                f"{t['vs_ease'][0]:+.3f} +hist {h['ndcg']:.3f} ({h['vs_ease'][0]:+.3f}) "
+                f"params {r['params']}")  # fmt: skip
     t = r.get("test")
     if not isinstance(t, dict):  # the EASE row
         return (f"sel {r['select']:.3f} conf {r['confirm']:.3f} test {r['ndcg']:.3f} "

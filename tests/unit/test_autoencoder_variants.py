@@ -219,3 +219,13 @@ def test_fold_in_scores_known_users_from_the_whole_log(split) -> None:
     )
     with pytest.raises(ModelError, match="fold_in needs a training log of shape"):
         model.fold_in(small)
+
+
+def test_no_autoencoder_preset_has_a_clock() -> None:
+    """No clock decides a result: every registered autoencoder entry trains by epochs."""
+    from kuairec.models.registry import available_models, get_model_class
+
+    names = [n for n in available_models() if get_model_class(n).name == "autoencoder"]
+    assert {"autoencoder", "autoencoder_seed_config", "autoencoder_vae"} <= set(names)
+    for name in names:
+        assert create_model(name).config.max_seconds is None, name

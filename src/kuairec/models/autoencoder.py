@@ -1,6 +1,7 @@
 """A deep autoencoder over users' watch histories: Mult-DAE / Mult-VAE (Liang et al.,
-"Variational Autoencoders for Collaborative Filtering", WWW 2018) and a plain BCE
-autoencoder (the seed configuration).
+"Variational Autoencoders for Collaborative Filtering", WWW 2018), RecVAE (Shenbin et
+al., WSDM 2020; ``architecture="recvae"``, :mod:`kuairec.models.autoencoder_recvae`) and
+a plain BCE autoencoder (the seed configuration).
 
 A user's input is their row of the training matrix over all items: binary (watched) or
 ``weighted`` (clipped watch_ratio), pairs below ``threshold`` dropped
@@ -14,9 +15,11 @@ posted one included, and a known user's own history gives exactly that user's sc
 
 Training goes through :mod:`kuairec.models.torch_train` (Lightning, seeded, early stopping
 on the validation split's NDCG@10, the best epoch kept, no refit on the whole log).
-CSR rows are densified one batch at a time. ``max_seconds`` caps the fit: training stops
-after the first epoch that ends past it (a safety cap for large data or slow settings;
-when it triggers, the epoch count, and so the model, depends on the machine's speed).
+CSR rows are densified one batch at a time. Known users are scored from their rows of the
+fit part until :meth:`AutoencoderRecommender.fold_in` gives the whole training log.
+``max_seconds`` (off by default) caps the fit: training stops after the first epoch that
+ends past it (an opt-in safety cap; when it triggers, the epoch count, and so the model,
+depends on the machine's speed, and the run marks the row).
 """
 
 from __future__ import annotations
@@ -130,10 +133,9 @@ class AutoencoderConfig:
 
 
 class AutoencoderRecommender(Recommender):
-    """Deep autoencoder of watch histories (Mult-DAE/VAE; torch + Lightning)."""
+    """Deep autoencoder of watch histories (Mult-DAE/VAE, RecVAE; torch + Lightning)."""
 
     name = "autoencoder"
-    cost = "moderate"
     Config = AutoencoderConfig
     supports_history = True
     uses_validation = True

@@ -85,8 +85,8 @@ _MODELS: dict[str, str | Preset] = {
         input="binary",
         threshold=0.0,
         batch_size=256,
-        max_epochs=50,
-        patience=5,
+        max_epochs=80,  # converged: best epoch 55 (synthetic 0.2), 65 (ml-100k); docs/models.md
+        patience=50,  # longer than its flat start (~30 epochs at lr 2e-5)
         variational=False,
     ),
     "autoencoder_vae": variant(
