@@ -87,9 +87,9 @@ def daily_columns(daily: DailyStats | None, n_items: int, cutoff: float) -> Bloc
                    daily.columns)  # fmt: skip
     before = (day > last - 2 * WINDOW_DAYS) & (day <= last - WINDOW_DAYS)
     prior = _sums(items[before], values[before], n_items, daily.columns)
-    first_day = np.full(n_items, np.nan)
-    shown, first = np.unique(items, return_index=True)  # rows are sorted by item, then day
-    first_day[shown] = day[first]
+    first_day = np.full(n_items, np.inf)
+    np.minimum.at(first_day, items, day.astype(np.float64))
+    first_day[np.isinf(first_day)] = np.nan
     upload = np.where(daily.upload_day <= last, daily.upload_day, np.nan)  # unknown at T
     show, play = total["show_cnt"], total["play_cnt"]
     cols = {
