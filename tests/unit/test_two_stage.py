@@ -124,6 +124,23 @@ def test_without_timestamps_the_targets_are_a_seeded_random_share() -> None:
     assert a.history.interactions.nnz == 24 and a.seen.nnz == 24
 
 
+def test_the_per_user_cut_holds_out_each_users_last_pairs() -> None:
+    # user 0 rates 10 items on day 0, user 1 five on day 100, users 2-22 one item each:
+    # only user 1 of 23 has pairs in the last 7 days (< a tenth), so "auto" cuts per user
+    rows = [(0, i, T0 + i, 1.0) for i in range(10)]
+    rows += [(1, i, T0 + 100 * DAY + i, 3.0) for i in range(5)]
+    rows += [(u, 0, T0, 1.0) for u in range(2, 23)]
+    train = _train(_log(rows, shape=(23, 10)))
+    cut = cut_at(train, 7.0, mode="auto")
+    assert cut.kind == "user" and math.isinf(cut.cutoff)
+    assert cut.targets[0].indices.tolist() == [8, 9]  # the last 20% of 10, by time
+    assert cut.targets[1].indices.tolist() == [4]  # floor(0.2 * 5) = 1
+    assert cut.targets[2].nnz == 0  # a single pair stays history
+    assert cut.history.interactions.nnz == 33 and cut.n_straddling == 0
+    by_time = cut_at(train, 7.0, mode="time")
+    assert by_time.kind == "temporal" and by_time.target_users.tolist() == [1]
+
+
 # ---------------------------------------------------------------- feature windows
 
 

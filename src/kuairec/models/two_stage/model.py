@@ -53,10 +53,12 @@ class TwoStageConfig:
     retriever_params: dict[str, dict[str, Any]] = param({}, doc="name -> that model's params")
     n_candidates: int = param(100, ge=1, doc="top-N each retriever proposes")
     holdout_days: float = param(7.0, gt=0, doc="T = this many days before the log's last view")
+    cut: Literal["auto", "time", "user"] = "auto"  # auto: by time unless few users after T
     label: str = "wr>2"
     unexposed: Literal["drop", "negative", "live"] = "live"
     feature_groups: list[str] = param(list(GROUPS), doc="of retrieval, item, match, user")
     drop_features: list[str] = param([], doc="feature columns left out, by name")
+    prior: bool = True  # boosting starts from the first retriever's order (-log1p(rank))
     num_leaves: int = param(31, ge=2, doc="the ranker's default leaves per tree")
     min_data_in_leaf: int = param(50, ge=1, doc="the ranker's default rows per leaf")
     learning_rate: float = param(0.05, gt=0, doc="the ranker's default shrinkage")
@@ -123,7 +125,7 @@ class TwoStageRecommender(Recommender):
         seconds: dict[str, float] = {}
         t = time.perf_counter()
         configs = training.retriever_configs(list(c.retrievers), c.retriever_params)
-        cut = split_mod.cut_at(train, c.holdout_days, c.seed)
+        cut = split_mod.cut_at(train, c.holdout_days, c.seed, c.cut)
         rule = label_rule(c.label, cut.history.interactions, train.video_duration)
         early, _ = training.fit_retrievers(configs, cut.history)
         seconds["retrievers before T"] = time.perf_counter() - t
@@ -131,8 +133,9 @@ class TwoStageRecommender(Recommender):
         ctx = build_context(cut.history, cut.cutoff, rule)
         groups = tuple(g for g in GROUPS if g in c.feature_groups)
         data, retr_scores = training.rank_data(
-            early, ctx, cut, rule, c.n_candidates, groups, c.unexposed, frozenset(c.drop_features)
-        )
+            early, ctx, cut, rule, c.n_candidates, groups, c.unexposed,
+            frozenset(c.drop_features), c.prior,
+        )  # fmt: skip
         seconds["candidates and features at T"] = time.perf_counter() - t
         t = time.perf_counter()
         choice = search(data, c)
@@ -186,6 +189,7 @@ class TwoStageRecommender(Recommender):
 
     def _score_rows(self, hist: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         from kuairec.models.two_stage.features import candidate_features
+        from kuairec.models.two_stage.ranker import prior_of
         from kuairec.models.two_stage.retrieval import BLOCK_ROWS
 
         c = self.config
@@ -201,7 +205,9 @@ class TwoStageRecommender(Recommender):
             feats = candidate_features(
                 self.context_, cand, hist[rows], block_users, groups, frozenset(c.drop_features)
             )
-            scores = self.booster_.predict(feats.values, num_threads=self.config.num_threads)
+            scores = self.booster_.predict(feats.values, num_threads=c.num_threads)
+            if c.prior:
+                scores = scores + prior_of(cand.ranks[:, 0])
             out[rows] = _with_fallback(cand, scores)
         return out
 

@@ -42,6 +42,7 @@ class RankData:
     item: np.ndarray  # int64 (n_rows,)
     label: np.ndarray  # int32 (n_rows,): relevance after T; -1 = never exposed after T
     ideal: dict[int, np.ndarray]  # user -> that user's target relevances (all of them)
+    prior: np.ndarray | None = None  # float64 (n_rows,): the score boosting starts from
 
 
 @dataclass(frozen=True)
@@ -127,13 +128,20 @@ def search(data: RankData, cfg: Any) -> RankerChoice:
     x, y = data.x[train_rows], data.label[train_rows]
     names = list(data.names)
     ds = lgb.Dataset(
-        x, y, group=train_sizes, feature_name=names, free_raw_data=False, params=dparams
+        x,
+        y,
+        group=train_sizes,
+        feature_name=names,
+        free_raw_data=False,
+        params=dparams,
+        init_score=_prior(data, train_rows),
     )
     sel_rows, sel_sizes = groups_of(data.user, data.label, np.flatnonzero(role_of_row == 1))
     valid = None
     if sel_sizes.size:
         valid = lgb.Dataset(data.x[sel_rows], data.label[sel_rows], group=sel_sizes,
-                            reference=ds, params=dparams)  # fmt: skip
+                            reference=ds, params=dparams,
+                            init_score=_prior(data, sel_rows))  # fmt: skip
     trials, boosters, curves = [], [], []
     for p in trial_params(defaults(cfg), cfg.n_trials, cfg.seed):
         booster, curve = _train(lgb, p, ds, valid, cfg)
@@ -189,10 +197,26 @@ def _truncate(lgb: Any, booster: Any, best: int | None) -> Any:
 
 def held_out_ndcg(booster: Any, data: RankData, row_mask: np.ndarray) -> np.ndarray:
     """Per-user NDCG@10 (users of ``row_mask``'s rows, ascending; NaN without a
-    positive) of the booster's order of all their candidates."""
+    positive) of the booster's order (plus the prior) of all their candidates."""
     rows = np.flatnonzero(row_mask)
-    scores = booster.predict(data.x[rows], num_threads=1) if booster is not None else None
+    scores = None
+    if booster is not None:
+        scores = booster.predict(data.x[rows], num_threads=1)
+        if data.prior is not None:
+            scores = scores + data.prior[rows]
     return ndcg_at_k(data, rows, scores)
+
+
+def _prior(data: RankData, rows: np.ndarray) -> np.ndarray | None:
+    return None if data.prior is None else data.prior[rows]
+
+
+def prior_of(first_rank: np.ndarray) -> np.ndarray:
+    """The score boosting starts from: ``-log1p(rank)`` in the first retriever's list
+    (``n_candidates`` for a candidate it did not propose). With no tree at all, the
+    candidates keep the first retriever's order; the trees learn corrections to it."""
+    rank = np.nan_to_num(np.asarray(first_rank, dtype=np.float64), nan=1e9)  # not scored
+    return -np.log1p(rank)
 
 
 def ndcg_at_k(data: RankData, rows: np.ndarray, scores: np.ndarray | None) -> np.ndarray:

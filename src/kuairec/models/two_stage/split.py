@@ -13,9 +13,14 @@ last 7 days: :func:`kuairec.evaluation.validation.temporal_cutoff`):
   aggregated watch ratio mixes views from both sides of T. It stays *seen* (the user
   had the video before T), so it is never a candidate.
 
-A log without timestamps cannot be cut in time: the targets are then a seeded random
-share of each user's pairs (``kind = "random"``) and the daily statistics are read in
-full, which the fit report says.
+A log on which few users have pairs after T (a per-user log such as MovieLens, where
+users rate in bursts years apart) is cut per user instead (``kind = "user"``): each
+user's last 20% of pairs by time are the targets, the rule the temporal protocol's own
+test follows. The cut then holds no single T: a target of one user may be older than
+another user's history, as in that protocol's training set; the targets still never
+reach a feature. A log without timestamps is cut at random (``kind = "random"``). In
+both, the daily statistics (KuaiRec files only) are read in full; the summary says
+which cut was made.
 """
 
 from __future__ import annotations
@@ -31,17 +36,19 @@ from kuairec.errors import ModelError
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
-    from kuairec.data.dataset import TrainSet
+    from kuairec.data.dataset import Interactions, TrainSet
 
 RANDOM_SHARE = 0.2  # of each user's pairs, as targets, when the log has no timestamps
+USER_SHARE = 0.2  # of each user's last pairs, as targets, in the per-user cut
+MIN_TIME_USERS = 100  # "auto": fewer users with a pair after T than this: cut per user
 
 
 @dataclass(eq=False)
 class CutoffSplit:
     """A training log cut at ``cutoff`` (see the module docstring)."""
 
-    cutoff: float  # unix seconds; +inf for the random split (every day's statistics)
-    kind: str  # "temporal" or "random"
+    cutoff: float  # unix seconds; +inf for the per-user and random cuts (every day counts)
+    kind: str  # "temporal", "user" or "random"
     history: TrainSet  # pairs wholly before T, with the log's side tables
     seen: sp.csr_matrix  # bool (n_users, n_items): pairs first seen at or before T
     targets: sp.csr_matrix  # float64 watch_ratio_mean of the pairs first seen after T
@@ -53,25 +60,41 @@ class CutoffSplit:
         return np.flatnonzero(np.diff(self.targets.indptr) > 0)
 
 
-def cut_at(train: TrainSet, holdout_days: float, seed: int = 0) -> CutoffSplit:
-    """Cut ``train`` at its temporal validation cut-off (or at random without time)."""
+def cut_at(train: TrainSet, holdout_days: float, seed: int = 0, mode: str = "auto") -> CutoffSplit:
+    """Cut ``train``: ``mode`` "time" at its temporal validation cut-off T, "user" at each
+    user's own last ``USER_SHARE`` of pairs, "auto" by time unless fewer users than
+    ``MIN_TIME_USERS`` and than a tenth of all users have a pair after T. A log without
+    timestamps is cut at random (seeded) whatever the mode."""
     from kuairec.evaluation.validation import temporal_cutoff
 
     inter = train.interactions
     cutoff = temporal_cutoff(inter.first_timestamp, holdout_days)
     if np.isnan(cutoff):
         after = _random_targets(train, seed)
-        straddle = np.zeros(inter.nnz, bool)
-        kind, cutoff = "random", float("inf")
-    else:
-        first = np.nan_to_num(inter.first_timestamp, nan=-np.inf)
-        last = np.nan_to_num(inter.last_timestamp, nan=-np.inf)
-        after = first > cutoff
-        straddle = ~after & (last > cutoff)
-        kind = "temporal"
+        return split_by_mask(train, after, np.zeros(inter.nnz, bool), float("inf"), "random")
+    first = np.nan_to_num(inter.first_timestamp, nan=-np.inf)
+    after = first > cutoff
+    users_after = np.unique(inter.row_users()[after]).size
+    few = users_after < min(MIN_TIME_USERS, max(1, -(-inter.n_users // 10)))
+    if mode == "user" or (mode == "auto" and few):
+        after = _last_share(inter, first)
+        return split_by_mask(train, after, np.zeros(inter.nnz, bool), float("inf"), "user")
     if not after.any():
         raise ModelError("two_stage: no training pair lies after the cut-off: nothing to learn")
-    return split_by_mask(train, after, straddle, cutoff, kind)
+    last = np.nan_to_num(inter.last_timestamp, nan=-np.inf)
+    return split_by_mask(train, after, ~after & (last > cutoff), cutoff, "temporal")
+
+
+def _last_share(inter: Interactions, first: np.ndarray) -> np.ndarray:
+    """Each user's last ``USER_SHARE`` of pairs by first view (users with 2+ pairs; ties:
+    by item), the rule of the temporal protocol's test one step earlier."""
+    rows = inter.row_users().astype(np.int64)
+    counts = inter.user_counts()
+    n_held = np.where(counts >= 2, np.clip(np.floor(USER_SHARE * counts), 1, None), 0)
+    order = np.lexsort((inter.indices, first, rows))
+    rank = np.empty(rows.size, dtype=np.int64)
+    rank[order] = np.arange(rows.size) - inter.indptr[rows[order]]
+    return rank >= (counts - n_held)[rows]
 
 
 def split_by_mask(

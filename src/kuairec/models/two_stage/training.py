@@ -21,7 +21,7 @@ from kuairec.models.two_stage.features import (
     candidate_features,
     lookup_stored,
 )
-from kuairec.models.two_stage.ranker import RankData
+from kuairec.models.two_stage.ranker import RankData, prior_of
 from kuairec.models.two_stage.retrieval import retrieve
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,6 +97,7 @@ def rank_data(
     groups: tuple[str, ...],
     unexposed: str,
     drop: frozenset[str] = frozenset(),
+    prior: bool = False,
 ) -> tuple[RankData, np.ndarray]:
     """The target users' candidate rows at T, with features and labels; and each row's
     retriever scores (for the held-out comparison with each retriever alone)."""
@@ -128,6 +129,7 @@ def rank_data(
         item=np.concatenate([p[2] for p in parts]),
         label=label,
         ideal=ideal,
+        prior=prior_of(np.concatenate([p[6] for p in parts])) if prior else None,
     )
     return data, np.vstack([p[5] for p in parts])
 
@@ -141,7 +143,7 @@ def _block(retrievers, ctx, split, rule, users, n_candidates, groups, drop) -> t
     label = np.full(cand.size, -1, dtype=np.int32)  # -1: not exposed after T
     stored, value = lookup_stored(targets, cand.rows, cand.items)
     label[stored] = rule.relevance(value[stored], cand.items[stored])
-    return feats.values, user, cand.items, label, feats.names, cand.scores
+    return feats.values, user, cand.items, label, feats.names, cand.scores, cand.ranks[:, 0]
 
 
 def _known_scorer(model: Recommender, users: np.ndarray) -> Any:
