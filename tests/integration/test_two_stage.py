@@ -75,6 +75,21 @@ def test_candidates_score_above_every_other_video(model, split) -> None:
         assert not np.isin(mine, model.context_.history[users[r]].indices).any()  # unseen
 
 
+def test_candidates_follow_the_ranker_plus_the_first_retrievers_prior(model, split) -> None:
+    from kuairec.models.two_stage.features import candidate_features
+    from kuairec.models.two_stage.ranker import prior_of
+
+    users = split[1].users[:8]
+    cand = model.candidates(users)
+    feats = candidate_features(model.context_, cand, model.context_.history[users], users)
+    want = model.booster_.predict(feats.values) + prior_of(cand.ranks[:, 0])
+    got = model.score(users)[cand.rows, cand.items]
+    for r in range(users.size):
+        mine = cand.rows == r
+        order = np.lexsort((cand.items[mine], -cand.scores[mine, 0], -want[mine]))
+        assert np.all(np.diff(got[mine][order]) < 0)  # strictly descending in that order
+
+
 def test_save_load_round_trip_gives_identical_scores(model, split, tmp_path: Path) -> None:
     train, test = split
     path = model.save(tmp_path / "m")

@@ -27,6 +27,7 @@ from kuairec.models.two_stage.ranker import (  # noqa: E402
     groups_of,
     held_out_ndcg,
     ndcg_at_k,
+    prior_of,
     search,
 )
 from kuairec.models.two_stage.retrieval import Candidates, retrieve  # noqa: E402
@@ -366,6 +367,24 @@ def test_the_search_is_deterministic_and_keeps_defaults_without_a_clear_gain() -
     assert len({tuple(t.params.values()) for t in a.trials}) == 3
     # every trial is perfect on this toy: no gain over the defaults, so they stay
     assert a.chosen == 0 and a.decision == "defaults"
+
+
+def test_boosting_starts_from_the_first_retrievers_order() -> None:
+    assert prior_of(np.array([0, 1, 9, np.nan])).tolist() == pytest.approx(
+        [0.0, -math.log(2), -math.log(10), -math.log1p(1e9)]
+    )  # NaN: a row the first retriever did not score, below every ranked one
+    data = _toy(seed=2)
+    rank = np.tile(np.arange(10), 300).astype(float)  # the first retriever's positions
+    data.item = 9 - rank.astype(np.int64)  # item order is the reverse of its order
+    data.label[:] = (rank < 2).astype(np.int32)  # it is right: its top 2 are the positives
+    data.ideal = {u: np.array([1, 1]) for u in range(300)}
+    data.x[:] = 0.5  # and the features say nothing: no tree can split
+    data.prior = prior_of(rank)
+    choice = search(data, _cfg(n_trials=1, max_rounds=10))
+    sel = choice.row_roles == 1
+    assert np.nanmean(held_out_ndcg(choice.booster, data, sel)) == pytest.approx(1.0)
+    data.prior = None  # the same booster alone: every score ties, ties go by item index
+    assert np.nanmean(held_out_ndcg(choice.booster, data, sel)) < 0.5
 
 
 def test_no_signal_leaves_no_ranker() -> None:

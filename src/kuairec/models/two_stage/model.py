@@ -55,7 +55,7 @@ class TwoStageConfig:
     holdout_days: float = param(7.0, gt=0, doc="T = this many days before the log's last view")
     cut: Literal["auto", "time", "user"] = "auto"  # auto: by time unless few users after T
     label: str = "wr>2"
-    unexposed: Literal["drop", "negative", "live"] = "live"
+    unexposed: Literal["drop", "negative", "live"] = "negative"
     feature_groups: list[str] = param(list(GROUPS), doc="of retrieval, item, match, user")
     drop_features: list[str] = param([], doc="feature columns left out, by name")
     prior: bool = True  # boosting starts from the first retriever's order (-log1p(rank))
