@@ -10,7 +10,6 @@ docs/benchmarks-run.md together with the machine they came from.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -76,7 +75,9 @@ def main() -> None:
         cmd += ["--models", models]
     seconds, rss = timed(cmd, env)
     (folder,) = list(runs.iterdir())
-    doc = json.loads((folder / "metrics.json").read_text())
+    from kuairec.pipeline import metrics_file
+
+    result = metrics_file.read(folder / "metrics.json")
     lines = [
         f"## kuairec run, scale {args.scale:g} ({time.strftime('%Y-%m-%d')})",
         "",
@@ -88,11 +89,12 @@ def main() -> None:
         "| model | ndcg@10 | 95% CI | fit s | eval s | peak RSS MB |",
         "|---|---|---|---|---|---|",
     ]
-    for name, e in sorted(doc["models"].items(), key=lambda kv: -kv[1]["metrics"]["ndcg@10"]):
-        lo, hi = e["ci"]["ndcg@10"]
+    for name in result.ranked():
+        e = result.models[name]
+        lo, hi = e.ci["ndcg@10"]
         lines.append(
-            f"| {name} | {e['metrics']['ndcg@10']:.4f} | [{lo:.4f}, {hi:.4f}] | "
-            f"{e['fit_seconds']:.1f} | {e['eval_seconds']:.2f} | {e['peak_rss_mb']:.0f} |"
+            f"| {name} | {e.value():.4f} | [{lo:.4f}, {hi:.4f}] | "
+            f"{e.cost.fit_seconds:.1f} | {e.cost.eval_seconds:.2f} | {e.cost.peak_rss_mb:.0f} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

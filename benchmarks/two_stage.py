@@ -62,13 +62,14 @@ def evaluate(model: Any, train: Any, test: Any) -> Any:
     return evaluate_model(model, test, train, n_bootstrap=1000, seed=0)
 
 
-def fit(name: str, params: dict[str, Any], train: Any, **resources: Any) -> tuple[Any, str]:
+def fit(name: str, params: dict[str, Any], train: Any, fitted: Any = None) -> tuple[Any, str]:
     """The fitted model and its fit time: wall seconds and CPU seconds (all threads; on
     a shared machine the CPU seconds are the better guide to an idle machine's wall)."""
     from kuairec.models import create_model
+    from kuairec.models.base import FitResources
 
     t0, c0 = time.perf_counter(), time.process_time()
-    model = create_model(name, params, **resources).fit(train)
+    model = create_model(name, params).fit(train, resources=FitResources(fitted=fitted or {}))
     return model, f"{time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s CPU"
 
 
@@ -100,7 +101,7 @@ def one_dataset(args: argparse.Namespace, seed: int) -> None:
         for params in VARIANTS[variant]:
             reuse = {n: m for n, m in fitted.items()} if args.reuse else {}
             model, seconds = fit("two_stage", {**args.params, **params}, train,
-                                 fitted_retrievers=reuse)  # fmt: skip
+                                 fitted=reuse)  # fmt: skip
             result = evaluate(model, train, test)
             s = model.fit_summary_
             rc = recall_ceiling(model, test, "wr>2", train)

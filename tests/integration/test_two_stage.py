@@ -156,7 +156,9 @@ def test_fitted_retrievers_with_matching_parameters_are_reused(split) -> None:
 
     train = split[0]
     ease = create_model("ease").fit(train)
-    m = create_model("two_stage", FAST, fitted_retrievers={"ease": ease}).fit(train)
+    from kuairec.models.base import FitResources
+
+    m = create_model("two_stage", FAST).fit(train, resources=FitResources(fitted={"ease": ease}))
     assert m.retrievers_["ease"] is ease and m.fit_summary_.reused == ["ease"]
     pop = create_model("popularity").fit(train)
     other = retriever_configs(["ease", "popularity"], {"ease": {"l2": 50.0}})

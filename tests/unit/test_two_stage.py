@@ -445,3 +445,13 @@ def test_bad_retrievers_are_refused_before_any_work(values, message) -> None:
     train = _timed_train()
     with pytest.raises(ConfigError, match=message):
         model.fit(train)
+
+
+def test_non_finite_values_are_saved_as_finite_arrays_and_codes() -> None:
+    from kuairec.models.two_stage.features import pack, unpack
+
+    arr = np.array([[1.5, np.nan], [np.inf, -np.inf]], np.float32)
+    state = pack("x", arr)
+    assert set(state) == {"x", "x_nonfinite"} and np.isfinite(state["x"]).all()
+    np.testing.assert_array_equal(unpack("x", state), arr)
+    assert set(pack("y", np.ones(3))) == {"y"}  # finite arrays are saved as they are

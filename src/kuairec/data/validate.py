@@ -16,7 +16,13 @@ import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kuairec.data.schema import TIME_PATTERN, Column, FileSpec
+from kuairec.data.schema import (
+    DATE_SLACK_DAYS,
+    TIME_PATTERN,
+    Column,
+    FileSpec,
+    first_date_mismatch,
+)
 from kuairec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -207,6 +213,8 @@ def read_checked(
             _check_min(df, path, column)
         if column.bounds is not None and column.kind in ("int", "float"):
             _check_bounds(df, path, column)
+    if "date" in keep and "timestamp" in keep:
+        _check_date_agrees(df, path)
     if skip:
         counts = _count_bytes(path, b",: ")
         if counts[","] != (len(spec.columns) - 1) * (df.height + 1):
@@ -363,6 +371,21 @@ def _check_bounds(df: pl.DataFrame, path: Path, column: Column) -> None:
             file=path,
             row=row + _FIRST_DATA_LINE,
             column=column.name,
+        )
+
+
+def _check_date_agrees(df: pl.DataFrame, path: Path) -> None:
+    """A row's ``date`` must be its ``timestamp``'s day, give or take the time zone
+    (:func:`kuairec.data.schema.first_date_mismatch`); no window of years is imposed."""
+    date, ts = df["date"], df["timestamp"]
+    row = first_date_mismatch(date.to_numpy(), ts.to_numpy())
+    if row is not None:
+        raise DataError(
+            f"date {date[row]!r} is not the day of the row's timestamp {ts[row]!r} (more than "
+            f"{DATE_SLACK_DAYS} days apart, whatever the time zone)",
+            file=path,
+            row=row + _FIRST_DATA_LINE,
+            column="date",
         )
 
 

@@ -171,6 +171,13 @@ class BPRRecommender(_ImplicitModel):
     """
 
     name = "bpr"
+    cost = "moderate"
+    tune_trials = 5  # a fit costs ~10x ALS's: fewer trials keep the default run's budget
+    deterministic = False
+    nondeterministic_reason = (
+        "implicit's BPR updates the factors from several threads at once (Hogwild): the "
+        "same seed gives slightly different factors from run to run unless num_threads = 1"
+    )
     Config = BPRConfig
     history_reason = (
         "BPR's factors come from pairwise SGD and have no closed-form fold-in for a new "
@@ -207,6 +214,11 @@ class BPRRecommender(_ImplicitModel):
         self._fit_users = x.shape[0]
         # a copy: implicit needs writable buffers and a cached dataset's are read-only
         self._run(make, self.with_uniform_rows(x, c.uniform_negatives), progress)
+
+    @property
+    def state_width(self) -> int:
+        """implicit's BPR stores one item-bias column beside the factors."""
+        return self.config.factors + 1
 
     def set_factors(self, user_f: np.ndarray, item_f: np.ndarray, x: sp.csr_matrix) -> None:
         n = getattr(self, "_fit_users", x.shape[0])  # without the sampling-only rows

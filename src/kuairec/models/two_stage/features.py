@@ -93,20 +93,22 @@ class FeatureContext:
     notes: list[str] = field(default_factory=list)
 
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays for weights.npz (prefix ``ctx_``)."""
+        """Arrays for weights.npz (prefix ``ctx_``). NaN and infinities (a missing rate,
+        no cut-off) are saved as finite values plus a code array (:func:`pack`): the
+        loader refuses any non-finite float as damage."""
         out = {
-            "ctx_cutoff": np.asarray([self.cutoff]),
+            **pack("ctx_cutoff", np.asarray([self.cutoff])),
             "ctx_rule": np.asarray([self.rule.inclusive, self.rule.graded, self.rule.clip]),
-            "ctx_cut": self.rule.cut,
-            "ctx_items": self.items.values,
+            **pack("ctx_cut", self.rule.cut),
+            **pack("ctx_items", self.items.values),
             "ctx_item_names": np.asarray(self.items.names, dtype=str),
-            "ctx_profile": self.profile.values,
+            **pack("ctx_profile", self.profile.values),
             "ctx_profile_names": np.asarray(self.profile.names, dtype=str),
             **csr_state("ctx_history", self.history),
         }
         for name in ("category", "tags", "log_dur"):
             if getattr(self, name) is not None:
-                out[f"ctx_{name}"] = getattr(self, name)
+                out |= pack(f"ctx_{name}", getattr(self, name))
         if self.social is not None:
             out |= csr_state("ctx_social", self.social)
         return out
@@ -114,22 +116,52 @@ class FeatureContext:
     @classmethod
     def from_state(cls, state: Any) -> FeatureContext:
         inclusive, graded, clip = (float(v) for v in state["ctx_rule"])
-        rule = LabelRule(np.asarray(state["ctx_cut"], np.float64), bool(inclusive), bool(graded),
-                         clip)  # fmt: skip
+        cut = unpack("ctx_cut", state).astype(np.float64)
+        rule = LabelRule(cut, bool(inclusive), bool(graded), clip)
         history = csr_from_state("ctx_history", state)
         names = set(state)
+
+        def optional(name: str) -> np.ndarray | None:
+            return unpack(name, state) if name in names else None
+
         return cls(
-            cutoff=float(state["ctx_cutoff"][0]),
+            cutoff=float(unpack("ctx_cutoff", state)[0]),
             history=history,
             positives=positive_pattern(history, rule),
             rule=rule,
-            items=Block(state["ctx_items"], tuple(state["ctx_item_names"].tolist())),
-            category=state["ctx_category"] if "ctx_category" in names else None,
-            tags=state["ctx_tags"] if "ctx_tags" in names else None,
-            log_dur=state["ctx_log_dur"] if "ctx_log_dur" in names else None,
-            profile=Block(state["ctx_profile"], tuple(state["ctx_profile_names"].tolist())),
+            items=Block(unpack("ctx_items", state), tuple(state["ctx_item_names"].tolist())),
+            category=optional("ctx_category"),
+            tags=optional("ctx_tags"),
+            log_dur=optional("ctx_log_dur"),
+            profile=Block(unpack("ctx_profile", state), tuple(state["ctx_profile_names"].tolist())),
             social=csr_from_state("ctx_social", state) if "ctx_social_shape" in names else None,
         )
+
+
+_CODES = (np.nan, np.inf, -np.inf)  # code 1, 2, 3 in a ``<name>_nonfinite`` array
+
+
+def pack(name: str, arr: np.ndarray) -> dict[str, np.ndarray]:
+    """``arr`` with its non-finite values set to 0, and where it had any, an int8
+    ``<name>_nonfinite`` array saying which (1 NaN, 2 +inf, 3 -inf; 0 finite)."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "fc" or np.isfinite(arr).all():
+        return {name: arr}
+    codes = np.zeros(arr.shape, np.int8)
+    codes[np.isnan(arr)] = 1
+    codes[np.isposinf(arr)] = 2
+    codes[np.isneginf(arr)] = 3
+    return {name: np.where(codes == 0, arr, 0).astype(arr.dtype), f"{name}_nonfinite": codes}
+
+
+def unpack(name: str, state: Any) -> np.ndarray:
+    """The array :func:`pack` saved under ``name``."""
+    arr = np.array(state[name])
+    if f"{name}_nonfinite" in state:
+        codes = np.asarray(state[f"{name}_nonfinite"])
+        for code, value in enumerate(_CODES, start=1):
+            arr[codes == code] = value
+    return arr
 
 
 def build_context(train: TrainSet, cutoff: float, rule: LabelRule) -> FeatureContext:

@@ -10,8 +10,9 @@ Fit (RecTools' candidate-ranking pattern, leakage-free by construction):
    after T is left out of training, ``"drop"``, or is a negative, ``"negative"``);
 4. train LightGBM LambdaRank (groups = users) with early stopping and a small search on
    held-out users (:mod:`.ranker`);
-5. refit the retrievers on the whole training log (or take over the caller's, already
-   fitted: ``fitted_retrievers=``) and rebuild the features up to the log's end.
+5. refit the retrievers on the whole training log (or take over the run's, already
+   fitted: ``FitResources.fitted``, ``reuses_fitted``) and rebuild the features up to
+   the log's end.
 
 Score: a row's candidates are ordered by the ranker (ties: by the first retriever) and
 scored by that position; every other video scores below them all, in the first
@@ -26,12 +27,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from kuairec.errors import ModelError
-from kuairec.models.base import Recommender, history_pattern
+from kuairec.models.base import FitResources, Recommender, history_pattern
 from kuairec.models.params import param
 from kuairec.models.two_stage.features import GROUPS
 
@@ -90,8 +91,9 @@ class TwoStageRecommender(Recommender):
     supports_history = True
     requires = ("lightgbm",)
     extra = "rank"
-    cost: ClassVar[str] = "moderate"
-    deterministic: ClassVar[bool] = True
+    reuses_fitted = True
+    cost = "moderate"
+    deterministic = True
     test_settings = {
         "retrievers": ["ease", "popularity"],
         "retriever_params": {"ease": {"l2": 1.0}},
@@ -104,17 +106,13 @@ class TwoStageRecommender(Recommender):
         "num_threads": 1,
     }
 
-    def __init__(
-        self,
-        config: Any = None,
-        *,
-        fitted_retrievers: Mapping[str, Recommender] | None = None,
-        **overrides: Any,
-    ) -> None:
-        super().__init__(config, **overrides)
-        self.fitted_retrievers = dict(fitted_retrievers or {})
-
     # ------------------------------------------------------------------ fitting
+    def _use_resources(self, resources: FitResources) -> None:
+        """The run's already fitted models (``resources.fitted``): a retriever among them
+        with the same parameters, fitted on the same training log, is taken over for
+        inference instead of being refitted (:func:`.training.fit_retrievers`)."""
+        self.fitted_retrievers = dict(resources.fitted)
+
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         from kuairec.models.two_stage import split as split_mod
         from kuairec.models.two_stage import training
@@ -141,7 +139,8 @@ class TwoStageRecommender(Recommender):
         choice = search(data, c)
         seconds["ranker search"] = time.perf_counter() - t
         t = time.perf_counter()
-        self.retrievers_, reused = training.fit_retrievers(configs, train, self.fitted_retrievers)
+        fitted = getattr(self, "fitted_retrievers", {})
+        self.retrievers_, reused = training.fit_retrievers(configs, train, fitted)
         end = _log_end(train)
         full_rule = label_rule(c.label, train.interactions, train.video_duration)
         self.context_ = build_context(train, end, full_rule)
@@ -225,6 +224,20 @@ class TwoStageRecommender(Recommender):
         )
 
     # ------------------------------------------------------------------ persistence
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """The saved arrays' shapes that model.json implies (checked on load)."""
+        n_users, n_items = self.n_users_, self.n_items_
+        return {
+            "ctx_items": (n_items, None),
+            "ctx_cut": (n_items,),
+            "ctx_profile": (n_users, None),
+            "ctx_history_shape": (n_users, n_items),
+            "ctx_category": (n_items,),
+            "ctx_tags": (n_items, None),
+            "ctx_log_dur": (n_items,),
+            "ctx_social_shape": (n_users, n_users),
+        }
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return {
             **self.context_.state(),

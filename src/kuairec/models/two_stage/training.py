@@ -81,7 +81,7 @@ def _matches(model: Any, name: str, config: dict[str, Any], train: TrainSet) -> 
     trained_on = f"{train.n_users} users x {train.n_items} items, {inter.nnz} user-item pairs"
     return bool(
         getattr(model, "is_fitted", False)
-        and model.name == name
+        and (getattr(model, "registered_as", None) or model.name) == name
         and config_to_dict(model.config) == config
         and model.fingerprint_ == train.fingerprint()
         and model.trained_on_ == trained_on
