@@ -128,11 +128,22 @@ def _first_per_id(
     return df
 
 
+#: The daily counts kept by date (the ``days`` column of :func:`build_item_daily`): what
+#: time-windowed features need (:func:`kuairec.data.features.daily_stats`).
+DAILY_BY_DATE = (
+    "show_cnt", "play_cnt", "complete_play_cnt", "valid_play_cnt", "play_duration",
+    "like_cnt", "comment_cnt", "follow_cnt", "share_cnt",
+)  # fmt: skip
+
+
 def build_item_daily(
     path: Path, users: IdMap, items: IdMap, report: CleaningReport
 ) -> pl.DataFrame:
     """One row per item_idx with daily data: attributes of its first day, sums of the
-    daily counts, mean play_progress, rates (complete plays / plays ...) and days seen."""
+    daily counts, mean play_progress, rates (complete plays / plays ...) and days seen;
+    ``days`` keeps the video's rows by date (a list of ``date`` + :data:`DAILY_BY_DATE`
+    structs, ascending), so that a window of days can be summed later without leaking
+    the days after it."""
     import polars as pl
 
     df = read_checked(path, schema.ITEM_DAILY_FEATURES)
@@ -164,6 +175,7 @@ def build_item_daily(
             pl.col("date").max().alias("last_date"),
             pl.col("play_progress").mean().alias("mean_play_progress"),
             *[pl.col(c).sum() for c in counts],
+            pl.struct("date", *DAILY_BY_DATE).alias("days"),  # one entry per day, by date
         )
     )
     return agg.with_columns(

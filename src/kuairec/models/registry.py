@@ -96,6 +96,7 @@ _MODELS: dict[str, str | Preset] = {
     ),
     "two_tower": "kuairec.models.two_tower:TwoTowerRecommender",
     "two_tower_bce": variant("kuairec.models.two_tower:TwoTowerRecommender", loss="bce"),
+    "two_stage": "kuairec.models.two_stage.model:TwoStageRecommender",
     "oracle": "kuairec.models.oracle:OracleRecommender",
 }
 
