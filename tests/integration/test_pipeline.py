@@ -229,3 +229,44 @@ def test_a_follower_takes_over_the_followed_models_parameters(
     metrics = json.loads((execute(cfg) / "metrics.json").read_text())
     assert seen == metrics["models"]["ease"]["config"]  # ease's config as used
     assert metrics["models"]["itemknn"]["config"]["shrinkage"] == 7.0
+
+
+def test_a_model_folds_in_after_its_validation_scores(small_synthetic_dir, tmp_path, monkeypatch):
+    """A model fitted on the validation fit part is scored there as fitted (the baseline
+    choice and the validity section read that), and only then folded in on the whole
+    log for the test: folding in first would put the held-out pairs into its input."""
+    from kuairec.models.autoencoder import AutoencoderRecommender
+    from kuairec.pipeline import fitting, tuning
+
+    events: list[tuple[str, int]] = []
+    score, fold = tuning.score_validation, AutoencoderRecommender.fold_in
+
+    def spy_score(model, validation):
+        if isinstance(model, AutoencoderRecommender):
+            events.append(("score", int(model.x_.nnz)))
+        return score(model, validation)
+
+    def spy_fold(self, train):
+        events.append(("fold_in", int(train.interactions.nnz)))
+        return fold(self, train)
+
+    monkeypatch.setattr(tuning, "score_validation", spy_score)
+    monkeypatch.setattr(AutoencoderRecommender, "fold_in", spy_fold)
+    cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity", "autoencoder"],
+               model_params={"autoencoder": {"max_epochs": 2}})  # fmt: skip
+    job_models = []
+    real = fitting.fit_and_evaluate
+
+    def keep(*args, **kwargs):
+        f = real(*args, **kwargs)
+        job_models.append(f)
+        return f
+
+    monkeypatch.setattr(fitting, "fit_and_evaluate", keep)
+    result = _result(execute(cfg))
+    (ae,) = [f for f in job_models if f.name == "autoencoder"]
+    assert [e[0] for e in events] == ["score", "fold_in"]
+    fit_part_nnz, whole_nnz = events[0][1], events[1][1]
+    assert fit_part_nnz < whole_nnz  # scored on the fit part's rows, folded in the whole log
+    assert ae.early.model.x_.nnz == fit_part_nnz and ae.model.x_.nnz == whole_nnz
+    assert result.models["autoencoder"].validation.source == "its own fit on the fit part"

@@ -318,3 +318,29 @@ def test_temporal_experiment_from_csv(tmp_path):
     assert test.users.tolist() == [0]  # raw user 1
     assert train.items.to_raw(_rows(test.relevance)[0]).tolist() == [18, 19]
     assert train.interactions.nnz == 9  # 8 of user 1, 1 of user 2
+
+
+def test_temporal_holdout_cuts_per_user_when_few_users_are_in_the_last_days():
+    """MovieLens-like: most users rated long ago, 5 of 200 in the last week. Validating
+    on 5 users is noise: each user's last 20% of pairs is held out instead."""
+    from kuairec.evaluation.validation import temporal_kind
+
+    rng = np.random.default_rng(0)
+    u, i, ts = [], [], []
+    for user in range(200):
+        late = user < 5
+        for j, item in enumerate(rng.choice(50, size=10, replace=False)):
+            u.append(user)
+            i.append(int(item))
+            ts.append(((55 if late else 0) + j * 0.5) * DAY)
+    train = _train_set(u, i, ts, 200, 50)
+    assert temporal_kind(train) == "user"
+    fit, test = temporal_holdout(train, holdout_days=7.0)
+    assert test.users.size > 150  # nearly every user validates, not 5
+    inter = train.interactions
+    for user in (0, 17, 199):  # each user's 2 latest pairs (20% of 10) are held out
+        lo, hi = inter.indptr[user], inter.indptr[user + 1]
+        latest = set(inter.indices[lo:hi][np.argsort(inter.first_timestamp[lo:hi])[-2:]])
+        held = {int(c) for c in _rows(test.relevance)[int(np.searchsorted(test.users, user))]}
+        assert held <= latest  # (a held-out video unknown to the fit part is dropped)
+        assert not held & {int(c) for uu, c in _pairs(fit.interactions) if uu == user}

@@ -209,6 +209,14 @@ class Recommender(abc.ABC):
     def _use_resources(self, resources: FitResources) -> None:  # noqa: B027 - optional hook
         """Take what this model declares it uses from ``resources`` (nothing here)."""
 
+    def fold_in(self, train: TrainSet) -> Self:
+        """After a fit on the validation split's fit part (``uses_validation``): score
+        known users from their rows of ``train`` (the whole training log) from now on,
+        without training again, where the model can (the autoencoder: its input rows).
+        Nothing here. The pipeline calls it once the model's validation scores are taken
+        and before the test: the held-out validation pairs are a user's latest."""
+        return self
+
     # ------------------------------------------------------------------ serving
     def serving_copy(self, top_n: int = 0) -> Recommender:
         """The form this model serves in (itself here). ``top_n`` > 0 lets a model with

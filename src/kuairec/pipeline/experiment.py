@@ -74,13 +74,16 @@ class Validation:
         return fit, valid.restrict(self.select)
 
     def info(self) -> ValidationInfo:
-        from kuairec.evaluation.validation import HALVES_RULE, WHY
+        from kuairec.evaluation.validation import HALVES_RULE, WHY, temporal_kind
 
         _, valid = self.parts()
+        why = WHY[self.kind]
+        if self.kind == "temporal" and temporal_kind(self.train) == "user":
+            why = WHY["temporal/user"]
         n_select = int(self.select.sum())
         return ValidationInfo(
             split=self.kind,
-            reason=WHY[self.kind],
+            reason=why,
             label=self.label,
             n_users=int(valid.users.size),
             n_pairs=int(valid.relevance.nnz),

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from kuairec.models.base import Recommender
     from kuairec.pipeline.config import RunConfig
     from kuairec.pipeline.experiment import Experiment
+    from kuairec.pipeline.tuning import ValidationFit
 
 
 @dataclass(eq=False)
@@ -37,6 +38,7 @@ class FittedModel:
     evaluation: EvalResult
     top_items: np.ndarray
     top_scores: np.ndarray
+    early: ValidationFit | None = None  # fitted on the validation fit part (uses_validation)
 
     def result_segments(self) -> dict[str, dict[str, dict[str, float | int | None]]]:
         """The evaluation's segments as plain JSON values (family -> group -> metric)."""
@@ -93,6 +95,10 @@ def fit_and_evaluate(
     )
     with progress.stage(f"{name}: fit"), measure() as fit_cost:
         model.fit(train, valid, progress=progress, resources=resources)
+    early = None
+    if cls.uses_validation:  # scored on the validation split as fitted, then folded in
+        early = _early_fit(model, exp, cfg)
+        model.fold_in(exp.train)
     with progress.stage(f"{name}: evaluate"), measure() as eval_cost:
         evaluation, items, scores = evaluate_fitted(model, exp, cfg)
     cost = CostInfo(
@@ -100,9 +106,20 @@ def fit_and_evaluate(
         eval_seconds=round(eval_cost.seconds, 3),
         peak_rss_mb=round(max(fit_cost.peak_rss_mb, eval_cost.peak_rss_mb), 1),
     )
-    return FittedModel(
-        name, model, model_result(model, evaluation, cost), evaluation, items, scores
-    )
+    result = model_result(model, evaluation, cost)
+    return FittedModel(name, model, result, evaluation, items, scores, early)
+
+
+def _early_fit(model: Any, exp: Experiment, cfg: RunConfig) -> ValidationFit:
+    """A model fitted on the validation split's fit part, scored there before it is
+    folded in: a shallow copy keeps the fit part's state (fold_in replaces, never edits,
+    what it changes), for the baseline choice and the validity section."""
+    import copy
+
+    from kuairec.pipeline.tuning import ValidationFit, score_validation
+
+    values = score_validation(model, exp.validation(cfg))
+    return ValidationFit(copy.copy(model), values, "its own fit on the fit part")
 
 
 def evaluate_fitted(model: Any, exp: Experiment, cfg: RunConfig) -> tuple[Any, Any, Any]:

@@ -124,12 +124,15 @@ def _run_one(name: str, job: Job) -> None:
 def _tune(name: str, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     """The model's tuned parameters (user-given ones stay fixed), or ``params`` when it
     is not tuned in the run."""
+    from kuairec.models.registry import tunable_models
     from kuairec.pipeline.fitting import create_for_run
     from kuairec.pipeline.tuning import study, trials_for, tunable
 
     cfg = job.cfg
     n_trials = trials_for(name, cfg)
-    if n_trials < 1 or not set(tunable(name)) - set(params):
+    if n_trials < 1 or name not in tunable_models():  # a preset may fix the whole space
+        return params
+    if not set(tunable(name)) - set(params):  # the user fixed everything searched
         return params
     with job.progress.stage(f"{name}: tune ({n_trials} trials)"):
         record, fit = study(

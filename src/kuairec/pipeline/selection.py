@@ -48,10 +48,8 @@ def validation_fits(
             continue
         if name in from_tuning:
             out[name] = from_tuning[name]
-        elif cls.uses_validation:  # already fitted on the fit part, stopped on a half
-            out[name] = ValidationFit(
-                f.model, score_validation(f.model, validation), "its own fit on the fit part"
-            )
+        elif f.early is not None:  # fitted on the fit part, stopped on the selection half
+            out[name] = f.early
         elif cls.cost != "heavy":
             with progress.stage(f"{name}: fit on the validation split"):
                 fit_part, early = validation.for_fit()

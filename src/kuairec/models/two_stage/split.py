@@ -36,11 +36,9 @@ from kuairec.errors import ModelError
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
-    from kuairec.data.dataset import Interactions, TrainSet
+    from kuairec.data.dataset import TrainSet
 
 RANDOM_SHARE = 0.2  # of each user's pairs, as targets, when the log has no timestamps
-USER_SHARE = 0.2  # of each user's last pairs, as targets, in the per-user cut
-MIN_TIME_USERS = 100  # "auto": fewer users with a pair after T than this: cut per user
 
 
 @dataclass(eq=False)
@@ -61,11 +59,11 @@ class CutoffSplit:
 
 
 def cut_at(train: TrainSet, holdout_days: float, seed: int = 0, mode: str = "auto") -> CutoffSplit:
-    """Cut ``train``: ``mode`` "time" at its temporal validation cut-off T, "user" at each
-    user's own last ``USER_SHARE`` of pairs, "auto" by time unless fewer users than
-    ``MIN_TIME_USERS`` and than a tenth of all users have a pair after T. A log without
-    timestamps is cut at random (seeded) whatever the mode."""
-    from kuairec.evaluation.validation import temporal_cutoff
+    """Cut ``train``: ``mode`` "time" at its temporal validation cut-off T, "user" at
+    each user's own last 20% of pairs, "auto" by time unless few users have a pair after
+    T (:func:`kuairec.evaluation.validation.few_after_cut`, the validation split's rule).
+    A log without timestamps is cut at random (seeded) whatever the mode."""
+    from kuairec.evaluation.validation import few_after_cut, last_share, temporal_cutoff
 
     inter = train.interactions
     cutoff = temporal_cutoff(inter.first_timestamp, holdout_days)
@@ -74,27 +72,13 @@ def cut_at(train: TrainSet, holdout_days: float, seed: int = 0, mode: str = "aut
         return split_by_mask(train, after, np.zeros(inter.nnz, bool), float("inf"), "random")
     first = np.nan_to_num(inter.first_timestamp, nan=-np.inf)
     after = first > cutoff
-    users_after = np.unique(inter.row_users()[after]).size
-    few = users_after < min(MIN_TIME_USERS, max(1, -(-inter.n_users // 10)))
-    if mode == "user" or (mode == "auto" and few):
-        after = _last_share(inter, first)
+    if mode == "user" or (mode == "auto" and few_after_cut(inter, after)):
+        after = last_share(inter)  # the validation split's own per-user rule
         return split_by_mask(train, after, np.zeros(inter.nnz, bool), float("inf"), "user")
     if not after.any():
         raise ModelError("two_stage: no training pair lies after the cut-off: nothing to learn")
     last = np.nan_to_num(inter.last_timestamp, nan=-np.inf)
     return split_by_mask(train, after, ~after & (last > cutoff), cutoff, "temporal")
-
-
-def _last_share(inter: Interactions, first: np.ndarray) -> np.ndarray:
-    """Each user's last ``USER_SHARE`` of pairs by first view (users with 2+ pairs; ties:
-    by item), the rule of the temporal protocol's test one step earlier."""
-    rows = inter.row_users().astype(np.int64)
-    counts = inter.user_counts()
-    n_held = np.where(counts >= 2, np.clip(np.floor(USER_SHARE * counts), 1, None), 0)
-    order = np.lexsort((inter.indices, first, rows))
-    rank = np.empty(rows.size, dtype=np.int64)
-    rank[order] = np.arange(rows.size) - inter.indptr[rows[order]]
-    return rank >= (counts - n_held)[rows]
 
 
 def split_by_mask(

@@ -116,6 +116,8 @@ def _fitted_on(name: str, split: Any, job: Job, reuse: bool) -> Any:
 
     if reuse and name in job.valid_fits:
         return job.valid_fits[name].model
+    if reuse and job.fitted[name].early is not None:  # as fitted, before its fold-in
+        return job.fitted[name].early.model
     scratch = None if job.exp.scratch is None else job.exp.scratch / "validity"
     again = create_for_run(name, job.cfg, job.fitted[name].result.config, scratch)
     fit, early = split.for_fit()
