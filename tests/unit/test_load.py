@@ -368,3 +368,29 @@ def test_aggregate_sorted_of_nothing() -> None:
     empty = np.array([], dtype=np.int64)
     got = aggregate_sorted(empty, empty, np.array([]), None, 3, 4)
     assert got.nnz == 0 and got.indptr.tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("distinct_max", [1 << 16, 10])  # distinct values; every row
+def test_range_check_finds_the_first_bad_row_whichever_path(
+    distinct_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import polars as pl
+
+    from kuairec.data import validate
+
+    monkeypatch.setattr(validate, "_DISTINCT_MAX", distinct_max)
+    days = np.arange(336) % 28 + 1 + 100 * (np.arange(336) // 28 + 1)  # 12 x 28 real days
+    dates = 20200000 + np.resize(days, 100_000)
+    column = schema.BIG.column("date")
+    validate._check_bounds(pl.DataFrame({"date": dates}), Path("m.csv"), column)
+    dates[[70_001, 90_000]] = 20200230  # 30 February, twice: the first is reported
+    with pytest.raises(DataError, match="line 70003.*20200230"):
+        validate._check_bounds(pl.DataFrame({"date": dates}), Path("m.csv"), column)
+    durations = np.full(100_000, 5, dtype=np.int64)
+    durations[[50, 60]] = -1  # below the interval's low end, seen by min / max first
+    with pytest.raises(DataError, match="line 52.*-1"):
+        validate._check_bounds(
+            pl.DataFrame({"video_duration": durations}),
+            Path("m.csv"),
+            schema.BIG.column("video_duration"),
+        )

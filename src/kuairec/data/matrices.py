@@ -152,19 +152,25 @@ def process_matrix(
 def sort_keys(key: np.ndarray, key_bound: int) -> tuple[np.ndarray, np.ndarray]:
     """(sorted keys, the stable argsort), consuming ``key``.
 
-    When key and row number fit together in 63 bits, one in-place sort of the packed
-    ``key << row_bits | row`` replaces an argsort and a gather (about 3x faster)."""
+    When key and row number fit together in 63 bits, one sort of the packed
+    ``key << row_bits | row`` replaces an argsort and a gather (about 3x faster); polars
+    sorts it (on every core: 3x numpy's ``sort`` on 2 cores at 12.7M rows). The packed
+    values are distinct, so any sort gives the one order."""
+    import polars as pl
+
     n = key.size
     row_bits = max(int(n - 1).bit_length(), 1)
     if max(int(key_bound - 1).bit_length(), 1) + row_bits > 63:
         order = np.argsort(key, kind="stable")
         return key[order], order
     order = np.arange(n, dtype=np.int64)
+    key = np.asarray(key, dtype=np.int64)
     key <<= row_bits
     key |= order
-    key.sort()
-    np.bitwise_and(key, (1 << row_bits) - 1, out=order)
-    key >>= row_bits
+    packed = pl.Series(key, dtype=pl.Int64).sort().to_numpy()
+    np.bitwise_and(packed, (1 << row_bits) - 1, out=order)
+    np.right_shift(packed, row_bits, out=key)  # the caller's buffer, reused
+    del packed
     return key, order
 
 
