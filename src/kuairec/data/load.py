@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -155,25 +155,29 @@ class _Steps:
 def build(
     folder: Path, files: dict[str, Path | None], workdir: Path, say: Any = None
 ) -> tuple[KuaiRecDataset, dict[str, Any]]:
-    """Parse and clean every file of ``folder`` into a dataset; logs go to ``workdir``."""
+    """Parse and clean every file of ``folder`` into a dataset; logs go to ``workdir``.
+
+    One thread parses the side files while the matrices are parsed (the parse leaves a
+    core idle), then maps their ids while the matrices are cleaned. The matrices are
+    processed one after the other, which bounds the peak memory."""
     from kuairec.data import describe, matrices
 
     say = say or (lambda message: None)
     report = CleaningReport()
-    say(f"reading {schema.BIG.name}")
-    frames = {"big": matrices.read_matrix(files["big"], schema.BIG)}
-    say(f"reading {schema.SMALL.name}")
-    frames["small"] = matrices.read_matrix(files["small"], schema.SMALL)
-    report.rows_read = {k: int(f["watch_ratio"].size) for k, f in frames.items()}
-    users = matrices.IdIndex(*(f["user_id"].unique() for f in frames.values()), name="user_id")
-    items = matrices.IdIndex(*(f["video_id"].unique() for f in frames.values()), name="video_id")
-    durations = matrices.DurationStats(len(items.map))
-    logs = {which: workdir / f"log_{which}.arrow" for which in ("big", "small")}
-    say("cleaning and aggregating the matrices; reading the side files")
-    # the side files are read while the matrices are processed (polars and numpy release
-    # the GIL); the matrices one after the other, which bounds the peak memory
+    maps: Future = Future()  # (users, items), handed to the side-file thread
     with ThreadPoolExecutor(max_workers=1) as pool:
-        side_files = pool.submit(_read_side_files, folder, files, users, items, report)
+        side_files = pool.submit(_side_files, folder, files, maps, report)
+        try:
+            frames, users, items = _read_matrices(files, report, say)
+            if side_files.done():
+                side_files.result()  # a bad side file: fail now, after the matrices' checks
+        except BaseException:
+            maps.cancel()  # the side-file thread stops at its next file
+            raise
+        maps.set_result((users, items))
+        durations = matrices.DurationStats(len(items.map))
+        logs = {which: workdir / f"log_{which}.arrow" for which in ("big", "small")}
+        say("cleaning and aggregating the matrices; building the side data")
         built = {}
         for which in ("small", "big"):
             if side_files.done():
@@ -204,6 +208,22 @@ def build(
     return ds, summary
 
 
+def _read_matrices(
+    files: dict[str, Path | None], report: CleaningReport, say: Any
+) -> tuple[dict[str, Any], Any, Any]:
+    """The two matrices' columns (strictly read) and their id indexes (users, items)."""
+    from kuairec.data import matrices
+
+    say(f"reading {schema.BIG.name} (the side files beside it)")
+    frames = {"big": matrices.read_matrix(files["big"], schema.BIG)}
+    say(f"reading {schema.SMALL.name}")
+    frames["small"] = matrices.read_matrix(files["small"], schema.SMALL)
+    report.rows_read = {k: int(f["watch_ratio"].size) for k, f in frames.items()}
+    users = matrices.IdIndex(*(f["user_id"].unique() for f in frames.values()), name="user_id")
+    items = matrices.IdIndex(*(f["video_id"].unique() for f in frames.values()), name="video_id")
+    return frames, users, items
+
+
 def _count_cleaning(report: CleaningReport, built: dict[str, Any]) -> None:
     big, small = built["big"], built["small"]
     report.duplicates_dropped = big.duplicates
@@ -221,25 +241,37 @@ def _count_cleaning(report: CleaningReport, built: dict[str, Any]) -> None:
     report.cold_test_items = int(np.count_nonzero(small.items_seen & ~big.items_seen))
 
 
-def _read_side_files(
-    folder: Path,
-    files: dict[str, Path | None],
-    users: Any,
-    items: Any,
-    report: CleaningReport,
+def _side_files(
+    folder: Path, files: dict[str, Path | None], maps: Future, report: CleaningReport
 ) -> dict[str, Any]:
+    """The side files' dataset fields: every file parsed first (no id maps needed), then,
+    once ``maps`` holds the matrices' id indexes, built in ``side.SIDE_FILES`` order. What
+    a file's reading adds to the cleaning report is added when that file is built, so the
+    report's order is that of building each file in turn."""
     from kuairec.data import side
 
+    parsed: dict[str, tuple[Any, CleaningReport]] = {}
+    for key, spec in side.SIDE_FILES.items():
+        path = files.get(key)
+        if maps.cancelled():
+            return {}
+        if path is not None:
+            scratch = CleaningReport()
+            parsed[key] = (spec.read(path, scratch), scratch)
+    users, items = maps.result()  # CancelledError when the matrices failed
     out: dict[str, Any] = {}
-    for key, (field, builder) in side.SIDE_FILES.items():
-        path = files[key]
-        if path is None:
-            name = schema.FILES_BY_KEY[key].name
-            report.missing_files.append(name)
-            log.warning("%s not found in %s: dataset.%s will be None", name, folder, field)
-            out[field] = None
-        else:
-            out[field] = builder(path, users.map, items.map, report)
-    truth = files.get("truth")
-    out["truth"] = None if truth is None else side.build_truth(truth, users, items, report)
+    for key, spec in side.SIDE_FILES.items():
+        if key not in parsed:
+            if key in schema.FILES_BY_KEY:  # a KuaiRec file (the synthetic truth is extra)
+                name = schema.FILES_BY_KEY[key].name
+                report.missing_files.append(name)
+                log.warning("%s not found in %s: dataset.%s will be None", name, folder, spec.field)
+            out[spec.field] = None
+            continue
+        value, scratch = parsed.pop(key)
+        report.rows_read.update(scratch.rows_read)
+        report.notes.extend(scratch.notes)
+        report.side_ids_dropped.update(scratch.side_ids_dropped)
+        ids = (users, items) if spec.index else (users.map, items.map)
+        out[spec.field] = spec.build(value, *ids, report)
     return out
