@@ -58,7 +58,10 @@ def duplicate_free_mask(
     del in_multi
     h = _row_hash(proposal)
     del proposal
-    by_hash = np.argsort(h)  # not stable: each run's earliest row is found below
+    import polars as pl  # its multi-threaded sort: half numpy's time for ~4M hashes
+
+    by_hash = pl.Series(h).arg_sort().to_numpy()  # not stable: see `earliest` below
+    by_hash = by_hash.astype(np.int64, copy=False)
     h = h[by_hash]
     new_run = np.concatenate([[True], h[1:] != h[:-1]])
     del h
