@@ -12,7 +12,7 @@ the timed run. Prints the table; ``--write`` appends it to docs/benchmarks-run.m
     python benchmarks/bench_run.py                          # default run, scale 0.2
     python benchmarks/bench_run.py --scale 1.0 --models popularity,als,ease,itemknn,bpr \\
         -- --no-validity --no-cold-items
-    python benchmarks/bench_run.py --table runs/<run>       # the table of a finished run
+    python benchmarks/bench_run.py --table runs/<a> runs/<b>  # finished runs, side by side
 """
 
 from __future__ import annotations
@@ -82,29 +82,49 @@ def stage_rows(folder: Path) -> list[tuple[str, float, bool]]:
     return rows
 
 
-def table(folder: Path, run: dict[str, float] | None, eda: dict[str, float] | None) -> str:
-    rows = stage_rows(folder)
-    total = run["wall"] if run else None
-    counted = sum(s for _, s, summed in rows if summed)
-    if total is not None:
-        rows.append(("rest: writing outputs, EDA report, report (untimed stages)",
-                     max(total - counted, 0.0), True))  # fmt: skip
-    base = total or counted
-    lines = ["| stage | seconds | share of the run |", "|---|---|---|"]
-    for name, seconds, summed in rows:
-        share = f"{100 * seconds / base:.1f}%" if summed or name.startswith("  ") else ""
-        lines.append(f"| {name} | {seconds:.1f} | {share} |")
-    if run:
-        lines.append(
-            f"| **whole run** | **{run['wall']:.1f}** | CPU {run['cpu']:.0f} s, "
-            f"peak RSS {run['rss']:,.0f} MB |"
-        )
-    if eda:
-        lines.append(
-            f"| `kuairec eda` alone (separate process) | {eda['wall']:.1f} | CPU "
-            f"{eda['cpu']:.0f} s, peak RSS {eda['rss']:,.0f} MB |"
-        )
+def table(folders: list[Path], labels: list[str] | None = None) -> str:
+    """The per-stage table of one run folder, or of several side by side (same stages
+    joined by name). The whole run's wall, CPU and peak RSS come from ``bench_run.json``
+    (written by this script into the folder), and so does `kuairec eda` alone."""
+    labels = labels or [f.name for f in folders]
+    per_run = [stage_rows(f) for f in folders]
+    timing = [_timing(f) for f in folders]
+    names: list[str] = []
+    for rows in per_run:
+        names += [n for n, _, _ in rows if n not in names]
+    values = [{n: (s, summed) for n, s, summed in rows} for rows in per_run]
+    for vals, t in zip(values, timing, strict=True):
+        if "run" in t:
+            counted = sum(s for s, summed in vals.values() if summed)
+            vals[REST] = (max(t["run"]["wall"] - counted, 0.0), True)
+    names.append(REST)
+    head = " | ".join(f"{label}: s | share" for label in labels)
+    lines = [f"| stage | {head} |", "|---" * (1 + 2 * len(folders)) + "|"]
+    for name in names:
+        cells = []
+        for vals, t in zip(values, timing, strict=True):
+            base = t["run"]["wall"] if "run" in t else sum(s for s, ok in vals.values() if ok)
+            s, _ = vals.get(name, (None, False))
+            cells.append("|" if s is None else f"{s:.1f} | {100 * s / base:.1f}%")
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    for key, what in (("run", "**whole run**"), ("eda", "`kuairec eda` alone")):
+        if any(key in t for t in timing):
+            cells = [
+                f"{t[key]['wall']:.1f} | CPU {t[key]['cpu']:.0f} s, {t[key]['rss']:,.0f} MB"
+                if key in t
+                else "|"
+                for t in timing
+            ]
+            lines.append(f"| {what} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+REST = "rest: writing outputs, EDA report, report (stages without a timing)"
+
+
+def _timing(folder: Path) -> dict[str, Any]:
+    path = folder / "bench_run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def prepare_data(args: argparse.Namespace, env: dict[str, str], cache: Path) -> list[str]:
@@ -131,12 +151,15 @@ def main() -> None:
     ap.add_argument("--models", default=None, help="default: the run's default models")
     ap.add_argument("--cache", type=Path, default=None, help="KUAIREC_CACHE to use")
     ap.add_argument("--eda", action="store_true", help="also time `kuairec eda` alone")
-    ap.add_argument("--table", type=Path, default=None, help="only print a run folder's table")
+    ap.add_argument(
+        "--table", type=Path, nargs="+", default=None, help="only print run folders' tables"
+    )
     ap.add_argument("--write", action="store_true", help="append the table to docs/")
+    ap.add_argument("--profile", type=Path, default=None, help="py-spy raw samples to this file")
     ap.add_argument("extra", nargs="*", help="after --: more `kuairec run` options")
     args = ap.parse_args()
-    if args.table is not None:
-        print(table(args.table, None, None))
+    if args.table:
+        print(table(args.table))
         return
     env = dict(os.environ)
     cache = args.cache or Path(tempfile.mkdtemp(prefix="kuairec-bench-"))
@@ -145,6 +168,9 @@ def main() -> None:
     runs = Path(tempfile.mkdtemp(prefix="kuairec-runs-"))
     cmd = [sys.executable, "-m", "kuairec", "run", *data, "--runs-dir", str(runs), "-q"]
     cmd += (["--models", args.models] if args.models else []) + args.extra
+    if args.profile is not None:  # py-spy (pip install py-spy) samples the run 20 times/s
+        spy = ["py-spy", "record", "-r", "20", "--format", "raw", "-o", str(args.profile)]
+        cmd = [*spy, "--", *cmd]
     load = os.getloadavg()[0]
     run = measure(cmd, env, runs / "run.log")
     (folder,) = [p for p in runs.iterdir() if p.is_dir()]
@@ -152,6 +178,8 @@ def main() -> None:
     if args.eda:
         out = Path(tempfile.mkdtemp(prefix="kuairec-eda-"))
         eda = measure([sys.executable, "-m", "kuairec", "eda", *data, "--out", str(out / "r")], env)
+    timing = {"run": run, **({"eda": eda} if eda else {}), "load_before": load}
+    (folder / "bench_run.json").write_text(json.dumps(timing))
     what = f"`kuairec run {' '.join([*data, *cmd[cmd.index('-q') + 1 :]])}`"
     text = "\n".join(
         [
@@ -161,7 +189,7 @@ def main() -> None:
             f"{os.getloadavg()[0]:.2f} (other jobs shared the machine when above 0).",
             f"Run folder: `{folder}`.",
             "",
-            table(folder, run, eda),
+            table([folder]),
             "",
         ]
     )
