@@ -79,8 +79,15 @@ def _positives(seed: int = 0) -> sp.csr_matrix:
     return sp.csr_matrix(dense.astype(np.float32))
 
 
-@pytest.mark.parametrize(("share", "verify"), [(0.9, True), (0.0, True), (0.5, False)])
-def test_kernel_equals_the_python_reference(share: float, verify: bool) -> None:
+@pytest.mark.parametrize(
+    ("share", "verify", "bitmap"),
+    [(0.9, True, True), (0.9, True, False), (0.0, True, True), (0.5, False, True)],
+)
+def test_kernel_equals_the_python_reference(
+    share: float, verify: bool, bitmap: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not bitmap:  # the binary search in the user's row, used for large catalogues
+        monkeypatch.setattr(bpr_sgd, "BITMAP_MAX_BYTES", 0)
     x = _positives()
     skips: list[int] = []
     got = bpr_sgd.fit_bpr(

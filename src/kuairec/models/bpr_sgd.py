@@ -81,10 +81,47 @@ def _has_item(indptr: np.ndarray, indices: np.ndarray, user: int, item: int) -> 
 
 
 @numba.njit(cache=True, nogil=True)
+def _liked(bits: np.ndarray, indptr: np.ndarray, indices: np.ndarray, user: int, item: int) -> bool:
+    """Whether ``item`` is among ``user``'s positives: one bit of the users x items bitmap
+    (one memory access), or a binary search where there is no bitmap."""
+    if bits.shape[0] > 0:
+        return (bits[user, item >> 3] >> (item & 7)) & 1 == 1
+    return _has_item(indptr, indices, user, item)
+
+
+@numba.njit(cache=True, nogil=True)
+def _bitmap(pairs: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
+    """The users x items bitmap of the positives (bit ``i & 7`` of byte ``[u, i >> 3]``)."""
+    bits = np.zeros((n_users, (n_items + 7) // 8), dtype=np.uint8)
+    for k in range(pairs.shape[0]):
+        u, i = pairs[k, 0], pairs[k, 1]
+        bits[u, i >> 3] |= np.uint8(1 << (i & 7))
+    return bits
+
+
+@numba.njit(cache=True, nogil=True)
+def _draw(
+    pairs: np.ndarray, n_items: int, uniform_share: float, state: np.ndarray
+) -> tuple[int, int, int]:
+    """One sample (user, positive, negative): a positive uniformly over ``pairs``, a
+    coin for the uniform share, then the negative (uniform item, or a random positive's
+    item)."""
+    nnz = pairs.shape[0]
+    pos = int(_next_unit(state) * nnz)
+    u, i = pairs[pos, 0], pairs[pos, 1]
+    if _next_unit(state) < uniform_share:
+        j = int(_next_unit(state) * n_items)
+    else:
+        j = pairs[int(_next_unit(state) * nnz), 1]
+    return u, i, j
+
+
+@numba.njit(cache=True, nogil=True)
 def _epoch(
+    pairs: np.ndarray,
     indptr: np.ndarray,
     indices: np.ndarray,
-    rows: np.ndarray,
+    bits: np.ndarray,
     user_f: np.ndarray,
     item_f: np.ndarray,
     lr: np.float32,
@@ -93,21 +130,25 @@ def _epoch(
     verify: bool,
     state: np.ndarray,
 ) -> tuple[int, int]:
-    """One epoch: ``len(indices)`` samples, in the order drawn; (correct, skipped)."""
-    nnz, n_items = indices.size, item_f.shape[0]
+    """One epoch: one sample per positive, in the order drawn; (correct, skipped).
+
+    ``pairs`` holds each positive's (user, item) side by side (one memory access). Each
+    sample is drawn, and its negative looked up, while the one before is being applied:
+    the draws keep their order, and the memory loads overlap the arithmetic."""
+    nnz, n_items = pairs.shape[0], item_f.shape[0]
     factors = item_f.shape[1] - 1
     correct, skipped = 0, 0
-    for _ in range(nnz):
-        pos = int(_next_unit(state) * nnz)
-        u, i = rows[pos], indices[pos]
-        if _next_unit(state) < uniform_share:
-            j = int(_next_unit(state) * n_items)
-        else:
-            j = indices[int(_next_unit(state) * nnz)]
-        if verify and _has_item(indptr, indices, u, j):
+    u, i, j = _draw(pairs, n_items, uniform_share, state)
+    liked = verify and _liked(bits, indptr, indices, u, j)
+    for t in range(nnz):
+        cu, ci, cj, skip = u, i, j, liked
+        if t + 1 < nnz:
+            u, i, j = _draw(pairs, n_items, uniform_share, state)
+            liked = verify and _liked(bits, indptr, indices, u, j)
+        if skip:
             skipped += 1
             continue
-        x, yi, yj = user_f[u], item_f[i], item_f[j]
+        x, yi, yj = user_f[cu], item_f[ci], item_f[cj]
         score = np.float32(0.0)
         for k in range(factors + 1):
             score += x[k] * (yi[k] - yj[k])
@@ -122,6 +163,9 @@ def _epoch(
         yi[factors] += lr * (z - reg * yi[factors])
         yj[factors] += lr * (-z - reg * yj[factors])
     return correct, skipped
+
+
+BITMAP_MAX_BYTES = 1 << 26  # above this (64 MB), a user's positives are binary-searched
 
 
 def fit_bpr(
@@ -148,7 +192,11 @@ def fit_bpr(
         x.sort_indices()
         indices = np.ascontiguousarray(x.indices, dtype=np.int32)
     counts = np.diff(indptr)
-    rows = np.repeat(np.arange(n_users, dtype=np.int32), counts)
+    pairs = np.empty((indices.size, 2), dtype=np.int32)
+    pairs[:, 0] = np.repeat(np.arange(n_users, dtype=np.int32), counts)
+    pairs[:, 1] = indices
+    small = n_users * ((n_items + 7) // 8) <= BITMAP_MAX_BYTES
+    bits = _bitmap(pairs, n_users, n_items) if small else np.zeros((0, 0), dtype=np.uint8)
     rng = np.random.default_rng(seed)
     item_f = (rng.random((n_items, factors + 1), dtype=np.float32) - np.float32(0.5)) / factors
     user_f = (rng.random((n_users, factors + 1), dtype=np.float32) - np.float32(0.5)) / factors
@@ -157,9 +205,10 @@ def fit_bpr(
     state = np.array([rng.integers(0, 2**63)], dtype=np.uint64)
     for e in range(epochs):
         correct, skipped = _epoch(
+            pairs,
             indptr,
             indices,
-            rows,
+            bits,
             user_f,
             item_f,
             np.float32(learning_rate),
