@@ -320,9 +320,15 @@ def test_sort_keys_equals_stable_argsort_both_paths(rng: np.random.Generator) ->
 
 
 @pytest.mark.parametrize("with_extra_column", [False, True])
+@pytest.mark.parametrize("time_ordered", [False, True])  # the hash proposal; neighbours
 def test_duplicate_mask_keeps_first_of_each_exact_repeat(
-    rng: np.random.Generator, with_extra_column: bool
+    rng: np.random.Generator,
+    with_extra_column: bool,
+    time_ordered: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from kuairec.data import duplicates
+
     n = 3000
     cols = {
         "user_id": rng.integers(0, 10, n).astype(np.int32),
@@ -330,7 +336,11 @@ def test_duplicate_mask_keeps_first_of_each_exact_repeat(
         "timestamp": rng.integers(0, 3, n).astype(np.float64),
         "watch_ratio": rng.integers(0, 2, n) / 2,
     }
-    cols["timestamp"][rng.random(n) < 0.2] = np.nan  # NaN equals NaN for duplicates
+    if time_ordered:  # a log in time order: no hashing (it would fail below)
+        cols["timestamp"] = np.sort(cols["timestamp"])
+        monkeypatch.setattr(duplicates, "_hash_runs", None)
+    else:
+        cols["timestamp"][rng.random(n) < 0.2] = np.nan  # NaN equals NaN for duplicates
     if with_extra_column:  # rows equal in pair, instant and watch_ratio but not all columns
         cols["play_duration"] = rng.integers(0, 2, n).astype(np.int32)
     key, order = sort_keys(cols["user_id"] * 10 + cols["video_id"].astype(np.int64), 100)
