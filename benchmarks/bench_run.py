@@ -109,14 +109,15 @@ def table(folders: list[Path], labels: list[str] | None = None) -> str:
         lines.append(f"| {name} | {' | '.join(cells)} |")
     for key, what in (("run", "**whole run**"), ("eda", "`kuairec eda` alone")):
         if any(key in t for t in timing):
-            cells = [
-                f"{t[key]['wall']:.1f} | CPU {t[key]['cpu']:.0f} s, {t[key]['rss']:,.0f} MB"
-                if key in t
-                else "|"
-                for t in timing
-            ]
+            cells = [_whole(t[key]) if key in t else "|" for t in timing]
             lines.append(f"| {what} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def _whole(m: dict[str, Any]) -> str:
+    if m.get("cpu") is None:  # profiled: the child measured was py-spy
+        return f"{m['wall']:.1f} | CPU, RSS: n/a (under py-spy)"
+    return f"{m['wall']:.1f} | CPU {m['cpu']:.0f} s, {m['rss']:,.0f} MB"
 
 
 REST = "rest: writing outputs, EDA report, report (stages without a timing)"
@@ -154,12 +155,13 @@ def main() -> None:
     ap.add_argument(
         "--table", type=Path, nargs="+", default=None, help="only print run folders' tables"
     )
+    ap.add_argument("--labels", nargs="+", default=None, help="column names for --table")
     ap.add_argument("--write", action="store_true", help="append the table to docs/")
     ap.add_argument("--profile", type=Path, default=None, help="py-spy raw samples to this file")
     ap.add_argument("extra", nargs="*", help="after --: more `kuairec run` options")
     args = ap.parse_args()
     if args.table:
-        print(table(args.table))
+        print(table(args.table, args.labels))
         return
     env = dict(os.environ)
     cache = args.cache or Path(tempfile.mkdtemp(prefix="kuairec-bench-"))
@@ -173,6 +175,8 @@ def main() -> None:
         cmd = [*spy, "--", *cmd]
     load = os.getloadavg()[0]
     run = measure(cmd, env, runs / "run.log")
+    if args.profile is not None:  # the rusage is py-spy's own
+        run["cpu"] = run["rss"] = None
     (folder,) = [p for p in runs.iterdir() if p.is_dir()]
     eda = None
     if args.eda:
@@ -183,7 +187,8 @@ def main() -> None:
     what = f"`kuairec run {' '.join([*data, *cmd[cmd.index('-q') + 1 :]])}`"
     text = "\n".join(
         [
-            f"## {what}, scale {args.scale:g} ({time.strftime('%Y-%m-%d %H:%M')})",
+            f"## {what}{'' if args.data else f', scale {args.scale:g}'} "
+            f"({time.strftime('%Y-%m-%d %H:%M')})",
             "",
             f"Machine: {machine()}; load average (1 min) before the run {load:.2f}, after "
             f"{os.getloadavg()[0]:.2f} (other jobs shared the machine when above 0).",
