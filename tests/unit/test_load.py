@@ -294,7 +294,13 @@ def test_read_log_needs_a_cached_dataset(tiny) -> None:
     assert summary["matrices"]["big"]["rows"] == 6
 
 
-def test_aggregate_sorted_matches_from_log(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("split", [False, True])  # one thread; halves in two threads
+def test_aggregate_sorted_matches_from_log(
+    rng: np.random.Generator, split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kuairec.data import aggregate
+
+    monkeypatch.setattr(aggregate, "_SPLIT_ROWS", 100 if split else 1 << 40)
     n, n_users, n_items = 4000, 25, 40
     u = rng.integers(0, n_users - 3, n)
     i = rng.integers(0, n_items, n)
@@ -355,7 +361,13 @@ def test_duplicate_mask_keeps_first_of_each_exact_repeat(
     assert (~expected).sum() > 1500  # the test data is mostly repeats
 
 
-def test_aggregate_sorted_leaves_out_dropped_duplicates(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("split", [False, True])
+def test_aggregate_sorted_leaves_out_dropped_duplicates(
+    rng: np.random.Generator, split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kuairec.data import aggregate
+
+    monkeypatch.setattr(aggregate, "_SPLIT_ROWS", 100 if split else 1 << 40)
     n, n_users, n_items = 3000, 12, 15
     u = rng.integers(0, n_users, n)
     i = rng.integers(0, n_items, n)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from kuairec.data.aggregate import aggregate_sorted
 from kuairec.data.dataset import IdMap, Interactions
 from kuairec.data.describe import matrix_summary
 from kuairec.data.duplicates import duplicate_free_mask
@@ -254,63 +255,6 @@ def _write_log(
         pl.col("watch_ratio"),
     ]
     frame.select(columns).sink_ipc(path, compression="uncompressed")
-
-
-def aggregate_sorted(
-    key_sorted: np.ndarray,
-    order: np.ndarray,
-    watch_ratio: np.ndarray,
-    timestamp: np.ndarray | None,
-    n_users: int,
-    n_items: int,
-    dropped: np.ndarray | None = None,
-) -> Interactions:
-    """Per-pair aggregate of rows already sorted by pair key (``order`` gives the rows).
-
-    Same result as :meth:`Interactions.from_log`, with less memory and no second sort.
-    ``dropped`` lists sorted positions of exact duplicates to leave out: they only count
-    in the sum and the number of views (an exact copy changes no max or timestamp).
-    """
-    n = key_sorted.size
-    if n == 0:
-        return Interactions.from_log(key_sorted, key_sorted, [], None, (n_users, n_items))
-    starts = np.flatnonzero(np.concatenate([[True], key_sorted[1:] != key_sorted[:-1]]))
-    views = np.empty(starts.size, dtype=np.int32)
-    np.subtract(starts[1:], starts[:-1], out=views[:-1], casting="unsafe")
-    views[-1] = n - starts[-1]
-    if timestamp is not None:
-        timestamp = np.asarray(timestamp, dtype=np.float64)
-    values = np.asarray(watch_ratio, dtype=np.float64)[order]
-    buf = np.maximum.reduceat(values, starts)  # one float64 buffer per pair, reused below
-    mx = buf.astype(np.float32)
-    if dropped is not None and dropped.size:
-        values[dropped] = 0.0
-        group = np.searchsorted(starts, dropped, side="right") - 1
-        views -= np.bincount(group, minlength=starts.size).astype(np.int32)
-    np.add.reduceat(values, starts, out=buf)
-    buf /= views
-    mean = buf.astype(np.float32)
-    if timestamp is None:
-        first, last = np.full(starts.size, np.nan), np.full(starts.size, np.nan)
-    else:
-        np.take(timestamp, order, out=values)
-        first = np.fmin.reduceat(values, starts)  # fmin/fmax skip NaN; all-NaN stays NaN
-        last = np.fmax.reduceat(values, starts)
-    del values
-    pair = buf.view(np.int64)
-    np.take(key_sorted, starts, out=pair)
-    indptr = np.searchsorted(pair, np.arange(n_users + 1, dtype=np.int64) * n_items)
-    np.remainder(pair, n_items, out=pair)
-    return Interactions(
-        indptr=indptr.astype(np.int64),
-        indices=pair.astype(np.int32),
-        views=views,
-        watch_ratio_mean=mean,
-        watch_ratio_max=mx,
-        first_timestamp=first,
-        last_timestamp=last,
-        n_items=n_items,
-    )
 
 
 class DurationStats:

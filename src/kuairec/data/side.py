@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kuairec.data import schema
+from kuairec.data.aggregate import aggregate_sorted
 from kuairec.data.dataset import CleaningReport, IdMap, Interactions
-from kuairec.data.matrices import IdIndex, aggregate_sorted, sort_keys
+from kuairec.data.matrices import IdIndex, sort_keys
 from kuairec.data.validate import check_header, parse_int_lists, read_checked
 
 if TYPE_CHECKING:  # pragma: no cover
