@@ -316,13 +316,38 @@ def test_aggregate_sorted_matches_from_log(
         assert np.array_equal(a, b, equal_nan=True), field
 
 
-def test_sort_keys_equals_stable_argsort_both_paths(rng: np.random.Generator) -> None:
-    key = rng.integers(0, 500, 10_000)
+@pytest.mark.parametrize("grouped", [False, True])  # rows grouped by user: two halves
+def test_sort_keys_equals_stable_argsort_every_path(
+    rng: np.random.Generator, grouped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kuairec.data import matrices
+
+    monkeypatch.setattr(matrices, "_SPLIT_SORT_ROWS", 100)
+    users, items = rng.integers(0, 20, 10_000), rng.integers(0, 25, 10_000)
+    if grouped:
+        users = np.sort(users)
+    key = users * 25 + items
     ref = np.argsort(key, kind="stable")
-    for bound in (500, 1 << 50):  # packed sort, then the argsort fallback
-        sorted_key, order = sort_keys(key.copy(), bound)
+    halves = []
+    monkeypatch.setattr(matrices.ThreadPoolExecutor, "submit", _record(halves))
+    for bound, width in ((500, None), (500, 25), (1 << 50, 25)):  # one sort, split, argsort
+        sorted_key, order = sort_keys(key.copy(), bound, width=width)
         assert np.array_equal(order, ref)
         assert np.array_equal(sorted_key, key[ref])
+    assert len(halves) == (1 if grouped else 0)  # the split ran once, when the rows allow
+
+
+def _record(calls: list) -> object:
+    """A ThreadPoolExecutor.submit that records its calls and runs them at once."""
+    from concurrent.futures import Future
+
+    def submit(self, fn, *args):  # noqa: ANN001, ANN002
+        calls.append(fn)
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+    return submit
 
 
 @pytest.mark.parametrize("with_extra_column", [False, True])

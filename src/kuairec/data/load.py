@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -157,27 +157,18 @@ def build(
 ) -> tuple[KuaiRecDataset, dict[str, Any]]:
     """Parse and clean every file of ``folder`` into a dataset; logs go to ``workdir``.
 
-    One thread parses the side files while the matrices are parsed (the parse leaves a
-    core idle), then maps their ids while the matrices are cleaned. The matrices are
-    processed one after the other, which bounds the peak memory."""
+    One thread reads the side files and maps their ids while the matrices are cleaned.
+    The matrices are processed one after the other, which bounds the peak memory."""
     from kuairec.data import describe, matrices
 
     say = say or (lambda message: None)
     report = CleaningReport()
-    maps: Future = Future()  # (users, items), handed to the side-file thread
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        side_files = pool.submit(_side_files, folder, files, maps, report)
-        try:
-            frames, users, items = _read_matrices(files, report, say)
-            if side_files.done():
-                side_files.result()  # a bad side file: fail now, after the matrices' checks
-        except BaseException:
-            maps.cancel()  # the side-file thread stops at its next file
-            raise
-        maps.set_result((users, items))
-        durations = matrices.DurationStats(len(items.map))
-        logs = {which: workdir / f"log_{which}.arrow" for which in ("big", "small")}
-        say("cleaning and aggregating the matrices; building the side data")
+    frames, users, items = _read_matrices(files, report, say)
+    durations = matrices.DurationStats(len(items.map))
+    logs = {which: workdir / f"log_{which}.arrow" for which in ("big", "small")}
+    say("cleaning and aggregating the matrices; reading the side files")
+    with ThreadPoolExecutor(max_workers=1) as pool:  # polars and numpy release the GIL
+        side_files = pool.submit(_side_files, folder, files, users, items, report)
         built = {}
         for which in ("small", "big"):
             if side_files.done():
@@ -214,7 +205,7 @@ def _read_matrices(
     """The two matrices' columns (strictly read) and their id indexes (users, items)."""
     from kuairec.data import matrices
 
-    say(f"reading {schema.BIG.name} (the side files beside it)")
+    say(f"reading {schema.BIG.name}")
     frames = {"big": matrices.read_matrix(files["big"], schema.BIG)}
     say(f"reading {schema.SMALL.name}")
     frames["small"] = matrices.read_matrix(files["small"], schema.SMALL)
@@ -242,36 +233,29 @@ def _count_cleaning(report: CleaningReport, built: dict[str, Any]) -> None:
 
 
 def _side_files(
-    folder: Path, files: dict[str, Path | None], maps: Future, report: CleaningReport
+    folder: Path,
+    files: dict[str, Path | None],
+    users: Any,
+    items: Any,
+    report: CleaningReport,
 ) -> dict[str, Any]:
-    """The side files' dataset fields: every file parsed first (no id maps needed), then,
-    once ``maps`` holds the matrices' id indexes, built in ``side.SIDE_FILES`` order. What
-    a file's reading adds to the cleaning report is added when that file is built, so the
-    report's order is that of building each file in turn."""
+    """The side files' dataset fields, each file read and built in turn (in a thread,
+    while the matrices are processed). Reading them during the matrices' parse gained no
+    time (the parse keeps both cores busy) and held every parsed frame at once."""
     from kuairec.data import side
 
-    parsed: dict[str, tuple[Any, CleaningReport]] = {}
-    for key, spec in side.SIDE_FILES.items():
-        path = files.get(key)
-        if maps.cancelled():
-            return {}
-        if path is not None:
-            scratch = CleaningReport()
-            parsed[key] = (spec.read(path, scratch), scratch)
-    users, items = maps.result()  # CancelledError when the matrices failed
     out: dict[str, Any] = {}
     for key, spec in side.SIDE_FILES.items():
-        if key not in parsed:
+        path = files.get(key)
+        if path is None:
             if key in schema.FILES_BY_KEY:  # a KuaiRec file (the synthetic truth is extra)
                 name = schema.FILES_BY_KEY[key].name
                 report.missing_files.append(name)
                 log.warning("%s not found in %s: dataset.%s will be None", name, folder, spec.field)
             out[spec.field] = None
             continue
-        value, scratch = parsed.pop(key)
-        report.rows_read.update(scratch.rows_read)
-        report.notes.extend(scratch.notes)
-        report.side_ids_dropped.update(scratch.side_ids_dropped)
+        parsed = spec.read(path, report)
         ids = (users, items) if spec.index else (users.map, items.map)
-        out[spec.field] = spec.build(value, *ids, report)
+        out[spec.field] = spec.build(parsed, *ids, report)
+        del parsed
     return out

@@ -238,7 +238,7 @@ def _build_truth(
     wr = df["expected_watch_ratio"].to_numpy()
     n_users, n_items = len(users.map), len(items.map)
     key = u[known].astype(np.int64) * n_items + i[known]
-    key, order = sort_keys(key, n_users * n_items)
+    key, order = sort_keys(key, n_users * n_items, width=n_items)
     truth = aggregate_sorted(key, order, wr[known], None, n_users, n_items)
     if truth.views.size and truth.views.max() > 1:
         report.notes.append(f"{schema.TRUTH.name}: repeated pairs averaged")
