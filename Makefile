@@ -20,7 +20,7 @@ $(RUN_STAMP): pyproject.toml | $(PY)
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[serve,deep,spark,test]'
+	$(PIP) install --quiet -e '.[serve,deep,spark,test,notebooks]'
 	touch $@ $(RUN_STAMP)
 
 run: $(RUN_STAMP)

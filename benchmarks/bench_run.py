@@ -70,9 +70,9 @@ def stage_rows(folder: Path) -> list[tuple[str, float, bool]]:
             model = step["model"]
             if model not in shown:
                 shown.add(model)
-                entry = models[model]
-                rows.append((f"{model}: fit", float(entry.get("fit_seconds") or 0), True))
-                rows.append((f"{model}: evaluation", float(entry.get("eval_seconds") or 0), True))
+                cost = models[model].get("cost", models[model])  # metrics.json 2 / 1
+                rows.append((f"{model}: fit", float(cost.get("fit_seconds") or 0), True))
+                rows.append((f"{model}: evaluation", float(cost.get("eval_seconds") or 0), True))
         elif name in ("validity", "cold videos"):
             rows.append((f"section: {name}", seconds, True))
         elif name.startswith(("validity: ", "cold videos: ")):

@@ -93,7 +93,7 @@ def get_json(port: int, path: str) -> dict:
 # ---------------------------------------------------------------------- requests
 def workload(run: Path, seed: int = 0) -> dict:
     """Known users (all, and the median one) and new-user histories, as raw ids."""
-    from kuairec.pipeline.run import prepare
+    from kuairec.pipeline.experiment import prepare
     from kuairec.pipeline.saved import config_for_model_dir
 
     folder = next(p for p in (run / "models").iterdir() if (p / "model.json").is_file())
@@ -305,7 +305,8 @@ def ease(args: argparse.Namespace) -> None:
     """NDCG@10 and one long history's scoring time: dense B vs its top-N forms."""
     from kuairec.display.progress import Progress
     from kuairec.pipeline.config import load_run_config
-    from kuairec.pipeline.run import evaluate_model, prepare
+    from kuairec.pipeline.experiment import prepare
+    from kuairec.pipeline.fitting import evaluate_fitted
 
     quiet = Progress(enabled=False)
     if args.run:
@@ -320,7 +321,7 @@ def ease(args: argparse.Namespace) -> None:
         cfg = load_run_config(None, {"n_bootstrap": 0})  # the default synthetic data
         exp = prepare(cfg, quiet)
         dense = create_model("ease", {}).fit(exp.train)
-    print(f"data: {exp.protocol['data']} ({exp.train.n_users} users x {exp.train.n_items} "
+    print(f"data: {exp.protocol.data} ({exp.train.n_users} users x {exp.train.n_items} "
           f"videos); EASE config {dense.config}")  # fmt: skip
     history = _long_history(exp.train)
     print(f"| B | nnz | MB | NDCG@10 | vs dense | {history.nnz}-video history, ms |")
@@ -328,7 +329,7 @@ def ease(args: argparse.Namespace) -> None:
     base = None
     for top_n in [0, *args.top_n]:
         model = dense if top_n == 0 else dense.sparsified(top_n)
-        result, _, _ = evaluate_model(model, exp, cfg)
+        result, _, _ = evaluate_fitted(model, exp, cfg)
         ndcg = float(result.metrics["ndcg@10"])
         base = ndcg if base is None else base
         b = model.b_

@@ -28,13 +28,15 @@ import bpr_shapes  # noqa: E402  (the shapes and the fit-and-evaluate helper)
 
 def tuned(name: str, train, test, kind: str, trials: int, seed: int) -> dict:  # noqa: ANN001
     """Tune on the ``kind`` validation split, refit on all of ``train``, test."""
-    from kuairec.pipeline.tuning import Split, study
+    from kuairec.pipeline.experiment import Validation
+    from kuairec.pipeline.tuning import study
 
     t0 = time.perf_counter()
-    res = study(name, Split(train, kind, test.users, seed), n_trials=trials, seed=seed)
-    out = bpr_shapes.ndcg(name, res["best_params"], train, test)
-    out.update(decision=res["decision"], params=res["best_params"],
-               valid_gain=res["best_value"] - res["default_value"],
+    split = Validation(train, kind, "wr>2", test.users, seed)
+    record, _ = study(name, split, n_trials=trials, seed=seed)
+    out = bpr_shapes.ndcg(name, record.best_params, train, test)
+    out.update(decision=record.decision, params=record.best_params,
+               valid_gain=(record.best_value or 0.0) - (record.default_value or 0.0),
                seconds=time.perf_counter() - t0)  # fmt: skip
     return out
 

@@ -225,3 +225,61 @@ def test_declarations_are_consistent() -> None:
             assert cls.search_space, f"{name}: tuned in run without a search space"
         if not cls.supports_history:
             assert cls.history_reason, f"{name}: says it cannot score histories but not why"
+
+
+# the config field that sizes each model's saved arrays, and a value that disagrees
+SIZING = {"als": ("factors", 7), "bpr": ("factors", 7), "spark_als": ("factors", 7),
+          "autoencoder": ("hidden_dims", [7]), "autoencoder_seed_config": ("hidden_dims", [7]),
+          "autoencoder_vae": ("hidden_dims", [7]), "two_tower": ("dim", 7),
+          "two_tower_bce": ("dim", 7)}  # fmt: skip
+
+
+def _edit_weights(path, change) -> None:
+    with np.load(path / "weights.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    np.savez(path / "weights.npz", **arrays)
+
+
+def _edit_meta(path, change) -> None:
+    meta = json.loads((path / "model.json").read_text())
+    change(meta)
+    (path / "model.json").write_text(json.dumps(meta))
+
+
+def test_load_refuses_non_finite_weights_naming_file_and_array(model: Recommender, tmp_path):
+    """NaN weights used to load and answer every request with an empty list."""
+    path = model.save(tmp_path / "m")
+    with np.load(path / "weights.npz", allow_pickle=False) as npz:
+        floats = [k for k in npz.files if npz[k].dtype.kind == "f" and npz[k].size]
+    if not floats:
+        pytest.skip(f"{model.name} saves no float array")
+
+    def poison(arrays):
+        array = arrays[floats[0]]
+        array[(0,) * array.ndim] = np.nan  # in place, whatever the memory order
+
+    _edit_weights(path, poison)
+    with pytest.raises(ModelError) as info:
+        Recommender.load(path)
+    message = str(info.value)
+    assert str(path / "weights.npz") in message and repr(floats[0]) in message
+    assert "non-finite" in message
+
+
+def test_load_refuses_a_model_json_that_disagrees_with_the_weights(model, tmp_path) -> None:
+    """A model.json whose sizes (n_items, or the config's factors) disagree with the
+    arrays used to load and serve."""
+    path = model.save(tmp_path / "m")
+    with np.load(path / "weights.npz", allow_pickle=False) as npz:
+        if not npz.files:
+            pytest.skip(f"{model.name} saves no array")
+    _edit_meta(path, lambda meta: meta.update(n_items=meta["n_items"] + 1))
+    with pytest.raises(ModelError, match=r"weights\.npz"):
+        Recommender.load(path)
+    if model.name in SIZING:
+        path = model.save(tmp_path / "m2")
+        field, value = SIZING[model.name]
+        _edit_meta(path, lambda meta: meta["config"].update({field: value}))
+        with pytest.raises(ModelError, match=r"weights\.npz.*(shape|fit the config)"):
+            Recommender.load(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -126,3 +127,64 @@ def test_notebook_runs(path: Path, tmp_path: Path, record_property) -> None:
         if out.output_type == "error"
     ]
     assert not errors  # nbclient raises on the first error; this guards allow_errors
+
+
+# ---------------------------------------------------------------------- the README's runner
+README = EXAMPLES.parent / "README.md"
+
+
+def _readme_notebook_commands() -> tuple[list[str], list[list[str]]]:
+    """The README's install command's extras and its ``jupyter ...`` commands."""
+    import re
+    import shlex
+
+    text = README.read_text(encoding="utf-8").replace("\n", " ")
+    paragraph = text[text.index("**Notebooks.**") :]
+    paragraph = paragraph[: paragraph.index("## ")]
+    commands = [shlex.split(c) for c in re.findall(r"`([^`]+)`", paragraph)]
+    extras = [
+        extra
+        for c in commands
+        if c[:2] == ["pip", "install"]
+        for extra in re.findall(r"\[([a-z,]+)\]", " ".join(c))
+    ]
+    return extras, [c for c in commands if c[0] == "jupyter"]
+
+
+def test_the_readmes_notebook_commands_are_installed_by_its_extra() -> None:
+    """The README said `pip install jupyterlab` and `jupyter nbconvert --execute` failed
+    in the project's environment: the commands it documents must be what its extra
+    installs, and `make test` installs that extra."""
+    import tomllib
+
+    extras, commands = _readme_notebook_commands()
+    assert extras == ["notebooks"], extras
+    pyproject = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {
+        re.split(r"[<>=;\[ ]", p)[0].lower()
+        for p in pyproject["project"]["optional-dependencies"]["notebooks"]
+    }
+    assert {"jupyterlab", "nbclient", "ipykernel"} <= packages
+    assert ",notebooks]" in (EXAMPLES.parent / "Makefile").read_text(encoding="utf-8")
+    subcommands = {c[1] for c in commands}
+    assert {"lab", "execute", "nbconvert"} <= subcommands, subcommands
+    bin_dir = Path(sys.executable).parent
+    for sub in subcommands:  # `jupyter X` runs the executable jupyter-X
+        assert (bin_dir / f"jupyter-{sub}").exists(), f"jupyter {sub} is not installed"
+
+
+@pytest.mark.slow
+def test_the_readmes_headless_command_runs_a_notebook(tmp_path: Path) -> None:
+    import subprocess
+
+    _, commands = _readme_notebook_commands()
+    (command,) = [c for c in commands if c[1] == "execute"]
+    cache = os.environ["KUAIREC_CACHE"]
+    env = {**os.environ, "KUAIREC_CACHE": cache, "TMPDIR": str(tmp_path)}
+    env.pop("KUAIREC_DATA", None)
+    env.pop("MPLBACKEND", None)
+    argv = [str(Path(sys.executable).parent / "jupyter"), *command[1:]]
+    argv[-1] = str(EXAMPLES.parent / argv[-1])  # the README runs it from the repository
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -11,8 +11,13 @@ import pytest
 
 from kuairec.errors import ModelError
 from kuairec.models import Recommender, registry
+from kuairec.pipeline import metrics_file
 from kuairec.pipeline.config import load_run_config
 from kuairec.pipeline.run import execute
+
+
+def _result(folder: Path):
+    return metrics_file.read(folder / "metrics.json")
 
 
 def _cfg(data: Path, runs: Path, **settings):
@@ -30,59 +35,56 @@ def _cfg(data: Path, runs: Path, **settings):
 
 
 def test_only_the_oracle_is_given_the_truth(small_synthetic_dir, tmp_path, monkeypatch) -> None:
-    made: dict[str, dict] = {}
+    given: dict[str, object] = {}
     fitted: list[tuple[str, object]] = []
-    create = registry.create_model
     fit = Recommender.fit
 
-    def spy_create(name, config=None, **resources):
-        made[name] = resources
-        return create(name, config, **resources)
+    def spy_fit(self, train, valid=None, progress=False, resources=None):
+        given[self.registered_as] = resources.truth if resources is not None else None
+        fitted.append((self.registered_as, train))
+        return fit(self, train, valid, progress, resources)
 
-    def spy_fit(self, train, valid=None, progress=False):
-        fitted.append((self.name, train))
-        return fit(self, train, valid, progress)
-
-    monkeypatch.setattr(registry, "create_model", spy_create)
     monkeypatch.setattr(Recommender, "fit", spy_fit)
     cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity", "ease", "oracle"])
     folder = execute(cfg)
-    assert set(made) == {"popularity", "ease", "oracle"}
-    assert "truth" in made["oracle"] and made["oracle"]["truth"] is not None
-    assert made["popularity"] == {} and made["ease"] == {}
-    truth = made["oracle"]["truth"]
+    truth = given["oracle"]
+    assert truth is not None and given["popularity"] is None and given["ease"] is None
     for name, train in fitted:  # no field of any TrainSet is, or holds, the truth arrays
         for value in vars(train).values():
             assert value is not truth
             for array in getattr(value, "__dict__", {}).values():
                 if isinstance(array, np.ndarray):
                     assert not any(array is getattr(truth, f) for f in vars(truth)), name
-    metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["models"]["oracle"]["metrics"]["ndcg@10"] > 0.5
+    assert _result(folder).models["oracle"].value("ndcg@10") > 0.5
 
 
-def test_tuning_records_the_split_and_the_decision(small_synthetic_dir, tmp_path) -> None:
+def test_tuning_records_the_halves_and_the_decision(small_synthetic_dir, tmp_path) -> None:
     cfg = _cfg(small_synthetic_dir, tmp_path, models=["itemknn"], tune=True, tune_trials=3)
     cfg.validation = "random"
-    folder = execute(cfg)
-    metrics = json.loads((folder / "metrics.json").read_text())
-    info = metrics["tuning"]["itemknn"]
-    assert info["split"] == "random" and "test user" in info["split_reason"]
-    assert info["decision"] in ("tuned", "defaults") and info["why"]
-    assert info["validation_users"] > 0
-    assert metrics["protocol"]["validation_split"] == "random"
-    used = metrics["models"]["itemknn"]["config"]
-    for key, value in info["best_params"].items():
+    result = _result(execute(cfg))
+    v = result.validation
+    assert v.split == "random" and "test user" in v.reason
+    assert v.n_select + v.n_confirm == v.n_users > 0 and v.n_select > 0 and v.n_confirm > 0
+    info = result.sections["tuning"].models["itemknn"]
+    assert info.n_trials == 3 and len(info.trials) == 3 and info.time_limited is None
+    assert info.trials[0].value == pytest.approx(info.default_value)  # trial 0: defaults
+    assert info.best_value == pytest.approx(max(t.value for t in info.trials))
+    assert info.decision in ("tuned", "defaults") and info.why
+    assert result.protocol.validation_split == "random"
+    used = result.models["itemknn"].config
+    for key, value in info.best_params.items():
         assert used[key] == value
-    if info["decision"] == "defaults" and "comparison" in info:
-        assert info["comparison"]["ci"][0] <= 0  # kept: the interval did not clear 0
+    if info.decision == "tuned":  # only when the confirmation half agrees
+        assert info.confirmation.ci[0] > 0
+    elif info.confirmation is not None:
+        assert info.confirmation.ci[0] <= 0
 
 
 def test_bootstrap_zero_skips_the_paired_comparison(small_synthetic_dir, tmp_path) -> None:
     cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity", "ease"], n_bootstrap=0)
-    metrics = json.loads((execute(cfg) / "metrics.json").read_text())
-    assert metrics["paired"] == {}
-    assert any("n_bootstrap is 0" in n for n in metrics["notes"])
+    result = _result(execute(cfg))
+    assert result.paired is None
+    assert any("n_bootstrap is 0" in n for n in result.notes)
 
 
 def test_a_run_where_no_model_succeeds_fails(small_synthetic_dir, tmp_path) -> None:
@@ -112,11 +114,11 @@ def test_models_get_a_scratch_folder_removed_with_the_run(
     seen: dict[str, Path] = {}
     fit = Recommender.fit
 
-    def spy_fit(self, train, valid=None, progress=False):
+    def spy_fit(self, train, valid=None, progress=False, resources=None):
         seen[self.name] = self.scratch_dir
-        self.scratch_dir.mkdir(parents=True)
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
         (self.scratch_dir / "checkpoint.ckpt").write_bytes(b"pickle-like")
-        return fit(self, train, valid, progress)
+        return fit(self, train, valid, progress, resources)
 
     monkeypatch.setattr(Recommender, "fit", spy_fit)
     folder = execute(_cfg(small_synthetic_dir, tmp_path, models=["popularity", "ease"]))
@@ -137,7 +139,7 @@ def test_a_huge_k_is_capped_at_the_candidates(small_synthetic_dir, tmp_path) -> 
     m = metrics["models"]["popularity"]["metrics"]
     assert m["ndcg@3000000"] == m[f"ndcg@{n_cand}"]
     assert m["recall@3000000"] == m[f"recall@{n_cand}"] > m["recall@10"]
-    assert any("capped at the" in n for n in metrics["notes"])
+    assert any("is larger than the" in n for n in metrics["notes"])
     assert cost.peak_rss_mb < 4000  # 3M-column lists for every test user would be GBs
 
 
@@ -147,20 +149,20 @@ def test_validity_section_in_metrics_and_report(small_synthetic_dir, tmp_path) -
         validity=True,
     )  # fmt: skip
     folder = execute(cfg)
-    v = json.loads((folder / "metrics.json").read_text())["validity"]
-    assert v["models"] == ["popularity", "ease", "itemknn"]
-    assert "random" in v["left_out"]
-    protos = v["protocols"]
+    result = _result(folder)
+    v = result.sections["validity"]
+    assert v.models == ["popularity", "ease", "itemknn"]
+    assert "random" in v.left_out
+    protos = v.protocols
     for split in ("temporal", "random"):
         for kind in ("logged", "uni100", "pop100", "ips", "snips", "ips_gamma0.25", "snips_gamma1"):
             d = protos[f"{split}/{kind}"]
-            assert -1 <= d["tau"] <= 1 and set(d["models"]) == set(v["models"])
-            for m in d["models"].values():
-                assert m["abs_error"] == pytest.approx(m["value"] - m["reference"])
-    observed = json.loads((folder / "metrics.json").read_text())["models"]
-    logged = protos["temporal/logged"]["models"]
-    assert logged["ease"]["reference"] == pytest.approx(observed["ease"]["metrics"]["ndcg@10"])
-    assert set(v["expected_label"]) == set(v["models"])
+            assert -1 <= d.tau <= 1 and set(d.models) == set(v.models)
+            for m in d.models.values():
+                assert m.abs_error == pytest.approx(m.value - m.reference)
+    logged = protos["temporal/logged"].models
+    assert logged["ease"].reference == pytest.approx(result.models["ease"].value("ndcg@10"))
+    assert set(v.expected_label) == set(v.models)
     report = (folder / "report.md").read_text()
     assert "Offline-evaluation validity" in report
     assert (folder / "plots" / "validity.png").is_file()
@@ -184,19 +186,19 @@ def test_a_killed_runs_leftovers_are_swept_and_reported(small_synthetic_dir, tmp
     child.wait()
     folder = execute(_cfg(small_synthetic_dir, tmp_path, models=["popularity"]))
     assert not leftover.exists()
-    notes = json.loads((folder / "metrics.json").read_text())["notes"]
+    notes = _result(folder).notes
     assert any("swept 1 leftover" in n and leftover.name in n for n in notes)
 
 
 def test_cold_video_section_in_metrics_and_report(small_synthetic_dir, tmp_path) -> None:
     models = ["popularity", "popularity_features", "ease"]
     folder = execute(_cfg(small_synthetic_dir, tmp_path, models=models, cold_items=True))
-    doc = json.loads((folder / "metrics.json").read_text())["cold_items"]
-    assert set(doc["models"]) == {"popularity_features"}  # the one scoring from content
-    assert set(doc["cannot_score"]) == {"popularity", "ease"}
-    entry = doc["models"]["popularity_features"]
-    assert 0 <= entry["metrics"]["ndcg@10"] <= 1 and entry["ci"]["ndcg@10"]
-    assert doc["protocol"]["n_candidates"] == doc["protocol"]["n_cold_videos"] > 0
+    doc = _result(folder).sections["cold_items"]
+    assert set(doc.models) == {"popularity_features"}  # the one scoring from content
+    assert set(doc.cannot_score) == {"popularity", "ease"}
+    entry = doc.models["popularity_features"]
+    assert 0 <= entry.value("ndcg@10") <= 1 and entry.ci["ndcg@10"]
+    assert doc.protocol.n_candidates == doc.protocol.n_cold_videos > 0
     report = (folder / "report.md").read_text()
     assert "## Cold videos" in report and "popularity_features" in report.split("## Cold")[1]
 

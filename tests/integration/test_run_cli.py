@@ -64,6 +64,28 @@ def test_run_folder_holds_every_artefact(finished_run: Path) -> None:
     assert not [p for p in finished_run.parent.iterdir() if p.name.startswith(".")]
 
 
+def test_metrics_json_validates_against_its_schema(finished_run: Path) -> None:
+    """Every written metrics.json validates against docs/metrics.schema.json, and the file
+    in docs/ is the schema the code generates."""
+    import jsonschema
+
+    from kuairec.pipeline import metrics_file
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "metrics.schema.json"
+    published = json.loads(docs.read_text())
+    assert published == metrics_file.schema(), (
+        "docs/metrics.schema.json is stale: python -m kuairec.pipeline.metrics_file "
+        "> docs/metrics.schema.json"
+    )
+    doc = json.loads((finished_run / "metrics.json").read_text())
+    jsonschema.Draft202012Validator(published).validate(doc)
+    assert doc["schema_version"] == 2
+    broken = json.loads(json.dumps(doc))
+    broken["models"]["ease"]["metrics"]["ndcg@10"] = True  # the schema refuses what we refuse
+    assert not jsonschema.Draft202012Validator(published).is_valid(broken)
+    metrics_file.read(finished_run / "metrics.json")  # and the typed reader reads it back
+
+
 def test_metrics_json_has_the_stable_format(finished_run: Path, small_dataset) -> None:
     doc = json.loads((finished_run / "metrics.json").read_text())
     assert set(doc["models"]) == {"random", "popularity", "ease", "oracle"}
@@ -75,7 +97,7 @@ def test_metrics_json_has_the_stable_format(finished_run: Path, small_dataset) -
             assert 0.0 <= m[key] <= 1.0, (name, key)
         lo, hi = entry["ci"]["ndcg@10"]
         assert lo <= m["ndcg@10"] <= hi
-        assert entry["fit_seconds"] >= 0 and entry["peak_rss_mb"] > 0
+        assert entry["cost"]["fit_seconds"] >= 0 and entry["cost"]["peak_rss_mb"] > 0
         assert set(entry["by_label"]) >= {"wr>2", "wr>=1", "duration", "graded"}
     assert "rmse" in doc["models"]["oracle"]["metrics"]  # the oracle predicts watch_ratio
     ndcg = {n: e["metrics"]["ndcg@10"] for n, e in doc["models"].items()}
@@ -326,3 +348,67 @@ def test_crafted_run_config_cannot_read_other_files(finished_run, tmp_path, caps
     assert code != 0
     _one_line_error(err)
     assert "config.json" in err and "TOP-SECRET" not in err
+
+
+def test_tune_refuses_an_out_folder_before_the_study(tmp_path, capsys) -> None:
+    """``--out <existing folder>`` ran the whole study, then failed with 'Is a directory'.
+    The data folder here does not exist: the --out check must come first."""
+    missing = tmp_path / "no-such-data"
+    argv = ["tune", "--model", "itemknn", "--data", str(missing), "--out", str(tmp_path), "-q"]
+    code, _, err = _run(capsys, argv)
+    assert code == 2
+    _one_line_error(err)
+    assert "is a folder: expected a file name" in err and "no-such-data" not in err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "serve"])
+def test_a_run_folder_without_config_json_says_so(finished_run, tmp_path, capsys, command):
+    """Without config.json the synthetic default data was generated and the model then
+    refused as 'trained on another dataset'."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run, ignore=shutil.ignore_patterns("*.parquet"))
+    (run / "config.json").unlink()
+    argv = ["evaluate", "--model-dir", str(run / "models" / "ease"), "-q"]
+    if command == "serve":
+        pytest.importorskip("fastapi")
+        argv = ["serve", "--run", str(run), "--port", "0", "-q"]
+    code, _, err = _run(capsys, argv)
+    assert code == 2
+    _one_line_error(err)
+    assert f"{run / 'config.json'} is missing" in err and "another dataset" not in err
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_torch_fit_exits_143_and_cleans_up(small_synthetic_dir, tmp_path) -> None:
+    """Lightning catches the interruption and calls sys.exit(1); the run must still end
+    with 143 (SIGTERM), one line, and no scratch or temporary folder left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runs = tmp_path / "runs"
+    argv = ["run", "--data", str(small_synthetic_dir), "--runs-dir", str(runs), "--no-eda",
+            "--models", "autoencoder", "--no-tune", "--no-validity", "--no-cold-items"]  # fmt: skip
+    params = tmp_path / "slow.toml"
+    params.write_text("[params.autoencoder]\nmax_epochs = 10000\npatience = 10000\n")
+    argv += ["--config", str(params)]
+    code = f"import sys; from kuairec.cli import main; sys.exit(main({argv!r}))"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    seen = ""
+    while "autoencoder: fit" not in seen:  # the plain stage line: it is fitting now
+        assert child.poll() is None and time.monotonic() < deadline, seen
+        seen += child.stderr.readline()
+    time.sleep(3.0)  # some epochs in
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, seen + err
+    assert "Terminated." in err and "Traceback" not in err
+    assert not runs.exists() or list(runs.iterdir()) == []  # no run, no scratch folder

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,9 +71,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(run: Path, *args: str, timeout: float = 120.0) -> Iterator[tuple[str, float]]:
+def running_server(
+    run: Path, *args: str, timeout: float = 120.0, port: int | None = None, preexec_fn=None
+) -> Iterator[tuple[str, float]]:
     """A running ``kuairec serve``: (base url, seconds until the port opened)."""
-    port = free_port()
+    with server_process(run, *args, timeout=timeout, port=port, preexec_fn=preexec_fn) as (
+        url,
+        seconds,
+        _,
+        _,
+    ):
+        yield url, seconds
+
+
+@contextmanager
+def server_process(
+    run: Path, *args: str, timeout: float = 120.0, port: int | None = None, preexec_fn=None
+) -> Iterator[tuple[str, float, subprocess.Popen, Any]]:
+    """A running ``kuairec serve``: (base url, seconds until the port opened, the process,
+    its combined stdout/stderr log file); ``port`` (default: a free one) and
+    ``preexec_fn`` (run in the child, e.g. a lower open-file limit) as given."""
+    port = port or free_port()
     cmd = [sys.executable, "-m", "kuairec", "serve", "--run", str(run), "--port", str(port)]
     log = tempfile.TemporaryFile()  # never a pipe nobody reads: the server cannot block
     proc = subprocess.Popen(
@@ -81,6 +100,7 @@ def running_server(run: Path, *args: str, timeout: float = 120.0) -> Iterator[tu
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,
+        preexec_fn=preexec_fn,
     )
     start = time.monotonic()
     try:
@@ -89,7 +109,7 @@ def running_server(run: Path, *args: str, timeout: float = 120.0) -> Iterator[tu
                 log.seek(0)
                 raise AssertionError(f"no server on port {port}: {log.read().decode()[-2000:]}")
             time.sleep(0.1)
-        yield f"http://{HOST}:{port}", time.monotonic() - start
+        yield f"http://{HOST}:{port}", time.monotonic() - start, proc, log
     finally:
         stop(proc)
         log.close()
@@ -111,6 +131,10 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+    try:  # workers left behind by a parent that died first (a failing test): never leak
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     assert proc.returncode is not None
 
 
@@ -125,3 +149,9 @@ def live_server(serve_run: Path) -> Iterator[str]:
 def server():
     """Start more servers: ``with server(run, *args) as (url, seconds_to_listen):``."""
     return running_server
+
+
+@pytest.fixture
+def server_with_process():
+    """``with server_with_process(run, *args) as (url, seconds, proc, log):``."""
+    return server_process

@@ -38,6 +38,32 @@ def test_forked_workers_serve_and_stop_on_sigterm(serve_run: Path, server) -> No
             assert c.get("/videos", params={"limit": 2}).status_code == 200
 
 
+def test_a_worker_that_dies_is_reported_at_once(serve_run: Path, server_with_process) -> None:
+    import os
+    import signal
+    import time
+
+    with server_with_process(serve_run, "--workers", "2") as (url, _, proc, log):
+        deadline = time.monotonic() + 30
+        while len(children := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the port opens just before the workers fork
+        assert len(children) == 2, children
+        victim = int(children[0])
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        text = ""
+        while time.monotonic() < deadline:
+            log.seek(0)
+            text = log.read().decode()
+            if "error: server worker" in text:
+                break
+            time.sleep(0.2)
+        assert f"error: server worker {victim} killed by signal 9" in text
+        assert "1 worker(s) still serving" in text
+        with httpx.Client(base_url=url, timeout=10) as c:  # the other worker still answers
+            assert c.get("/health").status_code == 200
+
+
 def test_bad_run_folder_fails_before_listening(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "kuairec", "serve", "--run", str(tmp_path), "--port", "0"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -95,3 +121,138 @@ def test_a_second_server_on_the_same_port_is_refused_not_merged() -> None:
     finally:
         for s in first:
             s.close()
+
+
+# ---------------------------------------------------------------------- facing a network
+def _connect(url: str):
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=30)
+
+
+def _read_all(sock) -> bytes:
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return out
+
+
+def _json_error(raw: bytes, status: int) -> dict:
+    import json
+
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), raw[:200]
+    assert b"content-type: application/json" in head.lower()
+    return json.loads(body)
+
+
+def _low_fd_limit(n: int):
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+    return limit
+
+
+def test_slow_clients_are_timed_out_and_health_keeps_answering(serve_run: Path, server) -> None:
+    """21 partial requests held 75 s used to stay open; with a low descriptor limit they
+    exhausted the server and /health failed. Here the server may open 64 files, 40
+    clients hold sockets (idle, half a header, half a body), /health still answers, and
+    every held socket is closed by the server within its timeout."""
+    import time
+
+    args = ("--header-timeout", "1", "--body-timeout", "2", "--keep-alive", "1")
+    with server(serve_run, *args, preexec_fn=_low_fd_limit(64)) as (url, _):
+        held = []
+        start = time.monotonic()
+        for i in range(40):
+            s = _connect(url)
+            if i % 3 == 1:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            elif i % 3 == 2:
+                head = b"POST /recommendations HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n"
+                s.sendall(head + b"Content-Type: application/json\r\n\r\n{")
+            held.append((i % 3, s))
+        with httpx.Client(base_url=url, timeout=10) as c:
+            assert c.get("/health").status_code == 200  # while they are held
+        for kind, s in held:
+            raw = _read_all(s)  # returns when the server closes the socket
+            closed = time.monotonic() - start
+            assert closed < {0: 1, 1: 1, 2: 2}[kind] + 4, (kind, closed)
+            if kind == 1:  # timed out, or closed to make room for /health (at the cap)
+                status = 408 if b" 408 " in raw[:13] else 503
+                words = "took more than 1 s" if status == 408 else "make room for a new one"
+                assert words in _json_error(raw, status)["detail"]
+            elif kind == 2:
+                assert "request body took more than 2 s" in _json_error(raw, 408)["detail"]
+            else:
+                assert raw == b""  # idle: closed without a word
+            s.close()
+        with httpx.Client(base_url=url, timeout=10) as c:
+            assert c.get("/health").status_code == 200
+
+
+def test_protocol_errors_are_json_and_head_is_answered(live_server: str) -> None:
+    for request, status, words in [
+        (b"GARBAGE\r\n\r\n", 400, "malformed HTTP request"),
+        (b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431, "65,536 bytes"),
+    ]:
+        s = _connect(live_server)
+        s.sendall(request)
+        assert words in _json_error(_read_all(s), status)["detail"]
+        s.close()
+    with httpx.Client(base_url=live_server, timeout=10) as c:
+        head = c.head("/health")
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) == len(c.get("/health").content)
+
+
+def test_workers_exit_when_their_parent_is_killed(
+    serve_run: Path, server, server_with_process
+) -> None:
+    """kill -9 of a multi-worker server's parent used to leave its workers serving and
+    holding the port: the next start failed with 'Address already in use'."""
+    import os
+    import signal
+    import time
+
+    with server_with_process(serve_run, "--workers", "2") as (url, _, proc, _):
+        deadline = time.monotonic() + 30
+        while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the port opens just before the workers fork
+        assert len(workers) == 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        start = time.monotonic()
+        while any(_alive(pid) for pid in workers) and time.monotonic() - start < 20:
+            time.sleep(0.1)
+        gone = time.monotonic() - start
+        assert not any(_alive(pid) for pid in workers), "orphaned workers still running"
+        port = int(url.rsplit(":", 1)[1])
+        with server(serve_run, port=port) as (again, _):  # the port is free again
+            assert httpx.get(f"{again}/health", timeout=10).status_code == 200
+    print(f"workers gone {gone:.2f} s after the parent's SIGKILL")
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited (its parent, init, reaps it)

@@ -1,7 +1,14 @@
-"""The package layout's rules, checked on the source: data flows one way.
+"""The package layout's rules, checked on the source.
 
-``cli -> pipeline -> {report, eda} -> models -> evaluation -> data``; the leaf modules
-(errors, atomic, config, display) may be imported from anywhere and import no package.
+- Data flows one way: ``cli -> serve -> pipeline -> {report, eda} -> models ->
+  evaluation -> data``; the leaf modules (errors, atomic, config, display, result,
+  jsontypes) may be imported from anywhere and import no package.
+- No import circle anywhere in the package, between any two modules.
+- No module imports another module's private (``_underscore``) name.
+- Adding a model is one module plus one registry line: no registered model's name is a
+  string literal outside ``models/`` (a few words that also name something else, each
+  listed with what it names there).
+
 Every import statement counts, the ones inside functions and under TYPE_CHECKING too.
 """
 
@@ -14,7 +21,9 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "kuairec"
 
-LEAVES = {"errors", "atomic", "config", "display", "__init__", "__main__"}
+LEAVES = {
+    "errors", "atomic", "config", "display", "result", "jsontypes", "__init__", "__main__",
+}  # fmt: skip
 RANK = {"data": 0, "evaluation": 1, "models": 2, "report": 3, "eda": 3, "pipeline": 4}
 RANK |= {"serve": 5, "cli": 6}
 
@@ -125,3 +134,115 @@ def test_data_package_has_no_import_cycle() -> None:
 def test_dataset_module_imports_no_loader() -> None:
     deps = {m for m, _ in _imports(SRC / "data" / "dataset.py")}
     assert not deps & {"kuairec.data.load", "kuairec.data.cache", "kuairec.data.describe"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (a name imported from a module counts
+    as that module)."""
+    modules = {_module_name(p) for p in _modules()}
+
+    def owner(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for path in _modules():
+        me = _module_name(path)
+        deps = {owner(mod) for mod, _ in _imports(path)} - {None, me}
+        graph[me] = {d for d in deps if d is not None}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle of ``graph`` (empty when there is none)."""
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> list[str]:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep) :], dep] if dep in stack else [node, dep]
+            if dep not in state and (found := visit(dep, [*stack, dep])):
+                return found
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node, [node])):
+            return found
+    return []
+
+
+def test_no_import_circle_anywhere() -> None:
+    circle = _cycle(_package_graph())
+    assert not circle, " -> ".join(circle)
+
+
+def test_the_circle_finder_finds_a_circle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) == []
+
+
+def _private_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kuairec"):
+            for a in node.names:
+                private = a.name.startswith("_") and not a.name.startswith("__")
+                if private and not _is_module(f"{node.module}.{a.name}"):
+                    bad.append(f"line {node.lineno}: {a.name} from {node.module}")
+    return bad
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_no_private_name_is_imported_from_another_module(path: Path) -> None:
+    bad = _private_imports(path)
+    assert not bad, f"{path.relative_to(SRC)} imports private names: {bad}"
+
+
+# A registered model's name may appear outside models/ only where the word names
+# something else; each such word, where, and what it names there.
+OTHER_MEANINGS = {
+    ("random", "cli/run.py"): "the random validation split",
+    ("random", "evaluation/validation.py"): "the random validation split",
+    ("random", "pipeline/config.py"): "the random validation split",
+    ("random", "pipeline/sections/validity/compute.py"): "the random logged split",
+    ("random", "pipeline/sections/validity/render.py"): "the random logged split",
+    ("popularity", "eda/report.py"): "the item popularity statistic",
+    ("popularity", "eda/sections.py"): "the item popularity statistic",
+    ("popularity", "serve/catalogue.py"): "a video's popularity field",
+    ("popularity", "serve/scoring.py"): "a video's popularity field (the fallback's score)",
+}
+
+
+def _model_name_literals() -> set[tuple[str, str]]:
+    from kuairec.models.registry import available_models
+
+    names = set(available_models())
+    found = set()
+    for path in _modules():
+        rel = path.relative_to(SRC).as_posix()
+        if rel.startswith("models/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.add((node.value, rel))
+    return found
+
+
+def test_no_model_name_is_written_outside_models() -> None:
+    found = _model_name_literals()
+    unexplained = sorted(found - set(OTHER_MEANINGS))
+    assert not unexplained, (
+        f"registered model names written as literals outside models/: {unexplained}; read "
+        "the model's declarations (reference, cost, hooks) instead"
+    )
+    stale = sorted(set(OTHER_MEANINGS) - found)
+    assert not stale, f"OTHER_MEANINGS lists words no longer there: {stale}"

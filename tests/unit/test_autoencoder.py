@@ -173,6 +173,50 @@ def test_fit_leaves_torch_global_settings_as_they_were(split) -> None:
     assert torch.get_num_threads() == threads
 
 
+def test_scoring_never_sets_torch_threads(split, monkeypatch) -> None:
+    """torch's thread count is process-wide: a scoring call that set and restored it
+    would race with the server's other threads. The server sets it once at load."""
+    model = create_model("autoencoder", {**FAST, "max_epochs": 1}).fit(split[0])
+
+    def refuse(n: int) -> None:
+        raise AssertionError("scoring set torch's thread count")
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse)
+    model.recommend(np.arange(5), 3)
+    history = model.x_[:2]
+    model.recommend(history=history, k=3)
+
+
+def test_early_stopping_follows_the_splits_label(split) -> None:
+    import dataclasses
+
+    fit_part, valid = split
+    valid = dataclasses.replace(valid, label="wr>=1")  # the run's --label travels with it
+    model = create_model("autoencoder", {**FAST, "lr": 3e-2, "max_epochs": 4})
+    model.fit(fit_part, valid)
+    best = int(np.argmax(model.history_[tt.VALID_METRIC]))
+    items, _ = model.recommend(valid.users, 10, exclude=valid.exclude, candidates=valid.candidates)
+    under = {
+        lab: evaluate(items, valid, fit_part, ks=(10,), labels=(lab,), default_label=lab,
+                      n_bootstrap=0).metrics["ndcg@10"]
+        for lab in ("wr>=1", "wr>2")
+    }  # fmt: skip
+    assert under["wr>=1"] == pytest.approx(model.history_[tt.VALID_METRIC][best], abs=1e-12)
+    assert under["wr>=1"] != pytest.approx(under["wr>2"])
+
+
+def test_an_opt_in_time_limit_marks_the_fit(split) -> None:
+    fit_part, valid = split
+    capped = create_model("autoencoder", {**FAST, "max_epochs": 5, "max_seconds": 1e-6})
+    capped.fit(fit_part, valid)
+    assert len(capped.history_["epoch"]) == 1  # stopped after the first epoch
+    assert "max_seconds" in capped.time_limit_fired_
+    free = create_model("autoencoder", {**FAST, "max_epochs": 2, "patience": 5})
+    free.fit(fit_part, valid)
+    assert free.time_limit_fired_ is None
+    assert free.fit_remark_ is not None and "epoch cap" in free.fit_remark_
+
+
 # ---------------------------------------------------------------- determinism, history
 @pytest.mark.parametrize("extra", [{}, {"variational": True, "anneal_steps": 5}])
 def test_same_seed_same_scores(split, extra) -> None:

@@ -135,19 +135,26 @@ def test_cold_items_declarations() -> None:
     assert get_model_class("ease").cold_items_reason
 
 
-def test_cold_items_report(small_dataset) -> None:
-    from kuairec.pipeline.cold import cold_items_report
+def test_cold_items_section(small_dataset) -> None:
+    from kuairec.display.progress import Progress
     from kuairec.pipeline.config import RunConfig
+    from kuairec.pipeline.experiment import KUAIREC_PROTOCOL, Experiment, protocol_info
+    from kuairec.pipeline.run import run_models
 
-    cfg = RunConfig(seed=4, n_bootstrap=50, ks=[10], labels=["wr>2"])
-    doc = cold_items_report(small_dataset, ["popularity_features", "ease", "random"], cfg)
-    assert list(doc["models"]) == ["popularity_features"]
-    assert set(doc["cannot_score"]) == {"ease", "random"}
-    assert doc["cannot_score"]["ease"] == get_model_class("ease").cold_items_reason
-    entry = doc["models"]["popularity_features"]
-    lo, hi = entry["ci"]["ndcg@10"]
-    assert lo <= entry["metrics"]["ndcg@10"] <= hi
+    cfg = RunConfig(seed=4, n_bootstrap=50, ks=[10], labels=["wr>2"], validity=False, tune=False)
+    train, test = default_protocol(small_dataset)
+    info = protocol_info(cfg, test, name=KUAIREC_PROTOCOL, train="big", test_text="small",
+                         data=None)  # fmt: skip
+    exp = Experiment(train, test, info, small_dataset)
+    job = run_models(cfg, exp, ["popularity_features", "ease", "random"], Progress(False))
+    value = job.result.sections["cold_items"]
+    assert list(value.models) == ["popularity_features"]
+    assert set(value.cannot_score) == {"ease", "random"}
+    assert value.cannot_score["ease"] == get_model_class("ease").cold_items_reason
+    entry = value.models["popularity_features"]
+    lo, hi = entry.ci["ndcg@10"]
+    assert lo <= entry.metrics["ndcg@10"] <= hi
     cold = cold_items_protocol(small_dataset, 0.1, seed=4)[1]
-    assert doc["protocol"]["n_cold_videos"] == cold.candidates.size
-    assert doc["protocol"]["n_test_users"] == cold.users.size
-    assert doc["paired"] == {}
+    assert value.protocol.n_cold_videos == cold.candidates.size
+    assert value.protocol.n_test_users == cold.users.size
+    assert value.pairs == []  # one model: no pair to compare

@@ -8,6 +8,7 @@ import pytest
 from kuairec.data.dataset import IdMap, Interactions, TrainSet
 from kuairec.errors import DataError
 from kuairec.models import create_model
+from kuairec.models.base import FitResources
 from kuairec.models.oracle import NO_TRUTH
 
 TRAIN = TrainSet(
@@ -22,7 +23,7 @@ def _truth(truth_shape: tuple[int, int] = (3, 4)) -> Interactions:
 
 
 def test_oracle_scores_predicts_and_ranks_by_truth() -> None:
-    m = create_model("oracle", truth=_truth()).fit(TRAIN)
+    m = create_model("oracle").fit(TRAIN, resources=FitResources(truth=_truth()))
     s = m.score(np.array([0, 2]))
     assert s[0].tolist() == [NO_TRUTH, 0.5, 2.5, 1.5]
     assert (s[1] == NO_TRUTH).all()  # user 2 has no truth at all
@@ -37,4 +38,4 @@ def test_oracle_scores_predicts_and_ranks_by_truth() -> None:
 
 def test_oracle_refuses_truth_of_another_shape() -> None:
     with pytest.raises(DataError, match=r"truth has shape \(3, 5\)"):
-        create_model("oracle", truth=_truth(truth_shape=(3, 5))).fit(TRAIN)
+        create_model("oracle").fit(TRAIN, resources=FitResources(truth=_truth(truth_shape=(3, 5))))

@@ -265,16 +265,30 @@ def test_load_interactions_csv(tmp_path):
         ("user_id,video_id,watch_ratio\n1,2,0.5\n", r"missing column\(s\) \['timestamp'\]"),
         ("user_id,video_id,timestamp,watch_ratio\n", "no data rows"),
         (
-            "user_id,video_id,timestamp,watch_ratio\n1,2,3,0.5\n1,abc,3,0.5\n",
-            r"line 3, column 'video_id': expected an integer id, found 'abc'",
+            "user_id,video_id,timestamp,watch_ratio\n1,2,3,0.5\n1,2.5,3,0.5\n",
+            r"line 3, column 'video_id': expected an integer or text id, found '2.5'",
+        ),
+        (
+            "user_id,video_id,timestamp,watch_ratio\n1,2,3,0.5\n,2,3,0.5\n",
+            r"line 3, column 'user_id': expected an id, found a missing value",
+        ),
+        (
+            "user_id,video_id,timestamp,watch_ratio\n1,2,1997-09-20,0.5\n1,2,yesterday,0.5\n",
+            r"line 3, column 'timestamp': expected a unix time or an ISO 8601 date-time",
+        ),
+        (
+            "user_id,video_id,timestamp,watch_ratio\n"
+            "1,2,1600000000,0.5\n1,2,0,0.5\n1,2,1600000000000,0.5\n1,2,1600000001,0.5\n",
+            r"line 4, column 'timestamp': found '1600000000000', a unix time in another unit "
+            r"than the column's seconds \(2 of 3 values\)",
         ),
         (
             "user_id,video_id,timestamp,watch_ratio\n1,2,3,0.5\n1,2,3,NaN\n",
             r"line 3, column 'watch_ratio': expected a finite number >= 0, found 'NaN'",
         ),
         (
-            "user_id,video_id,timestamp,watch_ratio\n1,2,,0.5\n",
-            r"line 2, column 'timestamp': expected a finite number, found a missing value",
+            "user_id,video_id,timestamp,watch_ratio\n1,2,inf,0.5\n",
+            r"line 2, column 'timestamp': expected a unix time .*, found 'inf'",
         ),
         (
             "user_id,video_id,timestamp,watch_ratio\n1,2,3,-0.5\n",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from kuairec.evaluation.validity import (
+from kuairec.pipeline.sections.validity.estimators import (
     SampledLists,
     agreement,
     flipped_pairs,
@@ -20,7 +20,8 @@ from kuairec.evaluation.validity import (
     sampled_lists,
     sampled_metrics,
 )
-from kuairec.report.validity import largest_move
+from kuairec.pipeline.sections.validity.render import largest_move
+from kuairec.pipeline.sections.validity.types import ProtocolModel, ProtocolResult
 
 
 def _csr(rows: list[list[int]], n: int) -> sp.csr_matrix:
@@ -126,12 +127,10 @@ def test_agreement_interval_resamples_each_protocols_users() -> None:
 
 
 def test_report_sentence_names_the_largest_move() -> None:
-    d = {
-        "models": {
-            "ease": {"rank": 1, "reference_rank": 1},
-            "popularity": {"rank": 2, "reference_rank": 6},
-        }
-    }
+    def model(rank: int, reference_rank: int) -> ProtocolModel:
+        return ProtocolModel(0.1, 0.1, 0.0, 0.0, rank, reference_rank)
+
+    d = ProtocolResult(0.5, 0.5, None, None, {"ease": model(1, 1), "popularity": model(2, 6)}, [])
     assert largest_move("temporal/logged", d) == (
         "the logged holdout, temporal split ranks popularity 2nd; the fully observed test "
         "ranks it 6th"
@@ -148,7 +147,7 @@ def test_ips_with_users_without_positives_at_the_end() -> None:
 def test_vectorised_correlations_match_scipy_with_ties() -> None:
     from scipy.stats import kendalltau, spearmanr
 
-    from kuairec.evaluation.validity import rank_correlations
+    from kuairec.pipeline.sections.validity.estimators import rank_correlations
 
     rng = np.random.default_rng(3)
     a = rng.integers(0, 4, size=(50, 6)).astype(float)  # many ties

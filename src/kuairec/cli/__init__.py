@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import click
 
-from kuairec import __version__
+from kuairec.cli.app import app
 from kuairec.errors import KuaiRecError
 
 
@@ -44,29 +44,17 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="kuairec")
-def app() -> None:
-    """kuairec: load, explore, train, compare and serve recommenders on KuaiRec 2.0.
-
-    Without --data, commands use the synthetic KuaiRec-shaped default data, generated on
-    demand into the cache folder ($KUAIREC_CACHE or the per-user cache directory).
-    """
-
-
 def _register() -> None:
-    # Each module adds its commands to `app`; imports inside them stay light.
-    from kuairec.cli import data as _data  # noqa: F401
+    """Import each command module: each adds its commands to :data:`app`. A command
+    module that fails to import is an installation problem; it is reported, never
+    silently dropped (its commands would vanish from --help without a word)."""
+    import importlib
 
-    for mod in ("run", "eda", "serve"):
-        try:
-            __import__(f"kuairec.cli.{mod}")
-        except ModuleNotFoundError as exc:  # a command group not built yet
-            if exc.name != f"kuairec.cli.{mod}":
-                raise
+    for mod in COMMAND_MODULES:
+        importlib.import_module(f"kuairec.cli.{mod}")
 
 
-_register()
+COMMAND_MODULES = ("data", "run", "eda", "serve")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     normal exception path, so nothing half-written is left, and the exit code is 143."""
     try:
         with _sigterm_as_interrupt():
+            _register()
             app.main(args=argv, prog_name="kuairec", standalone_mode=False)
     except Terminated:
         click.echo("Terminated.", err=True)
@@ -108,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
+    except ImportError as exc:  # a command module or a dependency it needs is missing
+        click.echo(
+            f"error: kuairec is not installed completely: {exc} (reinstall it: "
+            "pip install -e '.[serve,deep,spark]')",
+            err=True,
+        )
+        return 1
     except MemoryError:
         click.echo("error: out of memory (try a smaller --scale or fewer models)", err=True)
         return 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from kuairec import config
-from kuairec.cli import app
+from kuairec.cli.app import app
 
 DATA_OPTION = click.option(
     "--data",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from kuairec.cli import app
+from kuairec.cli.app import app
 from kuairec.cli.data import DATA_OPTION
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from kuairec import config as _paths
-from kuairec.cli import app
+from kuairec.cli.app import app
 from kuairec.cli.data import DATA_OPTION, RAW_ID
 
 
@@ -62,7 +62,7 @@ VALIDATION = click.option(
     type=click.Choice(["random", "temporal"]),
     default=None,
     help="Validation split of the training log for tuning and early stopping: the last 7 "
-    "days (default) or a random 20%% of each test user's pairs (docs/tuning.md).",
+    "days (default) or a random 20% of each test user's pairs (docs/tuning.md).",
 )
 
 
@@ -137,6 +137,25 @@ def _progress(quiet: bool) -> Any:
     "fully observed truth).",
 )
 @click.option(
+    "--tune-trials",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Trials of every tuned model's in-run tuning [default: each model's own count].",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Opt-in safety cap, in seconds per model, on tuning and on the deep models' "
+    "training; a row it stops is marked 'not reproducible' [default: off].",
+)
+@click.option(
+    "--baseline",
+    default=None,
+    help="The model every other is compared with in the paired differences [default: the "
+    "best learned model on the validation split's confirmation half].",
+)
+@click.option(
     "--accelerator",
     default=None,
     help="Where the torch models train: cpu (default), gpu, auto (Lightning's names).",
@@ -185,21 +204,31 @@ def run_cmd(
 
 
 def _print_leaderboard(metrics_path: Path) -> None:
-    doc = json.loads(metrics_path.read_text())
-    rows = sorted(doc["models"].items(), key=lambda kv: -(kv[1]["metrics"].get("ndcg@10") or 0))
-    click.echo(f"\n{'model':<22}{'ndcg@10':>9}  {'95% CI':<17}{'recall@10':>10}{'fit s':>8}")
-    for name, m in rows:
-        ci = m.get("ci", {}).get("ndcg@10") or [float("nan")] * 2
-        mm = m["metrics"]
+    """The run's leaderboard on stdout, read back through the typed result."""
+    from kuairec.pipeline import metrics_file
+
+    result = metrics_file.read(metrics_path)
+    names = result.ranked()
+    width = max([len("model"), *map(len, names), *map(len, result.skipped)]) + 2
+    click.echo(f"\n{'model':<{width}}{'ndcg@10':>9}  {'95% CI':<17}{'recall@10':>10}{'fit s':>8}")
+    for name in names:
+        m = result.models[name]
+        lo, hi = m.ci.get("ndcg@10") or (None, None)
+        ci = f"[{_num(lo)}, {_num(hi)}]"
         click.echo(
-            f"{name:<22}{mm.get('ndcg@10', float('nan')):>9.4f}  "
-            f"[{ci[0]:.4f}, {ci[1]:.4f}]  {mm.get('recall@10', float('nan')):>9.4f}"
-            f"{m.get('fit_seconds', float('nan')):>8.1f}"
+            f"{name:<{width}}{_num(m.value('ndcg@10')):>9}  {ci:<17}"
+            f"{_num(m.value('recall@10')):>10}{m.cost.fit_seconds:>8.1f}"
         )
-    for name, why in doc.get("skipped", {}).items():
-        click.echo(f"{name:<22}skipped: {why}")
-    for note in doc.get("notes", []):
+    for name, why in result.skipped.items():
+        click.echo(f"{name:<{width}}skipped: {why}")
+    if result.paired is not None:
+        click.echo(f"baseline of the paired comparisons: {result.paired.baseline}")
+    for note in result.notes:
         click.echo(f"note: {note}")
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 MODEL_DIR = click.option(
@@ -271,10 +300,18 @@ def recommend_cmd(model_dir: Path, user_id: int, k: int, data: Path | None, as_j
         )
 
 
+class _TunableModel(click.Option):
+    """``--model``, whose help lists the registry's tunable models when it is shown."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from kuairec.models.registry import tunable_models
+
+        self.help = f"Model to tune: {', '.join(tunable_models())}."
+        return super().get_help_record(ctx)
+
+
 @app.command("tune")
-@click.option(
-    "--model", "model_name", required=True, help="Model to tune: als, bpr, ease or itemknn."
-)
+@click.option("--model", "model_name", required=True, cls=_TunableModel)
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True)
 @DATA_OPTION
 @SCALE
@@ -302,16 +339,16 @@ def tune_cmd(
     """Search hyperparameters with Optuna on a validation split of the training log.
 
     By default the last 7 days of the training log; the small matrix is never looked at.
-    The defaults are kept unless the best trial beats them with a paired 95% interval
-    above 0.
+    The selection half of the validation users chooses the best trial; the defaults are
+    kept unless it beats them on the confirmation half with a paired 95% interval above 0.
     """
     from kuairec.pipeline.config import load_run_config
-    from kuairec.pipeline.run import prepare
+    from kuairec.pipeline.experiment import prepare
     from kuairec.pipeline.tuning import format_toml, study, tunable
 
     tunable(model_name)  # an unknown or untunable model is refused before any work
-    if out is not None and not out.parent.resolve().is_dir():
-        raise click.BadParameter(f"{out.parent}: folder does not exist", param_hint="--out")
+    if out is not None:  # checked before the study: it used to fail after it, on writing
+        _check_out_file(out)
     cfg = load_run_config(
         None,
         {
@@ -325,20 +362,36 @@ def tune_cmd(
     with _progress(quiet) as progress:
         exp = prepare(cfg, progress)
         with progress.stage(f"{model_name}: {trials} trials"):
-            res = study(
+            record, _ = study(
                 model_name,
                 exp.validation(cfg),
                 n_trials=trials,
-                label=cfg.label,
                 seed=cfg.seed,
                 n_bootstrap=cfg.n_bootstrap,
             )
-    click.echo(f"best {res['objective']}: {res['best_value']:.4f}")
-    click.echo(f"defaults: {res['default_value']:.4f}; {res['decision']}: {res['why']}")
-    for key, value in res["best_params"].items():
+    click.echo(f"objective: {record.objective} ({cfg.label})")
+    click.echo(f"best trial {_num(record.best_value)}, defaults {_num(record.default_value)}")
+    click.echo(f"{record.decision}: {record.why}")
+    for key, value in record.best_params.items():
         click.echo(f"  {key} = {value}")
     if out is not None:
         from kuairec import atomic
 
-        atomic.write_text(out, format_toml(model_name, res["best_params"]))
+        atomic.write_text(out, format_toml(model_name, record.best_params))
         click.echo(f"wrote {out} (use: kuairec run --config {out})")
+
+
+def _check_out_file(out: Path) -> None:
+    """``--out`` must name a file that can be written: not a folder, in a folder that
+    exists and is writable."""
+    import os
+
+    if out.is_dir():
+        raise click.BadParameter(
+            f"{out} is a folder: expected a file name, e.g. {out / 'best.toml'}", param_hint="--out"
+        )
+    parent = out.parent.resolve()
+    if not parent.is_dir():
+        raise click.BadParameter(f"{out.parent}: folder does not exist", param_hint="--out")
+    if not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"{out.parent}: folder is not writable", param_hint="--out")

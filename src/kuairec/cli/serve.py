@@ -8,7 +8,10 @@ from pathlib import Path
 
 import click
 
-from kuairec.cli import app
+from kuairec.cli.app import app
+from kuairec.serve.limits import ServeLimits
+
+ServeDefaults = ServeLimits()
 
 
 @app.command("serve")
@@ -50,6 +53,48 @@ from kuairec.cli import app
     default="warning",
     show_default=True,
 )
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1024),
+    default=ServeDefaults.max_body_bytes,
+    show_default=True,
+    help="Largest request body; a larger one is a 413.",
+)
+@click.option(
+    "--max-batch-work",
+    type=click.IntRange(min=1),
+    default=ServeDefaults.max_batch_work,
+    show_default=True,
+    help="Largest users x k of one batch request; more is a 413.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=ServeDefaults.header_timeout,
+    show_default=True,
+    help="Seconds from a request's first byte to the end of its headers.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=ServeDefaults.body_timeout,
+    show_default=True,
+    help="Seconds from the end of a request's headers to the end of its body.",
+)
+@click.option(
+    "--keep-alive",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=ServeDefaults.keep_alive,
+    show_default=True,
+    help="Seconds an idle connection stays open.",
+)
+@click.option(
+    "--limit-concurrency",
+    type=click.IntRange(min=1),
+    default=ServeDefaults.limit_concurrency,
+    show_default=True,
+    help="Connections per worker (capped below the open-file limit); more get a 503.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress while loading.")
 def serve_cmd(
     run_dir: Path,
@@ -60,6 +105,7 @@ def serve_cmd(
     ease_top_n: int,
     log_level: str,
     quiet: bool,
+    **limit_options: float,
 ) -> None:
     """Serve a run's models: JSON API (OpenAPI docs at /docs) and a web page at /.
 
@@ -75,7 +121,8 @@ def serve_cmd(
 
     threadpool_limits(1)  # one small product per request: BLAS threads would only contend
     state = load_state(run_dir, model, ease_top_n, Progress(enabled=not quiet))
-    application = create_app(state)
+    limits = ServeLimits(**limit_options)  # type: ignore[arg-type]
+    application = create_app(state, limits=limits)
     # The loaded state holds ~1.2e5 long-lived containers (the catalogue's dicts, id maps):
     # a full collection walked them in 31-37 ms, stalling every request in flight (hey's
     # p99 showed it). Frozen out of the collector, they are never walked again, and forked
@@ -83,6 +130,7 @@ def serve_cmd(
     gc.collect()
     gc.freeze()
     socks = bind_workers(host, port, workers)
+    limits = _below_open_file_limit(limits)  # counted now: the data and models are loaded
     shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"serving {state.run_dir.name} at http://{shown}:{socks[0].getsockname()[1]}/ "
@@ -90,4 +138,23 @@ def serve_cmd(
         f"loaded in {state.load_seconds:.1f} s; {workers} worker(s))"
     )
     sys.stdout.flush()  # before forking: the workers must not print it again
-    run_server(application, socks, workers, log_level)
+    run_server(application, socks, workers, log_level, limits)
+
+
+def _below_open_file_limit(limits: ServeLimits) -> ServeLimits:
+    """Connections capped below the open-file limit, less the descriptors already open
+    and a margin: at the cap the server closes an idle connection for a new one, so
+    descriptors never run out (an accept() that fails drops the client unanswered)."""
+    import dataclasses
+    import os
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return limits
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux
+        in_use = 64
+    cap = max(1, min(limits.limit_concurrency, soft - in_use - 16))
+    return dataclasses.replace(limits, limit_concurrency=cap)

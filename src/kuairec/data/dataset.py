@@ -31,6 +31,11 @@ Unknown = Literal["error", "drop", "mask"]
 class IdMap:
     """Raw ids <-> contiguous indices. ``raw`` is sorted ascending; index = position.
 
+    Raw ids are 64-bit integers (``int64``: KuaiRec's ids and most people's), unsigned
+    64-bit integers (``uint64``: hashes beyond ``2**63 - 1``, such as
+    ``18446744073709500202``) or text (``str``: ids such as ``"u_17"``). ``to_raw`` gives
+    back the ids as the data wrote them, in that type.
+
     Unknown raw ids follow an explicit rule: ``"error"`` raises :class:`DataError`,
     ``"drop"`` removes them (returning only known ids' indices), ``"mask"`` maps them to -1.
     """
@@ -39,7 +44,7 @@ class IdMap:
     name: str = "id"
 
     def __post_init__(self) -> None:
-        raw = np.asarray(self.raw, dtype=np.int64)
+        raw = _raw_ids(self.raw, self.name)
         if raw.ndim != 1 or (raw.size > 1 and not np.all(raw[1:] > raw[:-1])):
             raise ValueError(f"IdMap({self.name}): raw ids must be 1-D, sorted and unique")
         object.__setattr__(self, "raw", raw)
@@ -47,12 +52,19 @@ class IdMap:
     def __len__(self) -> int:
         return int(self.raw.size)
 
+    @property
+    def kind(self) -> Literal["int", "uint", "text"]:
+        """How the raw ids are typed: ``int`` (int64), ``uint`` (uint64) or ``text``."""
+        return {"i": "int", "u": "uint"}.get(self.raw.dtype.kind, "text")  # type: ignore[return-value]
+
     def to_index(self, raw_ids: Any, unknown: Unknown = "error") -> np.ndarray:
-        ids = np.asarray(raw_ids, dtype=np.int64).ravel()
+        ids, valid = self._cast(raw_ids)
         pos = np.searchsorted(self.raw, ids)
         pos_c = np.minimum(pos, max(len(self) - 1, 0))
         known = (
-            (pos < len(self)) & (self.raw[pos_c] == ids) if len(self) else np.zeros(ids.size, bool)
+            valid & (pos < len(self)) & (self.raw[pos_c] == ids)
+            if len(self)
+            else np.zeros(ids.size, bool)
         )
         if known.all():
             return pos.astype(np.int64)
@@ -63,6 +75,27 @@ class IdMap:
             return pos[known].astype(np.int64)
         return np.where(known, pos, -1).astype(np.int64)
 
+    def _cast(self, raw_ids: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``raw_ids`` in the map's type, and which of them can be ids at all (a negative
+        number is never a uint64 id; an integer matches the text id that spells it)."""
+        if self.kind == "text":
+            ids = np.asarray(raw_ids).ravel().astype(str)
+            return ids, np.ones(ids.size, bool)
+        if self.kind == "int":
+            ids = np.asarray(raw_ids, dtype=np.int64).ravel()
+            return ids, np.ones(ids.size, bool)
+        arr = np.asarray(raw_ids).ravel()
+        if arr.dtype.kind == "u":
+            return arr.astype(np.uint64), np.ones(arr.size, bool)
+        if arr.dtype.kind == "i":
+            return np.where(arr >= 0, arr, 0).astype(np.uint64), arr >= 0
+        # Python ints beyond int64 beside smaller ones make numpy choose float64: read them
+        # one by one, exactly
+        values = np.asarray(raw_ids, dtype=object).ravel().tolist()
+        valid = np.array([isinstance(v, int | np.integer) and 0 <= v < 2**64 for v in values])
+        ids = [int(v) if ok else 0 for v, ok in zip(values, valid.tolist(), strict=True)]
+        return np.array(ids, dtype=np.uint64), valid.astype(bool)
+
     def to_raw(self, index: Any) -> np.ndarray:
         idx = np.asarray(index, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
@@ -71,7 +104,21 @@ class IdMap:
 
     def fingerprint(self) -> str:
         """A short hash of the raw ids: two maps with equal fingerprints map ids alike."""
-        return hashlib.sha256(self.raw.tobytes()).hexdigest()[:16]
+        data = self.raw.tobytes()
+        if self.kind != "int":  # int64 maps hash as before (saved models stay valid)
+            data = self.raw.dtype.str.encode() + data
+        return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _raw_ids(values: Any, name: str) -> np.ndarray:
+    """The raw ids as int64, uint64 (only when some exceed int64) or str."""
+    raw = np.asarray(values)
+    text = raw.dtype.kind == "O" and raw.size and isinstance(raw.flat[0], str)
+    if raw.dtype.kind in "US" or text:
+        return raw.astype(str)
+    if raw.dtype.kind == "u" and raw.size and raw.max() > np.iinfo(np.int64).max:
+        return raw.astype(np.uint64)
+    return raw.astype(np.int64)
 
 
 @dataclass(eq=False)

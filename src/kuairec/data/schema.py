@@ -14,10 +14,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Kind = Literal["int", "float", "str", "list"]
 
-TIMESTAMP_MIN = 946_684_800.0  # 2000-01-01 00:00:00 UTC
-TIMESTAMP_MAX = 4_102_444_800.0  # 2100-01-01 00:00:00 UTC
+#: unix seconds: any date is legal (a log from 1997 too); |t| >= 1e11 (after the year
+#: 5138) is a time in milliseconds or finer, or a damaged value such as 1e308
+TIMESTAMP_MAX_ABS = 1e11
 WATCH_RATIO_MAX = 10_000.0  # the real KuaiRec reaches about 573
-DATE_MIN, DATE_MAX = 20000101, 20991231  # yyyymmdd, the timestamps' window
+DATE_MIN, DATE_MAX = 10000101, 99991231  # yyyymmdd: eight digits, any year
+#: a row's date may differ from its timestamp's UTC day by up to two days: one for its
+#: time zone (the KuaiRec files write Beijing days, UTC+8; any zone is within one day of
+#: UTC), one for the files' own quirk (about 0.1% of rows carry a neighbouring day)
+DATE_SLACK_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -81,18 +86,57 @@ RANGES: dict[str, Bounds] = {
         0, WATCH_RATIO_MAX, text=f"a watch_ratio between 0 and {WATCH_RATIO_MAX:.0f}"
     ),
     "timestamp": Bounds(
-        TIMESTAMP_MIN,
-        TIMESTAMP_MAX,
-        text=f"a unix time between 2000-01-01 and 2100-01-01 ({TIMESTAMP_MIN:.0f} .. "
-        f"{TIMESTAMP_MAX:.0f} seconds)",
+        -TIMESTAMP_MAX_ABS,
+        TIMESTAMP_MAX_ABS,
+        text=f"a unix time in seconds (|t| < {TIMESTAMP_MAX_ABS:.0e}: a larger value is in "
+        "milliseconds or finer)",
     ),
     "date": Bounds(
-        DATE_MIN,
-        DATE_MAX,
-        calendar=True,
-        text=f"a calendar day written yyyymmdd, {DATE_MIN} .. {DATE_MAX}",
+        DATE_MIN, DATE_MAX, calendar=True, text="a calendar day written yyyymmdd (eight digits)"
     ),
 }
+
+
+def first_date_mismatch(date: np.ndarray, timestamp: np.ndarray) -> int | None:
+    """Index of the first row whose ``date`` (yyyymmdd, already checked as a calendar day)
+    is more than :data:`DATE_SLACK_DAYS` from its ``timestamp``'s UTC day, or None. Rows
+    missing either (NaN) are not compared. The window of legal dates is thus the data's
+    own: a 1997 log is as good as a 2020 one, a date that contradicts its time is not."""
+    import numpy as np
+
+    d, t = np.asarray(date), np.asarray(timestamp, dtype=np.float64)
+    missing = np.isnan(t)
+    if d.dtype.kind == "f":
+        missing |= np.isnan(d)
+    if missing.all():
+        return None
+    if missing.any():  # a present date stands in for the missing ones (not compared)
+        d = np.where(missing, d[np.argmax(~missing)], d)
+    d = d.astype(np.int64)
+    low, high = int(d.min()), int(d.max())
+    if high - low < 2_000_000:  # a few years of yyyymmdd: one table, no per-row arithmetic
+        days = days_since_epoch(np.arange(low, high + 1))[d - low]
+    else:
+        uniq, inverse = np.unique(d, return_inverse=True)
+        days = days_since_epoch(uniq)[inverse]
+    days -= np.floor(np.where(missing, days * 86_400.0, t) / 86_400.0)
+    bad = np.abs(days) > DATE_SLACK_DAYS
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def days_since_epoch(yyyymmdd: np.ndarray) -> np.ndarray:
+    """Calendar days (yyyymmdd, proleptic Gregorian) as days since 1970-01-01, vectorised
+    (H. Hinnant's ``days_from_civil``)."""
+    import numpy as np
+
+    n = np.asarray(yyyymmdd).astype(np.int64)
+    year, month, day = n // 10_000, n // 100 % 100, n % 100
+    year = year - (month <= 2)
+    era = np.floor_divide(year, 400)
+    year_of_era = year - era * 400
+    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return (era * 146_097 + day_of_era - 719_468).astype(np.float64)
 
 
 @dataclass(frozen=True)

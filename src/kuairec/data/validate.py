@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kuairec.data.schema import TIME_PATTERN, Bounds, Column, FileSpec
+from kuairec.data.schema import (
+    DATE_SLACK_DAYS,
+    TIME_PATTERN,
+    Bounds,
+    Column,
+    FileSpec,
+    first_date_mismatch,
+)
 from kuairec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -239,6 +246,8 @@ def _check_columns(df: pl.DataFrame, path: Path, spec: FileSpec, keep: list[str]
             _check_min(df, path, column)
         if column.bounds is not None and column.kind in ("int", "float"):
             _check_bounds(df, path, column)
+    if "date" in keep and "timestamp" in keep:
+        _check_date_agrees(df, path)
     return df
 
 
@@ -413,6 +422,21 @@ def _bounds_hold(s: pl.Series, bounds: Bounds) -> bool:
     if low != low or high != high:  # NaN (never here after _check_float): no proof
         return False
     return bounds.first_violation(np.array([low, high], dtype=np.float64)) is None
+
+
+def _check_date_agrees(df: pl.DataFrame, path: Path) -> None:
+    """A row's ``date`` must be its ``timestamp``'s day, give or take the time zone
+    (:func:`kuairec.data.schema.first_date_mismatch`); no window of years is imposed."""
+    date, ts = df["date"], df["timestamp"]
+    row = first_date_mismatch(date.to_numpy(), ts.to_numpy())
+    if row is not None:
+        raise DataError(
+            f"date {date[row]!r} is not the day of the row's timestamp {ts[row]!r} (more than "
+            f"{DATE_SLACK_DAYS} days apart, whatever the time zone)",
+            file=path,
+            row=row + _FIRST_DATA_LINE,
+            column="date",
+        )
 
 
 def read_line_bytes(path: Path, line: int) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,3 +20,13 @@ class Figure:
     @property
     def file_name(self) -> str:
         return f"{self.name}.png"
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the non-interactive Agg backend (imported on first use)."""
+    from kuairec.display.html import use_agg
+
+    use_agg()
+    import matplotlib.pyplot as plt
+
+    return plt

@@ -14,7 +14,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 T = TypeVar("T")
 
@@ -23,16 +23,25 @@ class Progress:
     """A thin wrapper over rich's progress display that can be switched off.
 
     ``stage(name)`` shows a spinner while a step runs and logs its duration when it ends;
-    ``iterate(items, name)`` shows a bar over a loop.
+    ``iterate(items, name)`` shows a bar over a loop. When stderr is not a terminal (a log
+    file, nohup, CI, a notebook) there are no bars: each stage prints one plain line as
+    it starts, with the time elapsed since the display opened, so a long job written to
+    a file shows where it is.
     """
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
         self.enabled = enabled
         self._rich = None
+        self._stream = stream  # plain lines go here (default: stderr, looked up late)
+        self._plain = False
+        self._t0 = time.perf_counter()
         self.timings: dict[str, float] = {}
 
     def __enter__(self) -> Progress:
-        if self.enabled and sys.stderr.isatty():  # bars are for a person at a terminal
+        self._t0 = time.perf_counter()
+        stream = self._stream or sys.stderr
+        self._plain = self.enabled and not stream.isatty()
+        if self.enabled and not self._plain:  # bars are for a person at a terminal
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -59,10 +68,19 @@ class Progress:
         if self._rich is not None:
             self._rich.__exit__(*exc)
             self._rich = None
+        if self._plain and exc[0] is None:
+            self._line("done")
+        self._plain = False
+
+    def _line(self, text: str) -> None:
+        stream = self._stream or sys.stderr
+        print(f"[{time.perf_counter() - self._t0:8.1f}s] {text}", file=stream, flush=True)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
         task = self._rich.add_task(name, total=1) if self._rich is not None else None
+        if self._plain:
+            self._line(name)
         t0 = time.perf_counter()
         try:
             yield

@@ -84,7 +84,9 @@ def paired_bootstrap(
     """Paired bootstrap of ``mean(a - b)`` over the users where both have a value.
 
     Returns ``{"diff": observed mean difference, "ci": [lo, hi], "p_le_0": share of
-    resamples with a difference <= 0, "n_users": users compared, "n_bootstrap": B}``.
+    resamples with a difference <= 0, "p_value": the two-sided bootstrap p-value of "no
+    difference" (``min(1, 2 min(P(diff <= 0), P(diff >= 0)))`` over the resamples),
+    "n_users": users compared, "n_bootstrap": B}``.
     """
     _check_alpha(alpha)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
@@ -101,6 +103,7 @@ def paired_bootstrap(
             "diff": nan,
             "ci": [nan, nan],
             "p_le_0": nan,
+            "p_value": nan,
             "n_users": 0,
             "n_bootstrap": n_bootstrap,
         }
@@ -111,9 +114,33 @@ def paired_bootstrap(
         "diff": float(np.nanmean(d)),
         "ci": [float(lo), float(hi)],
         "p_le_0": float(np.mean(valid <= 0)) if valid.size else float("nan"),
+        "p_value": two_sided_p(valid),
         "n_users": n_ok,
         "n_bootstrap": int(n_bootstrap),
     }
+
+
+def two_sided_p(resampled: np.ndarray) -> float:
+    """``min(1, 2 min(P(d <= 0), P(d >= 0)))`` over resampled differences ``d``."""
+    if resampled.size == 0:
+        return float("nan")
+    return float(min(1.0, 2.0 * min(np.mean(resampled <= 0), np.mean(resampled >= 0))))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of ``p_values`` (NaN stays NaN and is not counted
+    among the m comparisons): the i-th smallest of m gets ``max_{j<=i} min(1, (m - j + 1)
+    p_(j))``, which controls the family-wise error rate."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for j, i in enumerate(order):
+        running = max(running, min(1.0, (m - j) * p[i]))
+        out[i] = running
+    return out.tolist()
 
 
 def _check(n_bootstrap: Any, seed: Any) -> None:

@@ -40,7 +40,9 @@ class TestSet:
     kept: every stored entry is an observed pair); ``exclude[i, j]`` is True for the user's
     training pairs, which are never ranked; ``truth`` (synthetic data only) holds expected
     watch ratios aligned the same way. Every relevance entry is on a candidate item and no
-    relevance entry is excluded.
+    relevance entry is excluded. ``label`` is the positive label this split is scored
+    under when a model scores it while it trains (early stopping) or a tuner does; the
+    evaluation of a run names its labels itself.
     """
 
     __test__ = False  # not a pytest test class
@@ -50,6 +52,7 @@ class TestSet:
     relevance: sp.csr_matrix
     exclude: sp.csr_matrix
     truth: sp.csr_matrix | None = None
+    label: str = "wr>2"
 
     def __post_init__(self) -> None:
         self.users = _sorted_ids(self.users, "users")
@@ -119,6 +122,17 @@ class TestSet:
 
         rel = self.relevance
         return sp.csr_matrix((np.ones(rel.nnz, bool), rel.indices, rel.indptr), shape=rel.shape)
+
+    def restrict(self, rows: np.ndarray) -> TestSet:
+        """The same split for a subset of its users: ``rows`` is a boolean mask over
+        ``users`` (or positions into it); candidates and label stay."""
+        rows = np.asarray(rows)
+        pos = np.flatnonzero(rows) if rows.dtype == bool else np.sort(rows.astype(np.int64))
+        truth = None if self.truth is None else self.truth[pos]
+        return TestSet(
+            self.users[pos], self.candidates, self.relevance[pos], self.exclude[pos], truth,
+            self.label,
+        )  # fmt: skip
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """``(user_idx, item_idx)`` of every observed test pair, in ``relevance.data`` order:
@@ -272,101 +286,25 @@ class LogArrays(NamedTuple):
     watch_ratio: np.ndarray  # float64
 
 
-def load_interactions_csv(path: str | Path) -> tuple[IdMap, IdMap, LogArrays]:
-    """Read ``user_id,video_id,timestamp,watch_ratio`` (extra columns are ignored).
+def load_interactions_csv(
+    path: str | Path, notes: list[str] | None = None
+) -> tuple[IdMap, IdMap, LogArrays]:
+    """Read a user's log ``user_id,video_id,timestamp,watch_ratio`` (extra columns are
+    ignored): CSV, gzip-compressed CSV or Parquet; see :mod:`kuairec.data.own_log` for
+    the timestamp units and id types understood. What was understood is appended to
+    ``notes``.
 
     Ids are mapped to contiguous indices (sorted raw ids). Raises DataError naming the file,
-    the line and the column for a missing column, a non-numeric or missing value, a
-    non-finite timestamp or watch_ratio, or one outside the loader's ranges
-    (:data:`kuairec.data.schema.RANGES`: timestamps between 2000-01-01 and 2100-01-01,
-    watch_ratio between 0 and 10,000).
+    the line and the column for a missing column, a missing id or watch_ratio, a value
+    that does not parse, or a watch_ratio outside ``kuairec.data.schema.RANGES``.
     """
-    import polars as pl
+    from kuairec.data.own_log import read_own_log
 
-    path = Path(path)
-    from kuairec.data.validate import first_invalid_utf8_line, sniff
-
-    if not path.is_file():
-        raise DataError("file does not exist", file=path)
-    with open(path, "rb") as fh:
-        sniff(path, fh.read(1 << 16))  # compressed, UTF-16, binary, CR-only: named
-    try:
-        df = pl.read_csv(path, infer_schema=False)
-    except Exception as exc:  # polars raises several types for unreadable files
-        line = first_invalid_utf8_line(path)
-        if line is not None:
-            raise DataError("invalid UTF-8: expected UTF-8 text", file=path, row=line) from None
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"cannot read as CSV: {first}", file=path) from None
-    df = df.rename({c: c.strip() for c in df.columns})
-    missing = [c for c in CSV_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"missing column(s) {missing}: expected a header with {','.join(CSV_COLUMNS)}, "
-            f"found {df.columns}",
-            file=path,
-        )
-    if df.height == 0:
-        raise DataError("no data rows", file=path)
-    cols = {c: _parse_column(df[c], c, path) for c in CSV_COLUMNS}
-    for c in ("watch_ratio", "timestamp"):  # the loader's ranges (schema.RANGES)
-        _parse_column(df[c].str.strip_chars(), c, path, ranges_of=cols[c])
-    users = IdMap(np.unique(cols["user_id"]), name="user_id")
-    items = IdMap(np.unique(cols["video_id"]), name="video_id")
-    log = LogArrays(
-        users.to_index(cols["user_id"]),
-        items.to_index(cols["video_id"]),
-        cols["timestamp"],
-        cols["watch_ratio"],
-    )
-    return users, items, log
-
-
-def _parse_column(
-    col: Any, name: str, path: Path, ranges_of: np.ndarray | None = None
-) -> np.ndarray:
-    """One column of a user log, typed and checked against the loader's ranges
-    (:data:`kuairec.data.schema.RANGES`: ``timestamp`` and ``watch_ratio``); every column
-    is parsed before any range is checked."""
-    import polars as pl
-
-    from kuairec.data.schema import RANGES
-
-    if ranges_of is not None:  # the range check of values already parsed
-        bounds = RANGES[name]
-        row = bounds.first_violation(ranges_of)
-        if row is not None:
-            raise DataError(
-                f"expected {bounds.describe()}, found {col[row]!r}",
-                file=path,
-                row=row + 2,
-                column=name,
-            )
-        return ranges_of
-
-    is_id = name in ("user_id", "video_id")
-    text = col.str.strip_chars()
-    parsed = text.cast(pl.Int64 if is_id else pl.Float64, strict=False)
-    bad = parsed.is_null().to_numpy()
-    values = parsed.to_numpy()
-    if not is_id:
-        values = values.astype(np.float64)
-        bad |= ~np.isfinite(values)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        found = text[row]
-        kind = (
-            "an integer id"
-            if is_id
-            else "a finite number" + (" >= 0" if name == "watch_ratio" else "")
-        )
-        raise DataError(
-            f"expected {kind}, found {'a missing value' if found in (None, '') else repr(found)}",
-            file=path,
-            row=row + 2,
-            column=name,
-        )
-    return values.astype(np.int64 if is_id else np.float64)
+    log = read_own_log(path)
+    if notes is not None:
+        notes.extend(log.notes)
+    arrays = LogArrays(log.user_idx, log.item_idx, log.timestamp, log.watch_ratio)
+    return log.users, log.items, arrays
 
 
 def make_train_set(interactions: Interactions, users: IdMap, items: IdMap) -> TrainSet:
@@ -378,8 +316,30 @@ def make_train_set(interactions: Interactions, users: IdMap, items: IdMap) -> Tr
     return TrainSet(interactions=interactions, users=users, items=items)
 
 
-def temporal_experiment(path: str | Path, test_fraction: float = 0.2) -> tuple[TrainSet, TestSet]:
-    """Read a user CSV and split it with :func:`temporal_protocol`."""
-    users, items, log = load_interactions_csv(path)
+def temporal_experiment(
+    path: str | Path, test_fraction: float = 0.2, notes: list[str] | None = None
+) -> tuple[TrainSet, TestSet]:
+    """Read a user's log and split it with :func:`temporal_protocol`; what was understood
+    of the file is appended to ``notes``. A log that leaves nothing to test (one row per
+    user, one video, the same pairs repeated) is refused here, before any training."""
+    users, items, log = load_interactions_csv(path, notes)
+    if len(items) < 2:
+        raise DataError(
+            f"the log names {len(items)} video: ranking needs at least 2 videos", file=path
+        )
     inter, test = temporal_protocol(*log, len(users), len(items), test_fraction=test_fraction)
+    if test.relevance.nnz == 0:
+        raise DataError(_nothing_to_test(log, len(users)), file=path)
     return make_train_set(inter, users, items), test
+
+
+def _nothing_to_test(log: LogArrays, n_users: int) -> str:
+    """Why a log's temporal split holds no test pair."""
+    rows = np.bincount(log.user_idx, minlength=n_users)
+    pairs = np.unique(log.user_idx * (int(log.item_idx.max()) + 1) + log.item_idx).size
+    return (
+        f"no test pair: {log.user_idx.size:,} rows, {n_users:,} users ({int((rows >= 2).sum()):,} "
+        f"with 2 rows or more), {pairs:,} distinct (user, video) pairs; a user's last rows "
+        "are held out only when the user has 2 rows or more, and a held-out pair that is also "
+        "a training pair is dropped: expected users with several rows on different videos"
+    )

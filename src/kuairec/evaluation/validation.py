@@ -48,13 +48,51 @@ def validation_split(
     users: Any = None,
     fraction: float = 0.2,
     seed: int = 0,
+    label: str = "wr>2",
 ) -> tuple[TrainSet, TestSet]:
-    """The ``(fit part, validation TestSet)`` of ``train`` (see the module docstring)."""
+    """The ``(fit part, validation TestSet)`` of ``train`` (see the module docstring);
+    the validation set carries ``label``, the run's positive label."""
     if kind == "temporal":
-        return temporal_holdout(train)
-    if kind == "random":
-        return random_holdout(train, fraction=fraction, users=users, seed=seed)
-    raise ConfigError(f"validation split must be one of {', '.join(SPLITS)}, got {kind!r}")
+        fit, valid = temporal_holdout(train)
+    elif kind == "random":
+        fit, valid = random_holdout(train, fraction=fraction, users=users, seed=seed)
+    else:
+        raise ConfigError(f"validation split must be one of {', '.join(SPLITS)}, got {kind!r}")
+    return fit, dataclasses.replace(valid, label=label)
+
+
+_MASK64 = (1 << 64) - 1
+HALVES_RULE = (
+    "user u is in the selection half when splitmix64(splitmix64(seed) XOR u) is even, "
+    "else in the confirmation half (u = user_idx; splitmix64 as in Steele et al. 2014)"
+)
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser on uint64 values (wrapping arithmetic): a documented,
+    engine-independent integer hash (the Spark engine computes the same with 64-bit
+    integer columns)."""
+    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def stable_hash(seed: int, *keys: np.ndarray) -> np.ndarray:
+    """``h = splitmix64(seed)``, then ``h = splitmix64(h XOR k)`` for each key array in
+    turn (user ids, video ids...): the same on every machine, numpy version and engine."""
+    with np.errstate(over="ignore"):
+        h = splitmix64(np.uint64(int(seed) & _MASK64))
+        for k in keys:
+            h = splitmix64(h ^ np.asarray(k).astype(np.int64).astype(np.uint64))
+    return h
+
+
+def selection_half(users: np.ndarray, seed: int) -> np.ndarray:
+    """Boolean mask over ``users``: True for the validation users whose numbers choose
+    (tuning's best trial, early stopping), False for the confirmation half that checks
+    the choice (:data:`HALVES_RULE`)."""
+    return (stable_hash(seed, users) & np.uint64(1)) == 0
 
 
 def temporal_holdout(train: TrainSet, holdout_days: float = 7.0) -> tuple[TrainSet, TestSet]:

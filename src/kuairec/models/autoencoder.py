@@ -84,7 +84,7 @@ class AutoencoderConfig:
     seed: int = param(0, ge=0, doc="seeds weights, dropout, shuffling and sampling")
     accelerator: str = param("cpu", doc="Lightning accelerator: cpu, gpu, auto")
     devices: int = param(1, ge=1, doc="devices (more than 1: DDP, ddp_spawn)")
-    num_threads: int = param(1, ge=0, doc="torch CPU threads (fit, scoring); 0 = torch's")
+    num_threads: int = param(1, ge=0, doc="torch CPU threads while fitting (0 = torch's)")
 
     def check(self) -> None:
         if not self.hidden_dims or min(self.hidden_dims) < 1:
@@ -98,6 +98,7 @@ class AutoencoderRecommender(Recommender):
     """Deep autoencoder of watch histories (Mult-DAE/VAE; torch + Lightning)."""
 
     name = "autoencoder"
+    cost = "moderate"
     Config = AutoencoderConfig
     supports_history = True
     uses_validation = True
@@ -151,6 +152,9 @@ class AutoencoderRecommender(Recommender):
         self.net_ = trained.module.cpu().eval()
         self.history_ = trained.history
         self.best_epoch_ = trained.best_epoch
+        from kuairec.models.torch_train import fit_notes
+
+        self.time_limit_fired_, self.fit_remark_ = fit_notes(trained, settings)
 
     def _build(self, n_items: int):
         from kuairec.models.autoencoder_net import AutoencoderNet
@@ -172,11 +176,16 @@ class AutoencoderRecommender(Recommender):
 
     def _scores_of(self, x: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         from kuairec.models.autoencoder_net import score_dense
-        from kuairec.models.torch_train import threads
 
-        with threads(self.config.num_threads):
-            s = score_dense(self.net_, x.toarray().astype(np.float32, copy=False))
+        # torch's process-wide thread count is not touched here: scoring runs in the
+        # server's thread pool and event loop at once; the server sets it once at load
+        s = score_dense(self.net_, x.toarray().astype(np.float32, copy=False))
         return s if items is None else s[:, items]
+
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """The saved input matrix's shape that model.json implies (the network's layers are
+        checked against the config by torch's strict load)."""
+        return {"x_shape": (self.n_users_, self.n_items_)}
 
     def _get_state(self) -> dict[str, np.ndarray]:
         from kuairec.models.torch_train import state_arrays

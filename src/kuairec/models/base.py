@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -29,12 +30,28 @@ import numpy as np
 
 from kuairec.errors import ConfigError, ModelError
 from kuairec.models.params import Param, config_class, config_from_dict, config_values
+from kuairec.result import Cost
 
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
     from kuairec.data.dataset import TrainSet
     from kuairec.evaluation.protocols import TestSet
+
+
+@dataclass(frozen=True)
+class FitResources:
+    """What the pipeline hands to the models that declare they use it, and to no other.
+
+    - ``truth``: the synthetic generator's expected watch ratios of the small matrix
+      (``uses_truth`` models only: the oracle); never part of a :class:`TrainSet`;
+    - ``fitted``: models the run already fitted on the same training data with the
+      parameters it used, by registry name (a model that builds on others, such as a
+      two-stage ranker, may reuse them instead of refitting).
+    """
+
+    truth: Any = None
+    fitted: Mapping[str, Recommender] = field(default_factory=dict)
 
 
 class Recommender(abc.ABC):
@@ -55,8 +72,10 @@ class Recommender(abc.ABC):
       pipeline passes its validation split;
     - ``supports_history`` / ``history_reason``: whether it scores new users' histories;
     - ``predicts_ratings``: whether ``predict`` gives watch_ratio estimates;
-    - ``uses_truth``: it is built with the synthetic truth (the oracle); nothing else
-      ever sees it;
+    - ``uses_truth``: its fit receives the synthetic truth as a fit resource (the
+      oracle); nothing else ever sees it;
+    - ``reuses_fitted``: its fit receives the models the run already fitted on the same
+      training set (``FitResources.fitted``), to build on them instead of refitting;
     - ``uses_accelerator``: its config has ``accelerator`` and ``devices`` fields (the
       torch models), which the pipeline fills from ``--accelerator`` / ``--devices``;
     - ``follows``: another model whose chosen parameters this one takes over, mapped by
@@ -64,12 +83,24 @@ class Recommender(abc.ABC):
     - ``scores_cold_items`` / ``cold_items_reason``: whether it ranks videos that have no
       training pairs from their features (tags, captions, duration), so that it takes
       part in the cold-items protocol (``kuairec.evaluation.cold``), and why not.
+    - ``cost``: ``"cheap"`` (a fit in seconds at KuaiRec's size), ``"moderate"`` (a
+      minute or so) or ``"heavy"`` (a JVM session, many minutes). Sections that refit the
+      run's models choose them by this declaration, never by a measured time: the
+      validation scores and the validity section refit what is not heavy.
+    - ``tune_trials``: how many trials ``kuairec run`` gives its in-run tuning (a count,
+      so the same command tunes alike on a fast and a slow machine).
+    - ``deterministic`` / ``nondeterministic_reason``: whether the same seed gives the same
+      fit whatever the machine's load and speed; a model that cannot promise it says why,
+      and the report marks its row.
 
-    Two instance attributes connect a model to the job that runs it: ``scratch_dir``
-    (a folder the pipeline gives it for checkpoints and logs, deleted when the run
-    completes; None = the model makes its own temporary one) and, after ``fit``, an
-    optional ``history_`` (``{"epoch": [...], "<series>": [...]}``: training curves the
-    report draws).
+    Instance attributes connect a model to the job that runs it: ``scratch_dir`` (a
+    folder the pipeline gives it for checkpoints and logs, deleted when the run
+    completes; None = the model makes its own temporary one), ``registered_as`` (the
+    registry name it was created under: a preset's own name, saved in model.json) and,
+    after ``fit``, an optional ``history_`` (``{"epoch": [...], "<series>": [...]}``:
+    training curves the report draws), ``time_limit_fired_`` (what an opt-in time cap
+    stopped, else None) and ``fit_remark_`` (what the model says about this fit, e.g.
+    that an epoch cap ended it before its curve flattened).
     """
 
     name: ClassVar[str]
@@ -86,13 +117,21 @@ class Recommender(abc.ABC):
     extra: ClassVar[str | None] = None
     uses_validation: ClassVar[bool] = False
     uses_truth: ClassVar[bool] = False
+    reuses_fitted: ClassVar[bool] = False
     uses_accelerator: ClassVar[bool] = False
     follows: ClassVar[str | None] = None
     scores_cold_items: ClassVar[bool] = False
     cold_items_reason: ClassVar[str] = (
         "it learns nothing about a video without training pairs (no item features)"
     )
+    cost: ClassVar[Cost] = "cheap"
+    tune_trials: ClassVar[int] = 10
+    deterministic: ClassVar[bool] = True
+    nondeterministic_reason: ClassVar[str] = ""
     scratch_dir: Path | None = None
+    registered_as: str | None = None
+    time_limit_fired_: str | None = None
+    fit_remark_: str | None = None
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         cls = config_class(type(self))
@@ -123,12 +162,20 @@ class Recommender(abc.ABC):
         """Why this model cannot run on ``train`` (None when it can)."""
         return None
 
-    def fit(self, train: TrainSet, valid: TestSet | None = None, progress: bool = False) -> Self:
+    def fit(
+        self,
+        train: TrainSet,
+        valid: TestSet | None = None,
+        progress: bool = False,
+        resources: FitResources | None = None,
+    ) -> Self:
         """Learn from the training set; returns ``self``.
 
         ``valid`` is a held-out split of the training log (the pipeline's validation
-        split, disjoint from ``train``); a model may use it only to stop early or pick its
-        epoch count, never to learn from. Models that ignore it ignore it.
+        split, disjoint from ``train``; its ``label`` is the run's positive label); a
+        model may use it only to stop early or pick its epoch count, never to learn from.
+        Models that ignore it ignore it. ``resources`` carries what only some models may
+        receive (see :class:`FitResources`); each model takes what it declares.
         """
         reason = self.unavailable_reason(train)
         if reason is not None:
@@ -143,6 +190,9 @@ class Recommender(abc.ABC):
                 f"{self.name}: the validation split has {valid.n_items} items, the training "
                 f"set {train.n_items}"
             )
+        self.time_limit_fired_ = None
+        self.fit_remark_ = None
+        self._use_resources(resources or FitResources())
         self._fit(train, valid, progress)
         inter = train.interactions
         self.n_users_ = int(train.n_users)
@@ -155,6 +205,19 @@ class Recommender(abc.ABC):
 
     @abc.abstractmethod
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None: ...
+
+    def _use_resources(self, resources: FitResources) -> None:  # noqa: B027 - optional hook
+        """Take what this model declares it uses from ``resources`` (nothing here)."""
+
+    # ------------------------------------------------------------------ serving
+    def serving_copy(self, top_n: int = 0) -> Recommender:
+        """The form this model serves in (itself here). ``top_n`` > 0 lets a model with
+        a dense item-item matrix keep only that many weights per item (EASE)."""
+        return self
+
+    def serving_form(self) -> str:
+        """How this model serves, in words (shown by the server)."""
+        return "as saved"
 
     @property
     def is_fitted(self) -> bool:

@@ -87,6 +87,9 @@ class _ItemScoreRecommender(Recommender):
     def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         return self._score(np.empty(history.shape[0], np.int64), items)
 
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        return {"popularity": (self.n_items_,)}
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"popularity": self.popularity_}
 

@@ -39,7 +39,9 @@ def _row(name: str) -> str:
         doc = f"preset of `{cls.name}`: {doc}"
     traits = [
         "new users" if cls.supports_history else "",
-        "tuned in run" if cls.tune_in_run else "",
+        f"tuned in run ({cls.tune_trials} trials)" if cls.tune_in_run else "",
+        f"cost {cls.cost}",
+        "" if cls.deterministic else "not deterministic",
         "reference row" if cls.reference else "",
         f"extra `{cls.extra}`" if cls.extra else "",
         "" if name in default_models() else "only with `--models`",

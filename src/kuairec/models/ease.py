@@ -182,6 +182,18 @@ class EASERecommender(Recommender):
         copy.top_n_ = int(top_n)
         return copy
 
+    def serving_copy(self, top_n: int = 0) -> EASERecommender:
+        """The sparse top-``top_n`` copy (:meth:`sparsified`) when ``top_n`` > 0 and ``B``
+        is dense; else this model."""
+        if top_n > 0 and not self.is_sparsified:
+            return self.sparsified(top_n)
+        return self
+
+    def serving_form(self) -> str:
+        if self.is_sparsified:
+            return f"sparse B, top {self.top_n_} weights per item"
+        return "dense B"
+
     def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Row i of ``B``: the items whose score a watch of i raises most (``B[i, j]``,
         what i contributes to j); in the sparsified form, only the kept weights."""
@@ -194,6 +206,10 @@ class EASERecommender(Recommender):
         out = np.full((items.size, self.b_.shape[1]), -np.inf, dtype=np.float32)
         out[rows.row, rows.col] = rows.data
         return out
+
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """The saved arrays' shapes that model.json implies (checked on load)."""
+        return {"b": (self.n_items_, self.n_items_), "x_shape": (self.n_users_, self.n_items_)}
 
     def _get_state(self) -> dict[str, np.ndarray]:
         if self.is_sparsified:

@@ -127,6 +127,21 @@ class FactorModel(Recommender):
         return self._gram_value
 
     # ------------------------------------------------------------------ state
+    @property
+    def state_width(self) -> int | None:
+        """Columns of the saved factors that the config implies (None: not implied)."""
+        return getattr(self.config, "factors", None)
+
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """The saved arrays' shapes that model.json implies (checked on load)."""
+        f = self.state_width
+        return {
+            "user_factors": (self.n_users_, f),
+            "item_factors": (self.n_items_, f),
+            "item_offset": (self.n_items_,),
+            "default_user": (f,),
+        }
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return {
             "user_factors": self.user_factors_,

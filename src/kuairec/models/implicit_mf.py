@@ -163,9 +163,13 @@ class BPRRecommender(FactorModel):
     """
 
     name = "bpr"
+    cost = "moderate"
+    # a fit costs ~3x ALS's (one thread; implicit's took ~10x): fewer trials keep the
+    # default run's budget
+    tune_trials = 5
+    deterministic = True  # one thread, a documented draw order (bpr_sgd)
     Config = BPRConfig
     requires = ("numba",)
-    deterministic = True  # one thread, a documented draw order (bpr_sgd)
     history_reason = (
         "BPR's factors come from pairwise SGD and have no closed-form fold-in for a new "
         "user; serve new users with als, ease or itemknn"
@@ -197,3 +201,8 @@ class BPRRecommender(FactorModel):
             seed=c.seed,
         )
         self.set_factors(user_f, item_f, x)
+
+    @property
+    def state_width(self) -> int:
+        """The factors hold one item-bias column beside the latent dimensions."""
+        return self.config.factors + 1

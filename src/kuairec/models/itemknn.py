@@ -117,6 +117,11 @@ class ItemKNNRecommender(Recommender):
         out[rows.row, rows.col] = rows.data
         return out
 
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """The saved matrices' shapes that model.json implies (checked on load)."""
+        n, m = self.n_users_, self.n_items_
+        return {"x_shape": (n, m), "sim_shape": (m, m)}
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return {**csr_state("x", self.x_), **csr_state("sim", self.sim_)}
 

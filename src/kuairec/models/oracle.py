@@ -2,8 +2,9 @@
 
 Only synthetic data has a truth matrix (the expected watch_ratio of every small-matrix
 pair, ``KuaiRecDataset.truth``). It never travels in the TrainSet, so no learned model
-can read it by accident: the oracle alone is given it, explicitly, as
-``OracleRecommender(truth=ds.truth)`` (``uses_truth``; the pipeline does this). On real
+can read it by accident: the oracle alone is given it, explicitly, as a fit resource,
+``oracle.fit(train, resources=FitResources(truth=ds.truth))`` (``uses_truth``; the
+pipeline does this). On real
 data the oracle is unavailable. It is the ceiling the learned models are
 measured against. Pairs without truth score :data:`NO_TRUTH` (far below any real value,
 but finite, so they still fill a top-k list after every pair with truth); ``predict``
@@ -14,16 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kuairec.errors import DataError, ModelError
-from kuairec.models.base import Recommender
+from kuairec.models.base import FitResources, Recommender
 from kuairec.models.matrices import csr_from_state, csr_state
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kuairec.data.dataset import Interactions, TrainSet
+    from kuairec.data.dataset import TrainSet
     from kuairec.evaluation.protocols import TestSet
 
 NO_TRUTH = np.float32(-1e30)
@@ -44,18 +45,16 @@ class OracleRecommender(Recommender):
     uses_truth = True
     history_reason = "it knows the truth of the data's own users only"
 
-    def __init__(
-        self, config: Any = None, *, truth: Interactions | None = None, **overrides: Any
-    ) -> None:
-        super().__init__(config, **overrides)
-        self.truth = truth
+    def _use_resources(self, resources: FitResources) -> None:
+        self.truth = resources.truth
 
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         truth = self.truth
         if truth is None:
             raise ModelError(
                 "oracle: no truth given; it needs the synthetic expected watch ratios, "
-                "OracleRecommender(truth=ds.truth) (no small_matrix_truth.csv: real data)"
+                "fit(train, resources=FitResources(truth=ds.truth)) (no "
+                "small_matrix_truth.csv: real data)"
             )
         if truth.shape != (train.n_users, train.n_items):
             raise DataError(
@@ -92,6 +91,9 @@ class OracleRecommender(Recommender):
         pos = np.minimum(np.searchsorted(keys, query), max(keys.size - 1, 0))
         found = keys[pos] == query if keys.size else np.zeros(query.size, dtype=bool)
         return np.where(found, t.data[pos] if keys.size else np.nan, np.nan).astype(np.float32)
+
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        return {"truth_shape": (self.n_users_, self.n_items_)}
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return csr_state("truth", self.truth_)

@@ -13,15 +13,12 @@ import json
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from kuairec import atomic
 from kuairec.errors import ConfigError, ModelError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from kuairec.models.base import Recommender
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -41,9 +38,10 @@ class _State(dict):
 
 
 def save_model(
-    model: Recommender, path: Path, overwrite: bool = False, trained_on: str | None = None
+    model: Any, path: Path, overwrite: bool = False, trained_on: str | None = None
 ) -> Path:
-    """Write ``model`` into the folder ``path``; see the module docstring."""
+    """Write the fitted ``model`` (a Recommender) into the folder ``path``; see the module
+    docstring. A preset's registered name is stored beside its class's name."""
     from kuairec import __version__
     from kuairec.models.params import config_to_dict
 
@@ -59,6 +57,7 @@ def save_model(
         "format_version": FORMAT_VERSION,
         "kuairec_version": __version__,
         "name": model.name,
+        "preset": model.registered_as if model.registered_as != model.name else None,
         "config": config_to_dict(model.config),
         "fingerprint": model.fingerprint_,
         "n_users": model.n_users_,
@@ -98,8 +97,38 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_model(path: Path, expected_fingerprint: str | None = None) -> Recommender:
-    """Load the model saved in ``path``; check the data fingerprint when one is given."""
+def check_arrays(model: Any, arrays: Mapping[str, np.ndarray], weights: Path) -> None:
+    """Refuse a damaged ``weights.npz`` before the model takes it: a non-finite value in any
+    float array (NaN weights used to answer every request with an empty list), or an array
+    whose shape disagrees with ``model.json`` (its config and n_users/n_items), as the
+    model's ``expected_shapes()`` states them (``None`` = any size; a key ending in
+    ``_shape`` holds a sparse matrix's shape: its values are compared)."""
+    for key, arr in arrays.items():
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            raise ModelError(
+                f"{weights}: array {key!r} holds {n_bad:,} non-finite value(s) (NaN or "
+                f"infinity) among {arr.size:,}: the saved model is damaged; train it again"
+            )
+    expected = getattr(model, "expected_shapes", None)
+    for key, shape in (expected() if expected is not None else {}).items():
+        if key not in arrays:
+            continue  # a missing array is named when the model reads it
+        arr = arrays[key]
+        got = tuple(int(v) for v in arr.ravel()) if key.endswith("_shape") else arr.shape
+        if len(got) != len(shape) or any(
+            e is not None and e != g for e, g in zip(shape, got, strict=True)
+        ):
+            want = tuple("any" if e is None else e for e in shape)
+            raise ModelError(
+                f"{weights}: array {key!r} has shape {got}, but {MODEL_JSON} (its config and "
+                f"n_users/n_items) says {want}: the files do not belong together"
+            )
+
+
+def load_model(path: Path, expected_fingerprint: str | None = None) -> Any:
+    """Load the model (a Recommender) saved in ``path``; check the data fingerprint when
+    one is given."""
     from kuairec.models.params import config_from_dict
     from kuairec.models.registry import get_model_class
 
@@ -109,10 +138,16 @@ def load_model(path: Path, expected_fingerprint: str | None = None) -> Recommend
             f"{path}: model was trained on another dataset (different id maps): "
             f"saved fingerprint {meta['fingerprint']}, expected {expected_fingerprint}"
         )
+    registered = meta.get("preset") or meta["name"]
     try:
-        cls = get_model_class(meta["name"])
+        cls = get_model_class(registered)
     except ConfigError as exc:
         raise ModelError(f"{path / MODEL_JSON}: {exc}") from None
+    if cls.name != meta["name"]:
+        raise ModelError(
+            f"{path / MODEL_JSON}: preset {registered!r} is a {cls.name!r} model, "
+            f"but the file says {meta['name']!r}"
+        )
     try:
         config = config_from_dict(cls, meta["config"])
     except ConfigError as exc:
@@ -126,11 +161,17 @@ def load_model(path: Path, expected_fingerprint: str | None = None) -> Recommend
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{weights}: cannot be read as a numpy .npz file ({exc})") from None
     model = cls(config)
-    if meta["name"] != cls.name:
-        model.name = meta["name"]  # a registry preset keeps its own name
-    model._set_state(_State(arrays, weights))
+    model.registered_as = registered
     model.n_users_ = int(meta["n_users"])
     model.n_items_ = int(meta["n_items"])
+    check_arrays(model, arrays, weights)
+    try:
+        model._set_state(_State(arrays, weights))
+    except (ValueError, RuntimeError, IndexError, TypeError) as exc:  # torch, scipy: shapes
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ModelError(
+            f"{weights}: the arrays do not fit the config in {MODEL_JSON} ({first})"
+        ) from None
     model.fingerprint_ = str(meta["fingerprint"])
     model.trained_on_ = str(meta.get("trained_on", ""))
     return model

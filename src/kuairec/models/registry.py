@@ -15,13 +15,15 @@ import importlib
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kuairec.errors import ConfigError, ModelError
 from kuairec.models.params import config_from_dict, config_to_dict
 
-if TYPE_CHECKING:  # pragma: no cover
-    from kuairec.models.base import Recommender
+# The registry imports no model module statically (models are imported by name, on first
+# use), and not even the base class for its annotations: base.Recommender.load looks
+# classes up here, so an import of base from here would close a circle.
+ModelClass = type  # a Recommender subclass
 
 __all__ = [
     "available_models",
@@ -34,6 +36,7 @@ __all__ = [
     "missing_requirement",
     "preset",
     "preset_settings",
+    "tunable_models",
     "variant",
 ]
 
@@ -116,7 +119,7 @@ def _entry(name: str) -> Preset:
     return target if isinstance(target, Preset) else Preset(target)
 
 
-def get_model_class(name: str) -> type[Recommender]:
+def get_model_class(name: str) -> ModelClass:
     """The model class registered as ``name`` (imported now, on first use)."""
     entry = _entry(name)
     module_name, _, class_name = entry.target.partition(":")
@@ -156,17 +159,26 @@ def check_params(name: str, params: Mapping[str, Any] | None) -> Any:
     return config_from_dict(get_model_class(name), {**preset_settings(name), **(params or {})})
 
 
-def create_model(
-    name: str, config: Mapping[str, Any] | None = None, **resources: Any
-) -> Recommender:
-    """A new, unfitted model from its name and a dict of hyperparameters (e.g. TOML).
-
-    A preset's fixed settings come first, then ``config``. ``resources`` go to the
-    model's constructor (the oracle's ``truth=``).
+def create_model(name: str, config: Mapping[str, Any] | None = None) -> Any:
+    """A new, unfitted model (a Recommender) from its name and a dict of hyperparameters
+    (e.g. TOML). A preset's fixed settings come first, then ``config``; the model keeps
+    the name it was created under in ``registered_as`` (saved in model.json).
     """
     cls = get_model_class(name)
     values = {**preset_settings(name), **dict(config or {})}
-    model = cls(config_from_dict(cls, values), **resources)
-    if name != cls.name:
-        model.name = name  # a preset saves and reports under its own name
+    model = cls(config_from_dict(cls, values))
+    model.registered_as = name
     return model
+
+
+def tunable_models() -> list[str]:
+    """Registered names with a search space left after their preset's settings."""
+    out = []
+    for name in _MODELS:
+        try:
+            space = get_model_class(name).search_space
+        except ImportError:
+            continue
+        if set(space) - set(preset_settings(name)):
+            out.append(name)
+    return out

@@ -165,6 +165,7 @@ class SparkALSRecommender(FactorModel):
     """Weighted ALS on Spark (pyspark.ml ALS, implicit preferences, exact solves)."""
 
     name = "spark_als"
+    cost = "heavy"  # a JVM session of its own: minutes to start and fit at full size
     Config = SparkALSConfig
     requires = ("pyspark",)
     extra = "spark"

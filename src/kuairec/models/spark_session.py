@@ -195,6 +195,9 @@ def get_session(settings: SessionSettings | None = None) -> SparkSession:
             reason = _one_line(exc)
             raise SparkUnavailable(f"Spark could not start ({settings.master}): {reason}") from None
         _state.update(session=session, settings=settings, tmp=tmp)
+        from kuairec.models.backends import on_close
+
+        on_close("spark", stop_session)  # whoever runs the models closes it when done
         return session
 
 

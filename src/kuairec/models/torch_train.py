@@ -18,8 +18,8 @@ model:
   the model's ``scratch_dir`` (a temporary folder when None) and deleted when the fit ends.
   Lightning's ``.ckpt`` files are pickles: no load path of this project ever reads them
   (the best weights are restored from memory; saved models are ``weights.npz`` arrays);
-- with early stopping on NDCG@10 (label ``wr>2``) of the validation split
-  (:class:`ValidationNDCG`), computed at the end of every epoch; training stops after
+- with early stopping on NDCG@10 of the validation split under its label (the run's
+  ``--label``; :class:`ValidationNDCG`), computed at the end of every epoch; training stops after
   ``patience`` epochs without improvement and the best epoch's weights are restored.
 
 **The final model is the best-validation-epoch model trained on the fit part** of the
@@ -82,7 +82,7 @@ class TrainSettings:
     seed: int = 0
     accelerator: str = "cpu"
     devices: int = 1
-    max_seconds: float | None = None  # stop after the first epoch that ends past it
+    max_seconds: float | None = None  # opt-in safety cap: stop after the epoch past it
     deterministic: bool = True
     num_threads: int = 0  # torch's intra-op CPU threads for the fit; 0 = torch's default
 
@@ -94,10 +94,12 @@ class Trained:
     module: Any
     history: dict[str, list[float]]
     best_epoch: int | None
+    time_limited: bool = False  # the opt-in time cap ended training (not reproducible)
+    epoch_capped: bool = False  # max_epochs ended training, not early stopping
 
 
 class ValidationNDCG:
-    """NDCG@10 (label ``wr>2``) of top-10 lists on a validation split.
+    """NDCG@10 of top-10 lists on a validation split, under the split's ``label``.
 
     ``score(module, users)`` gives a dense float array ``(len(users), n_items)`` of the
     module's scores for known user indices; it must be picklable (a module-level function
@@ -114,7 +116,8 @@ class ValidationNDCG:
         from kuairec.evaluation.evaluate import prepare
 
         self.valid, self.train, self.score, self.batch_size = valid, train, score, batch_size
-        self.ctx = prepare(valid, train, ks=(10,), labels=("wr>2",), default_label="wr>2")
+        self.label = valid.label
+        self.ctx = prepare(valid, train, ks=(10,), labels=(self.label,), default_label=self.label)
 
     def __call__(self, module: Any) -> float:
         from kuairec.evaluation.evaluate import evaluate
@@ -132,12 +135,13 @@ class ValidationNDCG:
             self.valid,
             self.train,
             ks=(10,),
-            labels=("wr>2",),
-            default_label="wr>2",
+            labels=(self.label,),
+            default_label=self.label,
             n_bootstrap=0,
             context=self.ctx,
         )
-        return float(result.metrics["ndcg@10"])
+        value = result.metrics["ndcg@10"]
+        return float(value) if value is not None else math.nan
 
 
 def top_items(
@@ -210,6 +214,8 @@ class EpochEnd(L.Callback):
         if validate is not None:
             self.history[VALID_METRIC] = []
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.time_limited = False
+        self.interrupt: KeyboardInterrupt | None = None
         self._losses: list[torch.Tensor] = []
         self._t0 = time.perf_counter()
 
@@ -236,8 +242,9 @@ class EpochEnd(L.Callback):
                 self.best_state = copy.deepcopy(pl_module.state_dict())
             trainer.should_stop = trainer.should_stop or self.stopper.should_stop
         cap = self.settings.max_seconds
-        if cap is not None and time.perf_counter() - self._t0 > cap:
+        if cap is not None and time.perf_counter() - self._t0 > cap and not trainer.should_stop:
             trainer.should_stop = True
+            self.time_limited = True
         if self.advance is not None:
             self.advance(1)
 
@@ -250,11 +257,20 @@ class EpochEnd(L.Callback):
         finally:
             pl_module.train(was_training)
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):  # Ctrl-C, or SIGTERM raised as one
+            self.interrupt = exception
+
     def on_train_end(self, trainer, pl_module) -> None:
         if self.best_state is not None:
             pl_module.load_state_dict(self.best_state)
         if trainer.is_global_zero:
-            record = {"history": self.history, "best_epoch": self.stopper.best_epoch}
+            record = {
+                "history": self.history,
+                "best_epoch": self.stopper.best_epoch,
+                "time_limited": self.time_limited,
+                "early_stopped": self.stopper.should_stop,
+            }
             self.history_path.write_text(json.dumps(record))
 
 
@@ -291,11 +307,50 @@ def train_module(
         # a display cannot cross into ddp_spawn's processes: there the bar shows the end only
         end = EpochEnd(settings, validate, history_path, None if spawn else advance)
         trainer = _trainer(settings, Path(root), end, validate is not None)
-        trainer.fit(module, train_dataloaders=loader)
+        _fit_interruptibly(trainer, module, loader, end)
         record = json.loads(history_path.read_text())
         if spawn:
             advance(settings.max_epochs)
-    return Trained(module, record["history"], record["best_epoch"])
+    epochs = len(record["history"]["epoch"])
+    capped = epochs >= settings.max_epochs and not record["early_stopped"]
+    return Trained(module, record["history"], record["best_epoch"], record["time_limited"], capped)
+
+
+def _fit_interruptibly(trainer: Any, module: Any, loader: Any, end: EpochEnd) -> None:
+    """``trainer.fit``, giving an interruption back to the caller. Lightning catches a
+    KeyboardInterrupt (Ctrl-C, and the CLI's SIGTERM), ignores SIGINT from then on and
+    calls ``sys.exit(1)``: the command would end with status 1 instead of 130 or 143.
+    The interruption is re-raised as it came, and SIGINT's handler restored."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        trainer.fit(module, train_dataloaders=loader)
+    except SystemExit:
+        if end.interrupt is not None:
+            raise end.interrupt from None
+        raise
+    finally:
+        if handler is not None and signal.getsignal(signal.SIGINT) is not handler:
+            signal.signal(signal.SIGINT, handler)
+
+
+def fit_notes(trained: Trained, settings: TrainSettings) -> tuple[str | None, str | None]:
+    """What a model says about one fit: (the time cap that fired, or None; a remark on
+    how training ended when it is not early stopping, or None)."""
+    epochs = len(trained.history.get("epoch", []))
+    fired = None
+    if trained.time_limited:
+        fired = f"training stopped after {epochs} epochs by max_seconds={settings.max_seconds:g}"
+    remark = None
+    if trained.epoch_capped and VALID_METRIC in trained.history:
+        remark = (
+            f"ended by its epoch cap ({settings.max_epochs} epochs), not by early stopping: "
+            "its validation curve had not flattened"
+        )
+    return fired, remark
 
 
 def _trainer(settings: TrainSettings, root: Path, end: EpochEnd, monitored: bool) -> Any:
@@ -312,7 +367,9 @@ def _trainer(settings: TrainSettings, root: Path, end: EpochEnd, monitored: bool
     return L.Trainer(
         accelerator=settings.accelerator,
         devices=settings.devices,
-        strategy="ddp_spawn" if settings.devices > 1 else "auto",
+        # a module may hold parameters a batch does not reach (an optional head, the
+        # two-tower's cold tower): DDP must be told, or it refuses
+        strategy="ddp_spawn_find_unused_parameters_true" if settings.devices > 1 else "auto",
         max_epochs=settings.max_epochs,
         logger=CSVLogger(root, name="logs", version=0),
         callbacks=[end, checkpoint],

@@ -86,6 +86,7 @@ class TwoTowerRecommender(Recommender):
     A watch_ratio head predicts ratings; it scores new users and cold videos."""
 
     name = "two_tower"
+    cost = "moderate"
     Config = TwoTowerConfig
     predicts_ratings = True  # the default; an instance with rating_head=False says False
     supports_history = True
@@ -152,6 +153,7 @@ class TwoTowerRecommender(Recommender):
         self.history_arrays_ = history
         self.history_ = trained.history
         self.best_epoch_ = trained.best_epoch
+        self.time_limit_fired_, self.fit_remark_ = tt.fit_notes(trained, settings)
 
     def _history(self, indptr, items, ratios) -> Any:
         from kuairec.models.two_tower_net import History
@@ -214,6 +216,13 @@ class TwoTowerRecommender(Recommender):
         return out
 
     # ------------------------------------------------------------------ state
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """Saved shapes that model.json implies (the layers' widths are checked against the
+        config by torch's strict load)."""
+        n, m, d = self.n_users_, self.n_items_, self.config.dim
+        return {"w:user_x": (n, None), "w:item_x": (m, None), "w:item_id.weight": (m, d),
+                "hist_indptr": (n + 1,)}  # fmt: skip
+
     def _get_state(self) -> dict[str, np.ndarray]:
         from kuairec.models.torch_train import state_arrays
 

@@ -20,6 +20,9 @@ from kuairec.evaluation.evaluate import DEFAULT_KS, DEFAULT_LABELS
 from kuairec.models.params import config_from_dict, param
 
 PROTOCOLS = ("kuairec", "temporal", "cold-items")
+#: Lightning's accelerator names (``tpu9`` is refused before any data is loaded)
+Accelerator = Literal["cpu", "gpu", "cuda", "mps", "tpu", "auto"]
+MAX_BOOTSTRAP = 10_000  # the resample matrix is n_bootstrap x test users (int64)
 
 
 @dataclass
@@ -37,12 +40,17 @@ class RunConfig:
     ks: list[int] = param(list(DEFAULT_KS), doc="cut-offs K")
     label: str = "wr>2"
     labels: list[str] = param(list(DEFAULT_LABELS))
-    n_bootstrap: int = param(1000, ge=0, doc="bootstrap resamples (0 = no intervals)")
+    n_bootstrap: int = param(
+        1000, ge=0, le=MAX_BOOTSTRAP, doc="bootstrap resamples (0 = no intervals)"
+    )
     tune: bool = True  # choose hyperparameters on a validation split of the training log
     validation: Literal["temporal", "random"] = "temporal"  # the split (docs/tuning.md)
-    tune_trials: int = param(10, ge=0)
-    tune_seconds: float = param(30.0, gt=0, doc="per model; the defaults' trial always runs")
-    accelerator: str = "cpu"  # torch models: Lightning's accelerator ("cpu", "gpu", "auto")
+    tune_trials: int | None = param(None, ge=0, doc="per model; None = each model's own count")
+    time_limit: float | None = param(
+        None, gt=0, doc="opt-in safety cap in seconds per model (tuning, deep fits); off"
+    )
+    baseline: str | None = None  # the paired comparisons' baseline; None = validation winner
+    accelerator: Accelerator = "cpu"  # torch models: Lightning's accelerator
     devices: int = param(1, ge=1, doc="torch models: devices (processes) per fit")
     eda: bool = True  # write eda/report.html into the run folder
     validity: bool = True  # the offline-evaluation validity section (default protocol)
@@ -56,11 +64,31 @@ class RunConfig:
         """Cross-setting rules (called by ``config_from_dict`` after the field checks)."""
         if self.protocol == "temporal" and not self.interactions:
             raise ConfigError("protocol 'temporal' needs --interactions FILE.csv")
+        if self.protocol == "temporal" and self.data:
+            raise ConfigError(
+                "run: --data is not read by the temporal protocol (it reads --interactions); "
+                f"got data={self.data!r}: leave --data out"
+            )
+        if self.interactions and self.protocol != "temporal":
+            raise ConfigError(
+                f"run: --interactions is read only by the temporal protocol, got protocol "
+                f"{self.protocol!r}: leave --protocol out (--interactions implies temporal)"
+            )
+        _check_labels(self.label, self.labels)
         if not self.ks or any(k <= 0 for k in self.ks):
             raise ConfigError(f"run: setting 'ks' (K) must be integers >= 1, got {self.ks}")
         if self.models is not None and not self.models:
             raise ConfigError("run: setting 'models' must name at least one model, got none")
         _check_name(self.name)
+        if (
+            self.baseline is not None
+            and self.models is not None
+            and (self.baseline not in self.models)
+        ):
+            raise ConfigError(
+                f"run: setting 'baseline' must be one of the run's models {self.models}, "
+                f"got {self.baseline!r}"
+            )
         if self.label not in self.labels:
             self.labels = [self.label, *self.labels]
         self.ks = sorted(set(self.ks))
@@ -71,6 +99,17 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_labels(label: str, labels: list[str]) -> None:
+    """Every label parses (``wr>nan`` and ``bogus`` fail here, before any data is read)."""
+    from kuairec.evaluation.labels import parse_label
+
+    for name in [label, *labels]:
+        try:
+            parse_label(name)
+        except ConfigError as exc:
+            raise ConfigError(f"run: setting 'label': {exc}") from None
 
 
 def _check_name(name: str) -> None:
@@ -87,7 +126,15 @@ def load_run_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
     if path is not None:
         values.update(_read_config_file(Path(path)))
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("interactions") and "protocol" not in values:
+        values["protocol"] = "temporal"  # a log to evaluate on is the temporal protocol
     known = {f.name for f in fields(RunConfig)}
+    if "tune_seconds" in values:
+        raise ConfigError(
+            "run: setting 'tune_seconds' was removed: tuning runs a fixed number of trials "
+            "(each model's own, or 'tune_trials'), so no clock decides a result; "
+            "'time_limit' is an opt-in safety cap"
+        )
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown run setting(s) {unknown}; known: {sorted(known)}")
@@ -101,6 +148,11 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if text.startswith("\ufeff"):
+        raise ConfigError(
+            f"{path}: starts with a byte-order mark (BOM), which TOML and JSON do not allow: "
+            "save it as UTF-8 without BOM"
+        )
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
@@ -115,6 +167,12 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     run = data.get("run", {k: v for k, v in data.items() if k != "params"})
     if not isinstance(run, dict):
         raise ConfigError(f"{path}: [run] must be a table of settings")
+    beside = sorted(set(data) - {"run", "params"}) if "run" in data else []
+    if beside:
+        raise ConfigError(
+            f"{path}: {beside} outside the [run] table would be ignored: with a [run] table, "
+            "every setting goes inside it (and model parameters in [params.<model>])"
+        )
     run = dict(run)
     params = data.get("params", {})
     if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):

@@ -1,15 +1,25 @@
 """The main job: train every registered model, evaluate it, and write a run folder.
 
-``runs/<timestamp>-<name>/`` holds report.md/html, metrics.json, recommendations/,
-config.json, manifest.json, models/ and eda/. The folder is built under a temporary
-name and renamed only when complete: an existing run is never overwritten.
+``runs/<timestamp>-<name>/`` holds report.md/html, metrics.json (the typed
+:class:`~kuairec.result.RunResult`), recommendations/, config.json, manifest.json,
+models/ and eda/. The folder is built under a temporary name and renamed only when
+complete: an existing run is never overwritten.
+
+The order of work, and which data decides what:
+
+1. each model in turn: tuned on the validation split (selection half chooses,
+   confirmation half confirms), fitted on the training log, evaluated on the test set;
+2. every learned model's validation score on the confirmation half (reusing the tuner's
+   and the early-stopped fits), and the paired comparisons' baseline chosen by it (or
+   named with ``--baseline``): the test set chooses nothing;
+3. the paired comparisons against that baseline on the test set, Holm-adjusted;
+4. the sections (:mod:`kuairec.pipeline.sections`), the report, the folder.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,218 +27,222 @@ import numpy as np
 
 from kuairec import atomic
 from kuairec.display.progress import Progress
-from kuairec.display.resources import measure
 from kuairec.errors import ConfigError, KuaiRecError, ModelError
 from kuairec.pipeline.config import RunConfig
-
-PAIRED_METRIC = "ndcg@10"
-
-
-@dataclass
-class ModelOutcome:
-    name: str
-    entry: dict[str, Any]  # what goes under metrics.json["models"][name]
-    per_user: dict[str, np.ndarray]  # for paired bootstrap between models
-    top_items: np.ndarray
-    top_scores: np.ndarray
-    model: Any = None
-
-
-@dataclass
-class Experiment:
-    """The data, split and labels one run evaluates every model on."""
-
-    dataset: Any  # KuaiRecDataset, or None for the temporal protocol
-    train: Any  # TrainSet
-    test: Any  # TestSet
-    protocol: dict[str, Any]
-    data_dir: Path | None = None
-    truth: Any = None  # synthetic only: given to the oracle alone (uses_truth)
-    scratch: Path | None = None  # models' checkpoints and logs; removed when the run ends
-    notes: list[str] = field(default_factory=list)
-    _validation: Any = None
-    _context: Any = None
-
-    def context(self, cfg: RunConfig) -> Any:
-        """Label cut-offs and lookups shared by every model's evaluation (built once)."""
-        if self._context is None:
-            from kuairec.evaluation.evaluate import prepare as prepare_eval
-
-            self._context = prepare_eval(
-                self.test, self.train, ks=cfg.ks, labels=cfg.labels, default_label=cfg.label
-            )
-        return self._context
-
-    def validation(self, cfg: RunConfig) -> Any:
-        """The validation split of the training log (a lazy :class:`Split`: built once,
-        on first use), held out from the test set's users."""
-        if self._validation is None:
-            from kuairec.pipeline.tuning import Split
-
-            self._validation = Split(self.train, cfg.validation, self.test.users, cfg.seed)
-        return self._validation
-
-
-def prepare(cfg: RunConfig, progress: Progress) -> Experiment:
-    """Load the data and build the split named by ``cfg.protocol``."""
-    if cfg.protocol == "temporal":
-        from kuairec.evaluation.protocols import temporal_experiment
-
-        with progress.stage("loading interactions"):
-            train, test = temporal_experiment(Path(cfg.interactions), cfg.test_fraction)
-        protocol = {
-            "name": "temporal",
-            "train": f"{Path(cfg.interactions).name}: each user's earlier rows",
-            "test": f"each user's last {cfg.test_fraction:.0%} of rows",
-            "data": str(cfg.interactions),
-        }
-        return Experiment(None, train, test, protocol | _protocol_common(cfg, test), None)
-
-    from kuairec.data.load import load_dataset
-    from kuairec.evaluation.protocols import default_protocol
-
-    with progress.stage("preparing data"):
-        folder = _data_folder(cfg, progress)
-        ds = load_dataset(folder, progress=progress)
-        if cfg.protocol == "cold-items":
-            from kuairec.pipeline.cold import cold_experiment
-
-            return cold_experiment(ds, cfg, 0.1, None)
-        train, test = default_protocol(ds)
-    protocol = {
-        "name": "kuairec-small",
-        "train": "big_matrix",
-        "test": "small_matrix (fully observed)",
-        "data": str(folder),
-        "synthetic": ds.truth is not None,
-        "scale": cfg.scale if cfg.data is None and _uses_default(cfg) else None,
-    }
-    common = _protocol_common(cfg, test)
-    return Experiment(ds, train, test, protocol | common, folder, truth=ds.truth)
-
-
-def _uses_default(cfg: RunConfig) -> bool:
-    from kuairec import config
-
-    return cfg.data is None and config.data_dir_from_env() is None
-
-
-def _data_folder(cfg: RunConfig, progress: Progress) -> Path:
-    from kuairec.data.default import ensure_synthetic, resolve_data_dir
-
-    if _uses_default(cfg):
-        return ensure_synthetic(cfg.scale, cfg.seed, progress=progress)
-    return resolve_data_dir(cfg.data, progress=progress)
-
-
-def _protocol_common(cfg: RunConfig, test: Any) -> dict[str, Any]:
-    return {
-        "n_test_users": int(len(test.users)),
-        "n_candidates": int(len(test.candidates)),
-        "default_label": cfg.label,
-        "labels": list(cfg.labels),
-        "ks": list(cfg.ks),
-        "n_bootstrap": cfg.n_bootstrap,
-        "seed": cfg.seed,
-        "validation_split": cfg.validation,
-    }
+from kuairec.pipeline.experiment import Experiment, prepare
+from kuairec.pipeline.fitting import FittedModel
+from kuairec.pipeline.job import Job
+from kuairec.result import RunResult
 
 
 def model_names(cfg: RunConfig) -> list[str]:
+    """The run's models (``--models`` or the registry's default list), every name and
+    parameter checked before any work is done."""
     from kuairec.models.registry import check_params, default_models
 
     names = list(cfg.models) if cfg.models else default_models()
-    for name in names:  # unknown names and bad parameters fail before any work is done
+    for name in names:
         check_params(name, cfg.model_params.get(name, {}))
     unused = sorted(set(cfg.model_params) - set(names))
     if unused:
         raise ConfigError(f"parameters given for models that are not run: {unused}")
+    if cfg.baseline is not None and cfg.baseline not in names:
+        raise ConfigError(f"run: --baseline {cfg.baseline!r} is not one of the run's models")
     return names
 
 
-def run_model(
-    name: str, exp: Experiment, cfg: RunConfig, params: dict[str, Any], progress: Progress
-) -> ModelOutcome:
-    """Fit one model, recommend for every test user, evaluate; time and memory each."""
-    from kuairec.models.registry import create_model, get_model_class
+def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
+    """Run the main job and return the finished run folder."""
+    from kuairec.models.backends import close_all
+
+    progress = progress or Progress(enabled=False)
+    names = model_names(cfg)
+    target = _new_run_path(cfg)
+    swept = atomic.sweep_orphans(cfg.runs_dir)  # leftovers of killed runs, no live writer
+    exp = prepare(cfg, progress)
+    if swept:
+        exp.notes.append(
+            f"swept {len(swept)} leftover temporary folder(s) of interrupted runs from "
+            f"{cfg.runs_dir}: {', '.join(sorted(p.name for p in swept))}"
+        )
+    exp.scratch = atomic.temp_dir(target.with_name(f"{target.name}-scratch"))
+    try:  # models' checkpoints and logs live here, never in the finished run folder
+        job = run_models(cfg, exp, names, progress)
+        return write_run(job, target)
+    finally:
+        close_all()  # sessions models opened (Spark): closed whatever happened
+        atomic.discard(exp.scratch)
+
+
+def run_models(cfg: RunConfig, exp: Experiment, names: list[str], progress: Progress) -> Job:
+    """Tune, fit and evaluate every model; choose the baseline; compare; the sections."""
+    from kuairec.pipeline.sections import compute_all
+
+    result = RunResult(protocol=exp.protocol, models={}, notes=list(exp.notes))
+    job = Job(cfg, exp, progress, result)
+    for name in progress.iterate(names, "models"):
+        _run_one(name, job)
+    if not job.fitted:
+        reasons = "; ".join(f"{n}: {r}" for n, r in result.skipped.items())
+        raise ModelError(f"no model could be trained and evaluated ({reasons})")
+    _protocol_facts(job)
+    _compare(job)
+    result.sections, result.section_errors = compute_all(job)
+    return job
+
+
+def _run_one(name: str, job: Job) -> None:
+    """Tune (when the model asks for it), fit and evaluate one model; a model that cannot
+    run here is listed under ``skipped`` with why, and the run goes on."""
+    from kuairec.pipeline.fitting import fit_and_evaluate, unavailable
+
+    cfg, exp = job.cfg, job.exp
+    reason = unavailable(name, exp)
+    if reason:
+        job.result.skipped[name] = reason
+        return
+    params = {**_followed(name, job), **cfg.model_params.get(name, {})}
+    try:
+        tune_seconds = None
+        if cfg.tune:
+            start = time.perf_counter()
+            params = _tune(name, job, params)
+            tune_seconds = round(time.perf_counter() - start, 3) if name in job.tuning else None
+        fitted = {n: f.model for n, f in job.fitted.items()}
+        f = fit_and_evaluate(name, exp, cfg, params, job.progress, fitted)
+    except KuaiRecError as exc:  # e.g. EASE on too many items: report it, go on
+        job.result.skipped[name] = f"failed: {exc}"
+        return
+    f.result.cost.tune_seconds = tune_seconds
+    record = job.tuning.get(name)
+    if record is not None and record.time_limited and not f.result.time_limited:
+        f.result.time_limited = record.time_limited
+    job.fitted[name] = f
+    job.result.models[name] = f.result
+
+
+def _tune(name: str, job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    """The model's tuned parameters (user-given ones stay fixed), or ``params`` when it
+    is not tuned in the run."""
+    from kuairec.pipeline.fitting import create_for_run
+    from kuairec.pipeline.tuning import study, trials_for, tunable
+
+    cfg = job.cfg
+    n_trials = trials_for(name, cfg)
+    if n_trials < 1 or not set(tunable(name)) - set(params):
+        return params
+    with job.progress.stage(f"{name}: tune ({n_trials} trials)"):
+        record, fit = study(
+            name,
+            job.exp.validation(cfg),
+            n_trials=n_trials,
+            fixed=params,
+            seed=cfg.seed,
+            n_bootstrap=cfg.n_bootstrap,
+            time_limit=cfg.time_limit,
+            make=lambda p: create_for_run(name, cfg, p, job.exp.scratch),
+        )
+    job.tuning[name] = record
+    job.valid_fits[name] = fit
+    return dict(record.best_params)
+
+
+def _protocol_facts(job: Job) -> None:
+    """What every evaluation shares: the labels evaluated, their definitions, notes."""
+    first = next(iter(job.fitted.values())).evaluation
+    protocol = job.result.protocol
+    protocol.labels = list(first.by_label)  # a log without durations has no duration label
+    protocol.label_definitions = {k: dict(v) for k, v in first.labels.items()}
+    for note in first.notes:  # the evaluation's own notes (a K capped at the candidates)
+        if note not in job.result.notes:
+            job.result.notes.append(note)
+    if job.cfg.tune or any(type(f.model).uses_validation for f in job.fitted.values()):
+        job.result.validation = job.exp.validation(job.cfg).info()
+
+
+def _compare(job: Job) -> None:
+    """Validation scores, the baseline chosen without the test set, the comparisons."""
+    from kuairec.pipeline.selection import (
+        choose_baseline,
+        paired_comparisons,
+        validation_fits,
+        validation_scores,
+    )
+
+    cfg, result = job.cfg, job.result
+    if len(job.fitted) < 2:
+        return
+    if cfg.n_bootstrap < 1:
+        result.notes.append("no paired comparison: n_bootstrap is 0 (no resamples)")
+        return
+    if cfg.baseline is None:
+        with job.progress.stage("validation scores"):
+            job.valid_fits = validation_fits(job.fitted, job.valid_fits, job.exp, cfg, job.progress)
+        select = job.exp.validation(cfg).select
+        for name, score in validation_scores(job.valid_fits, select).items():
+            result.models[name].validation = score
+    scores = {n: m.validation for n, m in result.models.items() if m.validation is not None}
+    baseline, why = choose_baseline(scores, result.learned(), cfg.baseline)
+    if baseline is None:
+        result.notes.append(f"no paired comparison: {why}")
+        return
+    per_user = {n: f.result.per_user for n, f in job.fitted.items()}
+    result.paired = paired_comparisons(per_user, baseline, why, cfg)
+
+
+def _followed(name: str, job: Job) -> dict[str, Any]:
+    """Parameters taken over from the model ``name`` follows, when it ran (its config as
+    used: the tuned one when tuning changed it)."""
+    from kuairec.models.registry import get_model_class
 
     cls = get_model_class(name)
-    if cls.uses_accelerator:  # --accelerator / --devices, unless the model's own params say
-        params = {"accelerator": cfg.accelerator, "devices": cfg.devices, **params}
-    model = create_model(name, params, **({"truth": exp.truth} if cls.uses_truth else {}))
-    if exp.scratch is not None:
-        model.scratch_dir = exp.scratch / name
-    train, valid = exp.train, None
-    if cls.uses_validation:  # early stopping: fit on the rest of the log
-        train, valid = exp.validation(cfg)()
-    with progress.stage(f"{name}: fit"), measure() as fit_cost:
-        model.fit(train, valid, progress=progress)
-    with progress.stage(f"{name}: evaluate"), measure() as eval_cost:
-        result, items, scores = evaluate_model(model, exp, cfg)
-    entry = result.to_json()
-    entry.update(
-        fit_seconds=round(fit_cost.seconds, 3),
-        eval_seconds=round(eval_cost.seconds, 3),
-        peak_rss_mb=round(max(fit_cost.peak_rss_mb, eval_cost.peak_rss_mb), 1),
-        config=_model_config(model),
-    )
-    history = getattr(model, "history_", None)
-    if history:
-        entry["history"] = history
-    return ModelOutcome(name, entry, result.per_user, items, scores, model)
+    other = job.fitted.get(cls.follows) if cls.follows else None
+    return cls.params_from(other.result.config) if other is not None else {}
 
 
-def evaluate_model(model: Any, exp: Experiment, cfg: RunConfig) -> tuple[Any, Any, Any]:
-    """Rank every candidate for every test user and evaluate: (EvalResult, items, scores)."""
-    from kuairec.evaluation.fitted import rank_and_evaluate
-
-    return rank_and_evaluate(
-        model, exp.test, exp.train, ks=tuple(cfg.ks), labels=tuple(cfg.labels),
-        default_label=cfg.label, n_bootstrap=cfg.n_bootstrap, seed=cfg.seed,
-        context=exp.context(cfg),
-    )  # fmt: skip
+# ---------------------------------------------------------------- the run folder
 
 
-def _model_config(model: Any) -> dict[str, Any]:
-    from kuairec.models.registry import config_to_dict
+def write_run(job: Job, target: Path) -> Path:
+    """Write the run folder (under a temporary name, renamed when complete)."""
+    from kuairec.pipeline import metrics_file
+    from kuairec.pipeline.manifest import build_manifest
 
-    return config_to_dict(model.config)
+    cfg, exp, progress = job.cfg, job.exp, job.progress
+    with progress.stage("writing the run folder"), atomic.new_directory(target) as tmp:
+        metrics_file.write(job.result, tmp / metrics_file.FILE_NAME)
+        (tmp / "config.json").write_text(_json(cfg.to_dict()))
+        manifest = build_manifest(cfg, exp.data_dir)
+        manifest["stage_seconds"] = {k: round(v, 2) for k, v in progress.timings.items()}
+        (tmp / "manifest.json").write_text(_json(manifest))
+        _write_outputs(tmp, job)
+        extra: dict[str, Any] = {"manifest": manifest}
+        if cfg.eda and exp.dataset is not None:
+            from kuairec.eda import write_eda_report
 
-
-def paired_comparisons(outcomes: dict[str, ModelOutcome], cfg: RunConfig) -> dict[str, Any]:
-    """Paired bootstrap of ndcg@10: the best learned model against every other model."""
-    from kuairec.evaluation.bootstrap import paired_bootstrap
-
-    metric = PAIRED_METRIC if PAIRED_METRIC in _first(outcomes).per_user else None
-    if metric is None or cfg.n_bootstrap < 1:
-        return {}
-    learned = [n for n in outcomes if not outcomes[n].model.reference]
-    if not learned:
-        return {}
-    best = max(learned, key=lambda n: outcomes[n].entry["metrics"].get(metric, -1.0))
-    out: dict[str, Any] = {}
-    for other in outcomes:
-        if other == best:
-            continue
-        res = paired_bootstrap(
-            outcomes[best].per_user[metric],
-            outcomes[other].per_user[metric],
-            n_bootstrap=cfg.n_bootstrap,
-            seed=cfg.seed,
-        )
-        out[f"{best} vs {other}"] = {"metric": metric, **res}
-    return out
+            write_eda_report(exp.dataset, tmp / "eda", progress=progress)
+            extra["eda_link"] = "eda/report.html"
+        render_run_report(job.result, tmp, extra=extra)
+    return target
 
 
-def _first(d: dict[str, Any]) -> Any:
-    return next(iter(d.values()))
+def render_run_report(
+    result: RunResult, out_dir: Path, *, extra: dict[str, Any] | None = None, **options: Any
+) -> tuple[Path, Path]:
+    """report.md and report.html of ``result``: the core parts and every section's."""
+    from kuairec.pipeline.sections import render_all
+    from kuairec.report.render import render_report
+    from kuairec.report.view import RunView
+
+    sections = render_all(RunView(result))
+    return render_report(result, out_dir, sections=sections, extra=extra, **options)
 
 
-def write_recommendations(path: Path, outcome: ModelOutcome, exp: Experiment) -> None:
+def write_recommendations(path: Path, fitted: FittedModel, exp: Experiment) -> None:
     """``user_id, rank, video_id, score`` for every test user, in raw ids."""
     import polars as pl
 
-    items, scores = outcome.top_items, outcome.top_scores
+    items, scores = fitted.top_items, fitted.top_scores
     n_users, k = items.shape
     valid = items >= 0
     users_raw = exp.train.users.to_raw(exp.test.users)
@@ -242,6 +256,14 @@ def write_recommendations(path: Path, outcome: ModelOutcome, exp: Experiment) ->
     )
     with atomic.temp_path(path) as tmp:
         frame.write_parquet(tmp)
+
+
+def _write_outputs(tmp: Path, job: Job) -> None:
+    (tmp / "recommendations").mkdir()
+    for name, fitted in job.fitted.items():
+        write_recommendations(tmp / "recommendations" / f"{name}.parquet", fitted, job.exp)
+        if job.cfg.save_models:
+            fitted.model.save(tmp / "models" / name)
 
 
 def _json(obj: Any) -> str:
@@ -260,155 +282,8 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def clean_nans(obj: Any) -> Any:
-    """NaN/inf -> None so metrics.json stays strict JSON."""
-    if isinstance(obj, dict):
-        return {k: clean_nans(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [clean_nans(v) for v in obj]
-    if isinstance(obj, float | np.floating) and not np.isfinite(obj):
-        return None
-    return obj
-
-
 def run_folder_name(cfg: RunConfig) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.name}"
-
-
-def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
-    """Run the main job and return the finished run folder."""
-    progress = progress or Progress(enabled=False)
-    names = model_names(cfg)
-    target = _new_run_path(cfg)
-    swept = atomic.sweep_orphans(cfg.runs_dir)  # leftovers of killed runs, no live writer
-    exp = prepare(cfg, progress)
-    if swept:
-        exp.notes.append(
-            f"swept {len(swept)} leftover temporary folder(s) of interrupted runs from "
-            f"{cfg.runs_dir}: {', '.join(sorted(p.name for p in swept))}"
-        )
-    exp.scratch = atomic.temp_dir(target.with_name(f"{target.name}-scratch"))
-    try:  # models' checkpoints and logs live here, never in the finished run folder
-        return _execute(cfg, exp, names, target, progress)
-    finally:
-        _stop_backends()
-        atomic.discard(exp.scratch)
-
-
-def _execute(
-    cfg: RunConfig, exp: Experiment, names: list[str], target: Path, progress: Progress
-) -> Path:
-    from kuairec.pipeline.manifest import build_manifest
-    from kuairec.pipeline.tuning import choose_params
-    from kuairec.report.render import render_report
-
-    outcomes: dict[str, ModelOutcome] = {}
-    skipped: dict[str, str] = {}
-    tuning: dict[str, Any] = {}
-    for name in progress.iterate(names, "models"):
-        reason = _unavailable(name, exp)
-        if reason:
-            skipped[name] = reason
-            continue
-        params = {**_followed(name, outcomes), **cfg.model_params.get(name, {})}
-        try:
-            if cfg.tune:
-                params, info = choose_params(name, exp.validation(cfg), params, cfg, progress)
-                if info is not None:
-                    tuning[name] = info
-            outcomes[name] = run_model(name, exp, cfg, params, progress)
-        except KuaiRecError as exc:  # e.g. EASE on too many items: report it, go on
-            skipped[name] = f"failed: {exc}"
-    if not outcomes:
-        reasons = "; ".join(f"{n}: {r}" for n, r in skipped.items())
-        raise ModelError(f"no model could be trained and evaluated ({reasons})")
-    metrics = _metrics_document(exp, outcomes, skipped, tuning, cfg)
-    main_protocol = exp.protocol.get("name") == "kuairec-small"
-    if cfg.validity and main_protocol:
-        metrics["validity"] = clean_nans(_validity(exp, outcomes, cfg, progress))
-    if cfg.cold_items and main_protocol:
-        metrics["cold_items"] = _cold_items(exp, outcomes, cfg, progress)
-    with progress.stage("writing the run folder"), atomic.new_directory(target) as tmp:
-        (tmp / "metrics.json").write_text(_json(metrics))
-        (tmp / "config.json").write_text(_json(cfg.to_dict()))
-        manifest = build_manifest(cfg, exp.data_dir)
-        manifest["stage_seconds"] = {k: round(v, 2) for k, v in progress.timings.items()}
-        (tmp / "manifest.json").write_text(_json(manifest))
-        _write_outputs(tmp, outcomes, exp, cfg)
-        extra = {"manifest": manifest}
-        if cfg.eda and exp.dataset is not None:
-            from kuairec.eda import write_eda_report
-
-            write_eda_report(exp.dataset, tmp / "eda", progress=progress)
-            extra["eda_link"] = "eda/report.html"
-        render_report(metrics, tmp, extra=extra)
-    return target
-
-
-def _validity(exp: Experiment, outcomes: dict[str, ModelOutcome], cfg: RunConfig, progress):  # noqa: ANN001, ANN202
-    """The validity section, or why it could not be computed (the run goes on)."""
-    from kuairec.pipeline.validity import validity_section
-
-    try:
-        with progress.stage("validity"), measure() as cost:
-            section = validity_section(exp, outcomes, cfg, progress)
-    except KuaiRecError as exc:
-        return {"error": str(exc)}
-    section["seconds"] = round(cost.seconds, 2)
-    return section
-
-
-def _cold_items(exp: Experiment, outcomes: dict[str, ModelOutcome], cfg: RunConfig, progress):  # noqa: ANN001, ANN202
-    """The cold-video section: the run's models that score videos from their features,
-    refitted with the run's parameters on the cold-items split (the others listed)."""
-    from kuairec.pipeline.cold import cold_items_report
-
-    params = {n: o.entry.get("config", {}) for n, o in outcomes.items()}
-    scratch = None if exp.scratch is None else exp.scratch / "cold-items"
-    try:
-        with progress.stage("cold videos"), measure() as cost:
-            doc = cold_items_report(
-                exp.dataset, list(outcomes), cfg, params=params, scratch=scratch,
-                progress=progress,
-            )  # fmt: skip
-    except KuaiRecError as exc:
-        return {"error": str(exc)}
-    doc["seconds"] = round(cost.seconds, 2)
-    return doc
-
-
-def _followed(name: str, outcomes: dict[str, ModelOutcome]) -> dict[str, Any]:
-    """Parameters taken over from the model ``name`` follows, when it ran (its config as
-    used: the tuned one when tuning changed it)."""
-    from kuairec.models.registry import get_model_class
-
-    cls = get_model_class(name)
-    other = outcomes.get(cls.follows) if cls.follows else None
-    return cls.params_from(other.entry.get("config", {})) if other is not None else {}
-
-
-def _stop_backends() -> None:
-    """Stop the shared Spark session if a model started one (never imports pyspark)."""
-    import sys
-
-    spark = sys.modules.get("kuairec.models.spark_session")
-    if spark is not None:
-        spark.stop_session()
-
-
-def _unavailable(name: str, exp: Experiment) -> str | None:
-    """Why ``name`` cannot run in this experiment (a missing package, no truth), or None."""
-    from kuairec.models.registry import get_model_class, missing_requirement
-
-    missing = missing_requirement(name)
-    if missing:
-        return missing
-    cls = get_model_class(name)
-    if exp.protocol.get("name") == "cold-items" and not cls.scores_cold_items:
-        return f"cannot score cold videos: {cls.cold_items_reason}"
-    if cls.uses_truth and exp.truth is None:
-        return "no small_matrix_truth.csv in the data folder (real data)"
-    return cls.unavailable_reason(exp.train)
 
 
 def _new_run_path(cfg: RunConfig) -> Path:
@@ -419,39 +294,3 @@ def _new_run_path(cfg: RunConfig) -> Path:
         i += 1
         target = runs / f"{base}-{i}"
     return target
-
-
-def _metrics_document(exp, outcomes, skipped, tuning, cfg) -> dict[str, Any]:  # noqa: ANN001
-    from kuairec.evaluation.evaluate import flips
-
-    doc: dict[str, Any] = {
-        "protocol": exp.protocol,
-        "models": {n: o.entry for n, o in outcomes.items()},
-        "skipped": skipped,
-    }
-    notes = doc.setdefault("notes", list(exp.notes))
-    n_cand = int(exp.test.candidates.size)
-    over = [k for k in cfg.ks if k > n_cand]
-    if over:
-        notes.append(
-            f"K={', '.join(map(str, over))} is capped at the {n_cand} candidates: those lists "
-            f"hold every candidate and their @K metrics equal the @{n_cand} ones"
-        )
-    if len(outcomes) > 1:
-        doc["paired"] = paired_comparisons(outcomes, cfg)
-        if cfg.n_bootstrap < 1:
-            notes.append("no paired comparison: n_bootstrap is 0 (no resamples)")
-        doc["label_flips"] = flips({n: o.entry for n, o in outcomes.items()}, PAIRED_METRIC)
-    if tuning:
-        doc["tuning"] = tuning
-    if outcomes:  # the labels actually evaluated (a log without durations has no duration label)
-        doc["protocol"]["labels"] = list(_first(outcomes).entry.get("by_label", {}))
-    return clean_nans(doc)
-
-
-def _write_outputs(tmp: Path, outcomes: dict[str, ModelOutcome], exp: Experiment, cfg) -> None:  # noqa: ANN001
-    (tmp / "recommendations").mkdir()
-    for name, outcome in outcomes.items():
-        write_recommendations(tmp / "recommendations" / f"{name}.parquet", outcome, exp)
-        if cfg.save_models and outcome.model is not None:
-            outcome.model.save(tmp / "models" / name)

@@ -25,6 +25,13 @@ def config_for_model_dir(model_dir: Path, overrides: dict[str, Any]) -> RunConfi
         raise ModelError(f"{model_dir}: model folder not found")
     run_cfg = model_dir.parent.parent / "config.json"
     base: dict[str, Any] = {}
+    if not run_cfg.is_file() and overrides.get("data") is None:
+        # without it the synthetic default was loaded, and the model then refused as
+        # "trained on another dataset"
+        raise ConfigError(
+            f"{run_cfg} is missing: a run folder's config.json says which data its models "
+            "were trained on; restore it, or name the data with --data"
+        )
     if run_cfg.is_file():
         saved = _read_run_config(run_cfg)
         base = {k: saved[k] for k in _DATA_SETTINGS if k in saved}
@@ -55,14 +62,14 @@ def _check_saved_data(saved: dict[str, Any], run_cfg: Path) -> None:
     KuaiRec folder with its required files, or an interactions CSV with its header (a
     crafted config.json must not make kuairec read, or quote, any other file)."""
     from kuairec.data.load import locate_files, resolve_folder
-    from kuairec.evaluation.protocols import CSV_COLUMNS
+    from kuairec.data.own_log import COLUMNS, looks_like_own_log
 
     if saved.get("protocol") == "temporal":
         path = Path(str(saved.get("interactions") or ""))
-        if path.suffix.lower() != ".csv" or not path.is_file() or not _has_header(path):
+        if not looks_like_own_log(path):
             raise ConfigError(
-                f"{run_cfg}: 'interactions' must name an existing .csv file whose header "
-                f"holds {','.join(CSV_COLUMNS)}; {path} does not"
+                f"{run_cfg}: 'interactions' must name an existing log (CSV, gzip-compressed "
+                f"CSV or Parquet) whose columns hold {','.join(COLUMNS)}; {path} does not"
             )
         return
     if saved.get("data"):
@@ -71,15 +78,6 @@ def _check_saved_data(saved: dict[str, Any], run_cfg: Path) -> None:
         except DataError as exc:
             msg = f"{run_cfg}: 'data' does not name a KuaiRec data folder ({exc})"
             raise ConfigError(msg) from None
-
-
-def _has_header(path: Path) -> bool:
-    from kuairec.evaluation.protocols import CSV_COLUMNS
-
-    with open(path, "rb") as fh:
-        first = fh.readline(65536).decode("utf-8-sig", errors="replace")
-    names = {c.strip().strip('"') for c in first.strip().split(",")}
-    return set(CSV_COLUMNS) <= names
 
 
 def _read_run_config(path: Path) -> dict[str, Any]:
@@ -102,14 +100,17 @@ def load_saved(model_dir: Path, train: Any) -> Any:
 
 
 def evaluate_saved(model_dir: Path, cfg: RunConfig, progress: Progress) -> dict[str, Any]:
-    """Re-evaluate a saved model on its protocol; returns its metrics.json entry."""
-    from kuairec.pipeline.run import clean_nans, evaluate_model, prepare
+    """Re-evaluate a saved model on its protocol: ``{"model": its registered name, **its
+    evaluation as plain JSON}`` (metrics, ci, by_label, segments, labels, notes)."""
+    from kuairec.pipeline.experiment import prepare
+    from kuairec.pipeline.fitting import evaluate_fitted
 
     exp = prepare(cfg, progress)
     model = load_saved(model_dir, exp.train)
-    with progress.stage(f"{model.name}: evaluate"):
-        result, _, _ = evaluate_model(model, exp, cfg)
-    return clean_nans({"model": model.name, **result.to_json()})
+    name = model.registered_as or model.name
+    with progress.stage(f"{name}: evaluate"):
+        result, _, _ = evaluate_fitted(model, exp, cfg)
+    return {"model": name, **result.to_json()}
 
 
 def recommend_for_user(
@@ -120,7 +121,7 @@ def recommend_for_user(
     The user's training videos are excluded. An id absent from the training data is an
     error that says so.
     """
-    from kuairec.pipeline.run import prepare
+    from kuairec.pipeline.experiment import prepare
 
     exp = prepare(cfg, progress)
     train = exp.train
@@ -141,7 +142,7 @@ def describe_items(ds: Any, train: Any, items: np.ndarray, scores: np.ndarray) -
     categories = _category_names(ds)
     rows = []
     for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), 1):
-        row = {"rank": rank, "video_id": int(train.items.to_raw([item])[0]), "score": score}
+        row = {"rank": rank, "video_id": train.items.to_raw([item])[0].item(), "score": score}
         if tags is not None:
             cols = tags.indices[tags.indptr[item] : tags.indptr[item + 1]]
             row["tags"] = tag_ids(tags)[cols].tolist()  # tag ids, not column numbers

@@ -1,62 +1,135 @@
-"""Hyperparameter selection on a validation split of the training log, never on the test.
+"""Hyperparameter selection on the validation split of the training log, never the test.
 
-The split is :func:`kuairec.evaluation.validation.validation_split` (by default the last
-7 days of the log; ``--validation random`` holds out 20% of each test user's pairs); each
-trial fits on the rest and is scored by
-NDCG@10 under the run's default label. The search space is the model's own
-``search_space``; ``kuairec run`` tunes the models whose ``tune_in_run`` is set, briefly,
-and ``kuairec tune`` runs a full Optuna study.
+The split is the run's :class:`~kuairec.pipeline.experiment.Validation` (by default the
+last 7 days of the log; ``--validation random`` holds out 20% of each test user's pairs).
+Each trial fits on the split's fit part (models that stop early stop on the selection
+half) and is scored by per-user NDCG@10 under the run's label on every validation user.
 
-Tuning must not make a model worse: the model's defaults are always the first trial, and
-the best trial replaces them only when the paired-bootstrap 95% interval of
-``tuned - defaults`` (per-user validation NDCG@10) lies above 0.
+Selection before confirmation: the study (Optuna TPE, seeded, a fixed number of trials:
+the model's declared ``tune_trials`` in ``kuairec run``) chooses its best trial by the
+mean over the **selection half** of the validation users only; the model's defaults are
+always trial 0. The best trial replaces the defaults only when it beats them on the
+**confirmation half**, users whose numbers chose nothing: the paired-bootstrap 95%
+interval of ``tuned - defaults`` over those users lies above 0. No clock decides
+anything: an opt-in ``time_limit`` may stop a study early, and the record then says so.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from kuairec.errors import ConfigError
+from kuairec.result import TIME_LIMIT_MARK, Interval
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kuairec.pipeline.experiment import Validation
 
 OBJECTIVE = "ndcg@10"
 
 
 @dataclass
-class Split:
-    """A validation split, built on first use: the fit part and the validation TestSet."""
+class Trial:
+    params: dict[str, Any]
+    value: float | None  # mean NDCG@10 over the selection half
 
-    train: Any
-    kind: str
-    users: Any = None
-    seed: int = 0
-    _parts: tuple[Any, Any] | None = field(default=None, repr=False)
 
-    def __call__(self) -> tuple[Any, Any]:
-        if self._parts is None:
-            from kuairec.evaluation.validation import validation_split
+@dataclass
+class Confirmation:
+    """Tuned minus defaults over the confirmation half (paired bootstrap)."""
 
-            self._parts = validation_split(self.train, self.kind, self.users, seed=self.seed)
-        return self._parts
+    diff: float | None
+    ci: Interval
+    n_users: int
 
-    def describe(self) -> dict[str, Any]:
-        from kuairec.evaluation.validation import WHY
 
-        fit, valid = self()
-        return {
-            "split": self.kind,
-            "split_reason": WHY[self.kind],
-            "validation_users": int(valid.users.size),
-            "validation_pairs": int(valid.relevance.nnz),
-        }
+@dataclass
+class TuningRecord:
+    """What one model's tuning tried, chose and why (metrics.json's tuning section)."""
+
+    objective: str
+    n_trials: int  # asked for
+    trials: list[Trial]  # ran (fewer only when an opt-in time limit fired)
+    default_value: float | None  # selection half
+    best_value: float | None  # selection half
+    decision: Literal["defaults", "tuned"]
+    why: str
+    best_params: dict[str, Any]  # the parameters used
+    tuned_params: dict[str, Any] | None = None  # the best trial's, when not used
+    confirmation: Confirmation | None = None
+    time_limited: str | None = None
+
+
+@dataclass(eq=False)
+class ValidationFit:
+    """A model fitted on the validation split's fit part, and its per-user NDCG@10 over
+    every validation user (NaN: no positive): what the baseline choice and the validity
+    section reuse instead of refitting."""
+
+    model: Any
+    per_user: np.ndarray
+    source: str
+
+
+@dataclass(eq=False)
+class _Scored:
+    params: dict[str, Any]
+    model: Any
+    per_user: np.ndarray
+
+
+@dataclass(eq=False)
+class _Objective:
+    """Fits and scores one configuration on the validation split."""
+
+    name: str
+    validation: Validation
+    fixed: dict[str, Any]
+    make: Any  # params -> unfitted model
+    context: Any = None
+    kept: dict[str, _Scored] = field(default_factory=dict)  # "default", "best"
+
+    def score(self, params: dict[str, Any]) -> _Scored:
+        from kuairec.evaluation.evaluate import evaluate, prepare
+
+        fit_part, valid = self.validation.parts()
+        model = self.make({**self.fixed, **params})
+        early = self.validation.for_fit()[1] if model.uses_validation else None
+        model.fit(fit_part, early)
+        items, _ = model.recommend(
+            valid.users, 10, exclude=valid.exclude, candidates=valid.candidates
+        )
+        if self.context is None:
+            label = valid.label
+            self.context = prepare(valid, fit_part, ks=(10,), labels=(label,), default_label=label)
+        label = valid.label
+        result = evaluate(
+            items, valid, fit_part, ks=(10,), labels=(label,), default_label=label,
+            n_bootstrap=0, context=self.context,
+        )  # fmt: skip
+        values = np.asarray(result.per_user[OBJECTIVE], dtype=np.float64)
+        return _Scored(dict(params), model, values)
+
+
+def score_validation(model: Any, validation: Validation) -> np.ndarray:
+    """Per-user NDCG@10 of a model fitted on the split's fit part, over every validation
+    user, under the split's label (NaN: a user without a positive)."""
+    from kuairec.evaluation.evaluate import evaluate
+
+    fit_part, valid = validation.parts()
+    items, _ = model.recommend(valid.users, 10, exclude=valid.exclude, candidates=valid.candidates)
+    result = evaluate(items, valid, fit_part, ks=(10,), labels=(valid.label,),
+                      default_label=valid.label, n_bootstrap=0)  # fmt: skip
+    return np.asarray(result.per_user[OBJECTIVE], dtype=np.float64)
 
 
 def tunable(name: str) -> dict[str, Any]:
     """The search space of a registered model (ConfigError when it has none)."""
-    from kuairec.models.registry import available_models, get_model_class, preset_settings
+    from kuairec.models.registry import get_model_class, preset_settings, tunable_models
 
     space = {
         k: v
@@ -64,18 +137,10 @@ def tunable(name: str) -> dict[str, Any]:
         if k not in preset_settings(name)
     }
     if not space:
-        names = [n for n in available_models() if _has_space(n)]
-        raise ConfigError(f"model {name!r} has no search space; tunable: {', '.join(names)}")
+        raise ConfigError(
+            f"model {name!r} has no search space; tunable: {', '.join(tunable_models())}"
+        )
     return space
-
-
-def _has_space(name: str) -> bool:
-    from kuairec.models.registry import get_model_class
-
-    try:
-        return bool(get_model_class(name).search_space)
-    except ImportError:
-        return False
 
 
 def _suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
@@ -90,124 +155,121 @@ def _suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def score_params(
-    name: str, params: dict[str, Any], fit_part: Any, valid: Any, label: str, context: Any = None
-) -> np.ndarray:
-    """Per-user NDCG@10 (NaN = user without a positive) of one configuration; ``context``
-    is the validation split's evaluation context (prepared once per study)."""
-    from kuairec.evaluation.evaluate import evaluate
-    from kuairec.models.registry import create_model
-
-    model = create_model(name, params)
-    model.fit(fit_part, valid if model.uses_validation else None)
-    items, _ = model.recommend(valid.users, 10, exclude=valid.exclude, candidates=valid.candidates)
-    result = evaluate(
-        items,
-        valid,
-        fit_part,
-        ks=(10,),
-        labels=(label,),
-        default_label=label,
-        n_bootstrap=0,
-        context=context,
-    )
-    return np.asarray(result.per_user[OBJECTIVE], dtype=np.float64)
+def _mean(values: np.ndarray) -> float | None:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else None
 
 
 def study(
     name: str,
-    split: Split,
+    validation: Validation,
     *,
     n_trials: int,
     fixed: dict[str, Any] | None = None,
-    label: str = "wr>2",
     seed: int = 0,
     n_bootstrap: int = 1000,
-    show_progress: bool = False,
-    timeout: float | None = None,
-) -> dict[str, Any]:
+    time_limit: float | None = None,
+    make: Any = None,
+) -> tuple[TuningRecord, ValidationFit]:
     """Run an Optuna study (TPE, seeded) from the defaults; see the module docstring.
 
-    Returns the chosen parameters (``best_params``), the best trial's and the defaults'
-    validation NDCG@10, the paired difference with its interval, the decision and why,
-    the split, and every trial.
+    ``make(params)`` builds an unfitted model (default: the registry's); ``fixed`` are
+    parameters the user set, never searched. Returns the record and the chosen
+    configuration's model fitted on the split's fit part with its per-user values.
     """
     import optuna
+
+    from kuairec.models.registry import create_model
 
     if n_trials < 1:
         raise ConfigError(f"trials must be >= 1, got {n_trials}")
     fixed = dict(fixed or {})
     space = {k: v for k, v in tunable(name).items() if k not in fixed}
-    fit_part, valid = split()
-    from kuairec.evaluation.evaluate import prepare
-
-    ctx = prepare(valid, fit_part, ks=(10,), labels=(label,), default_label=label)
+    objective = _Objective(name, validation, fixed, make or (lambda p: create_model(name, p)))
+    select = validation.select
+    defaults = _defaults(name, space)
+    if len(defaults) < len(space):  # a default outside the space: scored on its own
+        objective.kept["default"] = objective.score({})
     optuna.logging.set_verbosity(logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, n_trials))
     st = optuna.create_study(direction="maximize", sampler=sampler)
-    defaults = _defaults(name, space)
-    per_user: dict[int, np.ndarray] = {}
-    if len(defaults) == len(space):  # the defaults are trial 0
-        st.enqueue_trial(defaults)
-    else:  # a default outside the space: score the defaults on their own
-        per_user[-1] = score_params(name, dict(fixed), fit_part, valid, label, ctx)
+    if "default" not in objective.kept:
+        st.enqueue_trial(defaults)  # the defaults are trial 0
 
-    def objective(trial: Any) -> float:
-        params = {**fixed, **_suggest(trial, space)}
-        values = score_params(name, params, fit_part, valid, label, ctx)
-        per_user[trial.number] = values
-        return _mean(values)
+    def run_trial(trial: Any) -> float:
+        scored = objective.score(_suggest(trial, space))
+        if trial.number == 0 and "default" not in objective.kept:
+            objective.kept["default"] = scored
+        value = _mean(scored.per_user[select])
+        best = objective.kept.get("best")
+        if value is not None and (best is None or value > _mean(best.per_user[select])):
+            objective.kept["best"] = scored
+        return value if value is not None else float("-inf")
 
-    st.optimize(objective, n_trials=n_trials, timeout=timeout, show_progress_bar=show_progress)
-    done = [t for t in st.trials if t.value is not None]
-    base = -1 if -1 in per_user else done[0].number
-    out = {
-        "objective": f"{OBJECTIVE} ({label}) on the validation split",
-        **split.describe(),
-        "best_value": st.best_value,
-        "default_value": _mean(per_user[base]),
-        "trials": [{"params": t.params, "value": t.value} for t in done],
-    }
-    best = st.best_trial
-    if base == -1 and st.best_value <= out["default_value"]:
-        best = None
-    chosen = {**fixed, **(defaults if base != -1 else {})}  # the defaults, spelled out
-    out.update(_decide(best, base, per_user, chosen, n_bootstrap, seed))
-    return out
+    start = time.perf_counter()
+    st.optimize(run_trial, n_trials=n_trials, timeout=time_limit)
+    trials = [Trial(t.params, _finite(t.value)) for t in st.trials if t.value is not None]
+    record = _decide(objective.kept, select, fixed, defaults, n_bootstrap, seed)
+    record.n_trials, record.trials = n_trials, trials
+    if len(trials) < n_trials:
+        record.time_limited = (
+            f"{TIME_LIMIT_MARK} (time_limit={time_limit:g} s stopped tuning after "
+            f"{len(trials)} of {n_trials} trials, {time.perf_counter() - start:.0f} s)"
+        )
+    chosen = objective.kept["best" if record.decision == "tuned" else "default"]
+    source = f"the tuner's {'best' if record.decision == 'tuned' else 'default'} trial"
+    return record, ValidationFit(chosen.model, chosen.per_user, source)
 
 
-def _mean(values: np.ndarray) -> float:
-    return float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
+def _finite(value: Any) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
 
 
 def _decide(
-    best: Any, base: int, per_user: dict[int, np.ndarray], defaults: dict, n_boot: int, seed: int
-) -> dict[str, Any]:
-    """Keep the defaults unless tuned - defaults is above 0 with 95% confidence."""
+    kept: dict[str, _Scored],
+    select: np.ndarray,
+    fixed: dict[str, Any],
+    defaults: dict[str, Any],
+    n_boot: int,
+    seed: int,
+) -> TuningRecord:
+    """Keep the defaults unless tuned - defaults lies above 0 with 95% confidence on the
+    confirmation half."""
     from kuairec.evaluation.bootstrap import paired_bootstrap
 
-    if best is None or best.number == base:
-        return {"best_params": defaults, "decision": "defaults", "why": "no trial beat them"}
+    base, best = kept["default"], kept.get("best")
+    default_params = {**fixed, **defaults}
+    record = TuningRecord(
+        objective=f"{OBJECTIVE} on the validation split's selection half",
+        n_trials=0,
+        trials=[],
+        default_value=_mean(base.per_user[select]),
+        best_value=_mean(best.per_user[select]) if best is not None else None,
+        decision="defaults",
+        why="no trial beat them on the selection half",
+        best_params=default_params,
+    )
+    if best is None or best is base or not (record.best_value or 0) > (record.default_value or 0):
+        return record
+    confirm = ~select
     res = paired_bootstrap(
-        per_user[best.number], per_user[base], n_bootstrap=max(n_boot, 200), seed=seed
+        best.per_user[confirm], base.per_user[confirm], n_bootstrap=max(n_boot, 200), seed=seed
     )
     lo, hi = res["ci"]
-    comparison = {"diff": res["diff"], "ci": [lo, hi], "n_users": res["n_users"]}
-    if np.isfinite(lo) and lo > 0:
-        why = f"tuned - defaults = {res['diff']:+.4f}, 95% interval [{lo:+.4f}, {hi:+.4f}] > 0"
-        tuned = {**defaults, **best.params}
-        return {"best_params": tuned, "decision": "tuned", "why": why}
-    why = (
-        f"best trial {res['diff']:+.4f} over the defaults, but its 95% interval "
-        f"[{lo:+.4f}, {hi:+.4f}] does not lie above 0: kept the defaults"
+    record.confirmation = Confirmation(
+        _finite(res["diff"]), (_finite(lo), _finite(hi)), res["n_users"]
     )
-    return {
-        "best_params": defaults,
-        "decision": "defaults",
-        "why": why,
-        "tuned_params": {**defaults, **best.params},
-        "comparison": comparison,
-    }
+    tuned = {**default_params, **best.params}
+    interval = f"{res['diff']:+.4f}, 95% interval [{lo:+.4f}, {hi:+.4f}]"
+    if np.isfinite(lo) and lo > 0:
+        record.decision, record.best_params = "tuned", tuned
+        record.why = f"on the confirmation half, tuned - defaults = {interval} > 0"
+    else:
+        record.tuned_params = tuned
+        record.why = (
+            f"the best trial led on the selection half, but on the confirmation half tuned - "
+            f"defaults = {interval}, not above 0: kept the defaults"
+        )
+    return record
 
 
 def _defaults(name: str, space: dict[str, Any]) -> dict[str, Any]:
@@ -218,29 +280,15 @@ def _defaults(name: str, space: dict[str, Any]) -> dict[str, Any]:
     return {key: cfg[key] for key, p in space.items() if key in cfg and p.contains(cfg[key])}
 
 
-def choose_params(
-    name: str, split: Split, params: dict[str, Any], cfg: Any, progress: Any
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """For ``kuairec run``: tune the models that ask for it, briefly; user-given
-    parameters stay fixed. The split is built only when a model is actually tuned."""
+def trials_for(name: str, cfg: Any) -> int:
+    """How many trials ``kuairec run`` gives ``name``: ``--tune-trials`` when set, else
+    the model's declared ``tune_trials`` (0 when it is not tuned in the run)."""
     from kuairec.models.registry import get_model_class
 
-    if not get_model_class(name).tune_in_run or cfg.tune_trials < 1:
-        return params, None
-    if not set(tunable(name)) - set(params):
-        return params, None  # everything fixed by the user
-    with progress.stage(f"{name}: tune ({cfg.tune_trials} trials)"):
-        res = study(
-            name,
-            split,
-            n_trials=cfg.tune_trials,
-            fixed=params,
-            label=cfg.label,
-            seed=cfg.seed,
-            n_bootstrap=cfg.n_bootstrap,
-            timeout=cfg.tune_seconds,
-        )
-    return res["best_params"], res
+    cls = get_model_class(name)
+    if not cls.tune_in_run:
+        return 0
+    return cls.tune_trials if cfg.tune_trials is None else cfg.tune_trials
 
 
 def format_toml(name: str, params: dict[str, Any]) -> str:
@@ -251,6 +299,8 @@ def format_toml(name: str, params: dict[str, Any]) -> str:
             lines.append(f"{key} = {str(value).lower()}")
         elif isinstance(value, int | float):
             lines.append(f"{key} = {value!r}")
+        elif isinstance(value, list | tuple):
+            lines.append(f"{key} = {list(value)!r}")
         else:
             lines.append(f'{key} = "{value}"')
     return "\n".join(lines) + "\n"

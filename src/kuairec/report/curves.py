@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from kuairec.display.figure import pyplot
 from kuairec.display.html import figure_png
 from kuairec.report.markdown import Block, Figure, Heading
+from kuairec.report.view import RunView
 
 VALID = "valid_ndcg@10"
 LOSS = "train_loss"
 
 
-def curves_of(models: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
+def curves_of(run: RunView) -> dict[str, dict[str, list[float | None]]]:
     """``{model: history}`` for the models with at least one epoch recorded."""
-    out = {}
-    for name, entry in models.items():
-        history = entry.get("history") if isinstance(entry, Mapping) else None
-        if isinstance(history, Mapping) and history.get("epoch"):
-            out[name] = {k: list(v) for k, v in history.items() if isinstance(v, list)}
-    return out
+    return {
+        name: dict(m.history)
+        for name, m in run.models.items()
+        if m.history is not None and m.history.get("epoch")
+    }
 
 
-def curves_png(curves: dict[str, dict[str, list[float]]]) -> bytes:
+def curves_png(curves: dict[str, dict[str, list[float | None]]]) -> bytes:
     """Two panels: training loss and validation NDCG@10 per epoch, one line per model."""
-    from kuairec.report.plots import _plt
-
-    plt = _plt()
+    plt = pyplot()
     fig, (ax_loss, ax_valid) = plt.subplots(1, 2, figsize=(10.4, 3.8))
     for name, h in curves.items():
         epochs = h["epoch"]
@@ -42,18 +38,18 @@ def curves_png(curves: dict[str, dict[str, list[float]]]) -> bytes:
     return figure_png(fig)
 
 
-def curves_section(models: Mapping[str, Any]) -> list[Block]:
-    curves = curves_of(models)
+def curves_section(run: RunView) -> list[Block]:
+    curves = curves_of(run)
     if not curves:
         return []
     parts = []
     for name, h in curves.items():
-        valid = h.get(VALID) or []
+        valid = [v if v is not None else float("-inf") for v in h.get(VALID) or []]
         if valid:
             best = max(range(len(valid)), key=valid.__getitem__)
             parts.append(
                 f"{name}: best validation NDCG@10 {valid[best]:.4f} at epoch "
-                f"{h['epoch'][best]} of {len(valid)}"
+                f"{h['epoch'][best]:.0f} of {len(valid)}"
             )
         else:
             parts.append(f"{name}: {len(h['epoch'])} epochs, no validation split")

@@ -7,46 +7,23 @@ each function: importing this module stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
+from kuairec.display.figure import pyplot
 from kuairec.display.html import figure_png
-from kuairec.report.markdown import Block, Figure, Heading, Para, Table, fmt, num
-
-if TYPE_CHECKING:
-    from kuairec.report.render import RunView
+from kuairec.report.markdown import Block, Figure, Heading, Para
+from kuairec.report.view import RunView
 
 Interval = tuple[float, float] | None
 
 # Smallest fit time drawn on the log axis: a model that "fits" in 0 s is drawn here.
 MIN_SECONDS = 1e-3
 
-SEGMENT_TITLES = {
-    "user_activity": "user activity (terciles of training interactions)",
-    "duration_bucket": "video duration bucket",
-    "item_coldness": "item coldness",
-}
 
-
-def _plt() -> Any:
-    from kuairec.display.html import use_agg
-
-    use_agg()
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _label(name: str) -> str:
+def text_label(name: str) -> str:
     """Model names drawn as plain text (a ``$`` would otherwise start mathtext)."""
     return name.replace("$", r"\$")
-
-
-def colours(names: Sequence[str]) -> dict[str, Any]:
-    """A stable colour per model: tab10 up to 10 models, tab20 beyond."""
-    plt = _plt()
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
 def _yerr(values: Sequence[float], cis: Sequence[Interval]) -> list[list[float]]:
@@ -61,7 +38,7 @@ def metric_vs_k(
     colour: dict[str, Any],
 ) -> bytes:
     """One panel per metric (``curves[metric][model] = [(k, value, ci), ...]``)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 4.0), squeeze=False)
     for ax, (metric, per_model) in zip(axes[0], curves.items(), strict=True):
         for name, points in per_model.items():
@@ -69,7 +46,7 @@ def metric_vs_k(
             values = [p[1] for p in points]
             ax.errorbar(
                 ks, values, yerr=_yerr(values, [p[2] for p in points]), marker="o",
-                ms=4, capsize=3, lw=1.4, color=colour.get(name), label=_label(name),
+                ms=4, capsize=3, lw=1.4, color=colour.get(name), label=text_label(name),
             )  # fmt: skip
         all_ks = sorted({p[0] for pts in per_model.values() for p in pts})
         ax.set_xscale("log")
@@ -88,14 +65,14 @@ def metric_bars(
     colour: dict[str, Any],
 ) -> bytes:  # fmt: skip
     """Horizontal bars, best model on top, with CI whiskers."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 1.2))
     pos = list(range(len(names)))[::-1]
     ax.barh(
         pos, values, xerr=_yerr(values, cis), capsize=3,
         color=[colour.get(n) for n in names], alpha=0.85,
     )  # fmt: skip
-    ax.set_yticks(pos, [_label(n) for n in names])
+    ax.set_yticks(pos, [text_label(n) for n in names])
     ax.set_xlabel(metric)
     ax.grid(axis="x", alpha=0.3)
     return figure_png(fig)
@@ -106,12 +83,12 @@ def scatter_labelled(
     colour: dict[str, Any], *, log_x: bool = False,
 ) -> bytes:  # fmt: skip
     """One labelled point per model (``(name, x, y)``)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.8))
     for name, x, y in points:
         x = max(x, MIN_SECONDS) if log_x else x
         ax.scatter([x], [y], s=40, color=colour.get(name), zorder=3)
-        ax.annotate(_label(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.annotate(text_label(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -126,15 +103,15 @@ def grouped_bars(
     colour: dict[str, Any],
 ) -> bytes:  # fmt: skip
     """Bars of ``metric`` per group (segment), one bar per model within each group."""
-    plt = _plt()
+    plt = pyplot()
     n = max(len(per_model), 1)
     width = 0.8 / n
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) * max(n, 3) / 3), 4.0))
     for j, (name, values) in enumerate(per_model.items()):
         xs = [i - 0.4 + width * (j + 0.5) for i in range(len(groups))]
         ys = [v if v is not None else 0.0 for v in values]
-        ax.bar(xs, ys, width=width, color=colour.get(name), label=_label(name))
-    ax.set_xticks(range(len(groups)), [_label(g) for g in groups])
+        ax.bar(xs, ys, width=width, color=colour.get(name), label=text_label(name))
+    ax.set_xticks(range(len(groups)), [text_label(g) for g in groups])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric)
     ax.grid(axis="y", alpha=0.3)
@@ -236,7 +213,7 @@ def _cost_figure(run: RunView) -> Figure | None:
     points = [
         (n, x, y)
         for n in run.order
-        if (x := num(run.models[n].get("fit_seconds"))) is not None
+        if (x := run.models[n].cost.fit_seconds) is not None
         and (y := run.value(n, run.key)) is not None
     ]
     if not points:
@@ -252,47 +229,3 @@ def _cost_figure(run: RunView) -> Figure | None:
             f" Fastest model within 90% of the best {run.key}: {cheap[0]} ({cheap[1]:.2f} s)."
         )
     return Figure("cost", png, caption)
-
-
-def segment_section(run: RunView) -> list[Block]:
-    """Tables and grouped bars of the primary metric per segment family."""
-    segments = {n: run.segments(n) for n in run.order}
-    families = list(dict.fromkeys(f for seg in segments.values() for f in seg))
-    blocks: list[Block] = [Heading("Segments")]
-    if not families:
-        return blocks + [Para("Per-segment metrics: not available.")]
-    blocks.append(Para(f"{run.key} within groups of test users or items."))
-    for family in families:
-        blocks += _segment_family(run, family, segments)
-    return blocks
-
-
-def _segment_family(
-    run: RunView, family: str, segments: dict[str, dict[str, dict[str, Mapping[str, Any]]]]
-) -> list[Block]:
-    per_model = {n: seg[family] for n, seg in segments.items() if family in seg}
-    groups = list(dict.fromkeys(g for seg in per_model.values() for g in seg))
-    values = {n: [num(seg.get(g, {}).get(run.key)) for g in groups] for n, seg in per_model.items()}
-    header = ["model"]
-    for g in groups:
-        sizes = [num(seg[g].get("n_users")) for seg in per_model.values() if g in seg]
-        size = next((s for s in sizes if s is not None), None)
-        header.append(g if size is None else f"{g} (n={int(size)})")
-    rows = [[n] + [fmt(v) for v in vs] for n, vs in values.items()]
-    title = SEGMENT_TITLES.get(family, family.replace("_", " "))
-    blocks: list[Block] = [Heading(f"By {title}", 3), Table(header, rows)]
-    if not any(v is not None for vs in values.values() for v in vs):
-        return blocks
-    png = grouped_bars(groups, values, run.key, title, run.colour)
-    caption = f"{run.key} by {title}"
-    best = next(
-        (n for n in run.contenders(list(values)) if any(v is not None for v in values[n])), None
-    )
-    known = [(g, v) for g, v in zip(groups, values.get(best, []), strict=True) if v is not None]
-    if best is not None and len(known) >= 2:
-        lo, hi = min(known, key=lambda p: p[1]), max(known, key=lambda p: p[1])
-        caption += (
-            f". For {best}: lowest in {lo[0]} ({lo[1]:.4f}), highest in {hi[0]} ({hi[1]:.4f})"
-        )
-    stem = "segment_" + "".join(c if c.isalnum() else "_" for c in family.lower())
-    return blocks + [Figure(stem, png, caption + ".")]

@@ -1,24 +1,25 @@
 """The main job's benchmark report: ``report.md`` and a self-contained ``report.html``.
 
-:func:`render_report` turns the run's metrics dict (what ``metrics.json`` holds) into
-documents. Every optional part of that dict may be missing: its section is then left out
-or says "not available". The figures are written to ``plots/*.png`` for the Markdown and
-embedded as base64 in the HTML.
+:func:`render_report` turns a run's :class:`~kuairec.result.RunResult` into documents:
+the protocol, the leaderboard, rating errors, the plots, the paired comparisons and the
+training curves, then the blocks of the run's sections (each section renders its own
+typed value: :mod:`kuairec.pipeline.sections`), the notes and the skipped models. The
+figures are written to ``plots/*.png`` for the Markdown and embedded as base64 in the
+HTML.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from kuairec import atomic
 from kuairec.display.html import write_page
-from kuairec.errors import ConfigError, DataError
+from kuairec.errors import ConfigError
 from kuairec.report import markdown as md
 from kuairec.report import plots
-from kuairec.report.cold import cold_items_section
 from kuairec.report.curves import curves_section
 from kuairec.report.markdown import (
     Block,
@@ -28,18 +29,13 @@ from kuairec.report.markdown import (
     Link,
     Para,
     Table,
-    ci_pair,
     fmt,
     fmt_ci,
     fmt_column,
     fmt_with_ci,
-    num,
 )
-from kuairec.report.tuning import notes_section, tuning_section
-from kuairec.report.validity import validity_section
-
-# Reference models: shown in the leaderboard but left out of the captions' "best model".
-REFERENCE = {"oracle": "upper bound, synthetic data", "random": "random ranking baseline"}
+from kuairec.report.view import RunView
+from kuairec.result import RunResult
 
 PROTOCOL_FIELDS = [
     ("name", "protocol"),
@@ -52,8 +48,11 @@ PROTOCOL_FIELDS = [
     ("ks", "K values"),
     ("n_bootstrap", "bootstrap resamples (B)"),
     ("seed", "seed"),
+    ("validation_split", "validation split"),
     ("data", "data folder"),
     ("scale", "scale of the generated data"),
+    ("fraction", "share of videos held out"),
+    ("n_cold_videos", "cold videos"),
 ]
 
 HOW_TO_READ = (
@@ -66,80 +65,22 @@ HOW_TO_READ = (
 )
 
 
-class RunView:
-    """The parts of the metrics dict the report reads, checked and given defaults."""
-
-    def __init__(self, metrics: Any) -> None:
-        if not isinstance(metrics, Mapping):
-            raise DataError(f"metrics: expected a dict, found {type(metrics).__name__}")
-        self.protocol = _mapping(metrics.get("protocol", {}), "metrics['protocol']")
-        models = _mapping(metrics.get("models", {}), "metrics['models']")
-        self.models = {str(n): _mapping(m, f"metrics['models'][{n!r}]") for n, m in models.items()}
-        self.raw = metrics
-        self.ks = _ks(self.protocol, self.models)
-        self.k = 10 if not self.ks or 10 in self.ks else min(self.ks, key=lambda k: abs(k - 10))
-        self.key = f"ndcg@{self.k}"
-        self.order = sorted(self.models, key=self._sort_key)
-        self.colour = plots.colours(self.order) if self.order else {}
-
-    def _sort_key(self, name: str) -> tuple[bool, float, str]:
-        value = self.value(name, self.key)
-        return (value is None, -(value or 0.0), name)
-
-    def section(self, name: str, part: str) -> Mapping[str, Any]:
-        value = self.models[name].get(part, {})
-        return _mapping(value, f"metrics['models'][{name!r}][{part!r}]")
-
-    def value(self, name: str, key: str) -> float | None:
-        return num(self.section(name, "metrics").get(key))
-
-    def ci(self, name: str, key: str) -> tuple[float, float] | None:
-        return ci_pair(self.section(name, "ci").get(key))
-
-    def segments(self, name: str) -> dict[str, dict[str, Mapping[str, Any]]]:
-        """``{family: {group: {metric: value}}}`` of one model (empty when absent)."""
-        out = {}
-        for family, groups in self.section(name, "segments").items():
-            where = f"metrics['models'][{name!r}]['segments'][{family!r}]"
-            groups = _mapping(groups, where)
-            out[str(family)] = {str(g): _mapping(v, f"{where}[{g!r}]") for g, v in groups.items()}
-        return out
-
-    def contenders(self, names: list[str]) -> list[str]:
-        real = [n for n in names if n.lower() not in REFERENCE]
-        return real or list(names)
-
-
 def render_report(
-    metrics: dict,
+    result: RunResult,
     out_dir: Path,
     *,
+    sections: Sequence[Block] = (),
     title: str = "kuairec benchmark report",
-    extra: dict | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``out_dir/report.md``, ``out_dir/report.html`` and ``out_dir/plots/*.png``.
 
-    Returns the paths of the Markdown and the HTML report. Raises DataError when
-    ``metrics`` (or one of its sections) is not a dict, ConfigError when ``extra`` is not.
+    ``sections`` are the rendered blocks of the run's sections (placed after the core
+    parts). Returns the paths of the Markdown and the HTML report.
     """
-    run = RunView(metrics)
     if extra is not None and not isinstance(extra, Mapping):
         raise ConfigError(f"extra: expected a dict or None, found {type(extra).__name__}")
-    blocks: list[Block] = [Heading(title, 1)]
-    blocks += _protocol_section(run)
-    blocks += _leaderboard_section(run)
-    blocks += _rating_section(run)
-    blocks += plots.accuracy_figures(run)
-    blocks += plots.segment_section(run)
-    blocks += _label_section(run)
-    blocks += _paired_section(run)
-    blocks += cold_items_section(run.raw)
-    blocks += validity_section(run.raw)
-    blocks += curves_section(run.raw.get("models", {}))
-    blocks += tuning_section(run.raw)
-    blocks += notes_section(run.raw)
-    blocks += _skipped_section(run)
-    blocks += _extra_section(extra or {})
+    blocks = document(RunView(result), list(sections), title, extra or {})
     out_dir = Path(out_dir)
     for block in blocks:
         if isinstance(block, Figure):
@@ -149,43 +90,35 @@ def render_report(
     return md_path, html_path
 
 
+def document(
+    run: RunView, sections: list[Block], title: str, extra: Mapping[str, Any]
+) -> list[Block]:
+    """Every block of the report, in order."""
+    blocks: list[Block] = [Heading(title, 1)]
+    blocks += _protocol_section(run)
+    blocks += _leaderboard_section(run)
+    blocks += _rating_section(run)
+    blocks += plots.accuracy_figures(run)
+    blocks += _paired_section(run)
+    blocks += curves_section(run)
+    blocks += sections
+    blocks += _notes_section(run)
+    blocks += _skipped_section(run)
+    blocks += _extra_section(extra)
+    return blocks
+
+
 # ---------------------------------------------------------------- helpers
 
 
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise DataError(f"{where}: expected a dict, found {type(value).__name__}")
-    return value
-
-
-def _ks(protocol: Mapping[str, Any], models: Mapping[str, Any]) -> list[int]:
-    """The K list of the protocol, else the K values found in the models' ndcg keys."""
-    ks = protocol.get("ks")
-    if isinstance(ks, list) and ks and all(isinstance(k, int) and k > 0 for k in ks):
-        return sorted(set(ks))
-    found: set[int] = set()
-    for model in models.values():
-        for key in (model.get("metrics") or {}) if isinstance(model, Mapping) else {}:
-            metric, _, k = str(key).partition("@")
-            if metric == "ndcg" and k.isdigit():
-                found.add(int(k))
-    return sorted(found)
-
-
-def _display(name: str) -> str:
-    mark = REFERENCE.get(name.lower())
-    return f"{name} ({mark})" if mark else name
-
-
-def _plain(value: Any) -> str:
+def plain(value: Any) -> str:
+    """A setting's value as text."""
     if value is None:
         return "none"
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, list | tuple):
-        return ", ".join(_plain(v) for v in value)
+        return ", ".join(plain(v) for v in value)
     if isinstance(value, Mapping):
         return json.dumps(value, sort_keys=True, default=str)
     return str(value)
@@ -197,13 +130,8 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[list[str]]:
         if isinstance(value, Mapping) and value:
             rows += _flatten(value, f"{prefix}{key}.")
         else:
-            rows.append([f"{prefix}{key}", _plain(value)])
+            rows.append([f"{prefix}{key}", plain(value)])
     return rows
-
-
-def _ranks(values: dict[str, float]) -> dict[str, int]:
-    """Competition ranks, 1 = highest; ties share the better rank (1, 2, 2, 4)."""
-    return {n: 1 + sum(other > v for other in values.values()) for n, v in values.items()}
 
 
 # ---------------------------------------------------------------- sections
@@ -213,15 +141,24 @@ def _protocol_section(run: RunView) -> list[Block]:
     p = run.protocol
     rows = []
     for key, label in PROTOCOL_FIELDS:
-        if key in p and not (key == "scale" and not _generated(p)):
-            rows.append([label, _plain(p[key])])
-    known = {key for key, _ in PROTOCOL_FIELDS}
-    rows += [[str(key), _plain(v)] for key, v in p.items() if key not in known]
-    blocks: list[Block] = [Heading("Protocol")]
-    blocks.append(Table(["setting", "value"], rows) if rows else Para("Not available."))
+        value = getattr(p, key)
+        if value is None or (key == "scale" and not p.synthetic):
+            continue
+        rows.append([label, plain(value)])
+    blocks: list[Block] = [Heading("Protocol"), Table(["setting", "value"], rows)]
     text = _users_sentence(run)
     if text:
         blocks.append(Para(text))
+    v = run.result.validation
+    if v is not None:
+        blocks.append(Para(
+            f"Validation ({v.split} split of the training log, {v.reason}): {v.n_users} "
+            f"users, {v.n_pairs} held-out pairs, scored under {v.label}. The selection half "
+            f"({v.n_select} users) chooses: tuning's best trial, early stopping. The "
+            f"confirmation half ({v.n_confirm} users) chose nothing: it confirms tuned "
+            "against default parameters and picks the baseline of the paired comparisons. "
+            f"The test set chose nothing. Halves: {v.halves}.", note=True,
+        ))  # fmt: skip
     blocks.append(Para(HOW_TO_READ, note=True))
     return blocks
 
@@ -240,20 +177,13 @@ def _users_sentence(run: RunView) -> str | None:
         total = with_pos + without
     if with_pos is None:
         return None
-    label = run.protocol.get("default_label")
-    under = f"under the default label {label}" if label else "under the default label"
+    under = f"under the default label {run.protocol.default_label}"
     if total is None:
         return f"Metrics average over the {with_pos} test users with a relevant item {under}."
     return (
         f"Test users: {total}, of whom {with_pos} have at least one relevant item {under} "
         f"(metrics average over those {with_pos})."
     )
-
-
-def _generated(protocol: Mapping[str, Any]) -> bool:
-    """Is the data the generated default? The main job sets ``scale`` only then (None for
-    data given with ``--data`` or ``$KUAIREC_DATA``, whose scale is unknown)."""
-    return protocol.get("scale") is not None and protocol.get("synthetic") is not False
 
 
 def _leaderboard_section(run: RunView) -> list[Block]:
@@ -266,29 +196,34 @@ def _leaderboard_section(run: RunView) -> list[Block]:
     rows = []
     pops = fmt_column([run.value(n, f"mean_popularity@{k}") for n in run.order])
     for n, pop in zip(run.order, pops, strict=True):
-        v = run.section(n, "metrics")
-        rec = run.models[n]
+        m = run.models[n]
+        v, ci = m.metrics, m.ci
         rows.append([
-            _display(n),
-            fmt_with_ci(v.get(f"ndcg@{k}"), run.section(n, "ci").get(f"ndcg@{k}")),
-            fmt_with_ci(v.get(f"recall@{k}"), run.section(n, "ci").get(f"recall@{k}")),
+            run.display(n),
+            fmt_with_ci(v.get(f"ndcg@{k}"), ci.get(f"ndcg@{k}")),
+            fmt_with_ci(v.get(f"recall@{k}"), ci.get(f"recall@{k}")),
             fmt(v.get(f"precision@{k}")), fmt(v.get(f"map@{k}")), fmt(v.get(f"hit@{k}")),
             fmt(v.get("mrr")), fmt(v.get(f"coverage@{k}")),
             pop,
-            fmt(rec.get("fit_seconds"), 2), fmt(rec.get("eval_seconds"), 2),
-            fmt(rec.get("peak_rss_mb"), 0),
+            fmt(m.cost.fit_seconds, 2), fmt(m.cost.eval_seconds, 2), fmt(m.cost.peak_rss_mb, 0),
         ])  # fmt: skip
     blocks: list[Block] = [Heading(f"Leaderboard (sorted by ndcg@{k})")]
     if not rows:
         return blocks + [Para("No model was evaluated.")]
     blocks.append(Table(header, rows))
-    marked = [n for n in run.order if n.lower() in REFERENCE]
-    if marked:
+    if any(run.models[n].reference for n in run.order):
         blocks.append(Para(
-            "Reference rows: oracle ranks with the true labels of synthetic data (an upper "
-            "bound, not a model); random ranks candidates at random (the floor any model "
-            "should clear).", note=True,
+            "Reference rows are not learned models: the oracle ranks with the true labels of "
+            "synthetic data (an upper bound), random ranks candidates at random (the floor "
+            "any model should clear).", note=True,
         ))  # fmt: skip
+    marks = [
+        f"{n}: {'; '.join([*run.models[n].marks(), *filter(None, [run.models[n].remark])])}"
+        for n in run.order
+        if run.models[n].marks() or run.models[n].remark
+    ]
+    if marks:
+        blocks += [Para("Rows marked above:"), Bullets(marks)]
     return blocks
 
 
@@ -298,7 +233,7 @@ def _rating_section(run: RunView) -> list[Block]:
     if not names:
         return []
     names.sort(key=lambda n: (run.value(n, "rmse") is None, run.value(n, "rmse") or 0.0))
-    rows = [[n] + [fmt(run.section(n, "metrics").get(key)) for key in keys] for n in names]
+    rows = [[n] + [fmt(run.models[n].metrics.get(key)) for key in keys] for n in names]
     return [
         Heading("Rating error (models that predict watch ratio)"),
         Table(["model", "rmse", "mae", "r2"], rows),
@@ -306,100 +241,54 @@ def _rating_section(run: RunView) -> list[Block]:
     ]
 
 
-def _label_section(run: RunView) -> list[Block]:
-    blocks: list[Block] = [Heading("Label sensitivity")]
-    by_label = {n: run.section(n, "by_label") for n in run.order}
-    labels = run.protocol.get("labels")
-    if not isinstance(labels, list) or not labels:
-        labels = list(dict.fromkeys(lab for bl in by_label.values() for lab in bl))
-    names = [n for n in run.order if by_label[n]]
-    if names and labels:
-        blocks.append(Para(
-            f"{run.key} of each model under each definition of a relevant item "
-            "(rank among the models in parentheses, 1 = best).",
-        ))  # fmt: skip
-        default = run.protocol.get("default_label")
-        header = ["model"] + [f"{lab} (default)" if lab == default else str(lab) for lab in labels]
-        cells: dict[str, list[str]] = {n: [n] for n in names}
-        for lab in labels:
-            values = {}
-            for n in names:
-                metrics = _mapping(by_label[n].get(lab), f"by_label[{lab!r}] of {n!r}")
-                value = num(metrics.get(run.key))
-                if value is not None:
-                    values[n] = value
-            ranks = _ranks(values)
-            for n in names:
-                cells[n].append(f"{values[n]:.4f} ({ranks[n]})" if n in values else md.MISSING)
-        blocks.append(Table(header, [cells[n] for n in names]))
-    else:
-        blocks.append(Para("Per-label metrics: not available."))
-    return blocks + _flips(run)
-
-
-def _flips(run: RunView) -> list[Block]:
-    flips = run.raw.get("label_flips")
-    if flips is None:
-        return [Para("Order flips between labels: not available.")]
-    if not isinstance(flips, list):
-        raise DataError(f"metrics['label_flips']: expected a list, found {type(flips).__name__}")
-    if not flips:
-        return [Para("No pair of models changes order between labels.")]
-    items = []
-    for flip in flips:
-        flip = _mapping(flip, "an entry of metrics['label_flips']")
-        pair = " vs ".join(str(m) for m in flip.get("models", []))
-        order = _mapping(flip.get("order"), "the 'order' of a label flip")
-        detail = "; ".join(f"{lab}: {o}" for lab, o in order.items())
-        items.append(f"{pair} ({flip.get('metric', run.key)}): {detail}")
-    return [Para("Pairs of models whose order changes between labels:"), Bullets(items)]
-
-
 def _paired_section(run: RunView) -> list[Block]:
-    paired = _mapping(run.raw.get("paired"), "metrics['paired']")
-    if not paired:
+    paired = run.result.paired
+    if paired is None or not paired.comparisons:
         return []
     rows = []
-    for pair, d in paired.items():
-        d = _mapping(d, f"metrics['paired'][{pair!r}]")
-        ci = ci_pair(d.get("ci"))
-        first, _, second = str(pair).partition(" vs ")
-        if ci is None or not second:
+    for other, c in paired.comparisons.items():
+        if c.ci[0] is None or c.ci[1] is None:
             verdict = "n/a"
-        elif ci[0] > 0:
-            verdict = f"{first} better"
-        elif ci[1] < 0:
-            verdict = f"{second} better"
+        elif c.ci[0] > 0:
+            verdict = f"{paired.baseline} better"
+        elif c.ci[1] < 0:
+            verdict = f"{other} better"
         else:
             verdict = "not resolved"
         rows.append([
-            str(pair), str(d.get("metric", run.key)), fmt(d.get("diff")), fmt_ci(ci),
-            fmt(d.get("p_le_0")), verdict,
+            f"{paired.baseline} vs {other}", fmt(c.diff), fmt_ci(c.ci), fmt(c.p_value),
+            fmt(c.p_holm), verdict,
         ])  # fmt: skip
     return [
         Heading("Paired differences"),
         Para(
-            "diff = first model minus second, on the same bootstrap resamples of users; "
-            "P(diff <= 0) is the share of resamples where the first model is not ahead.",
+            f"Baseline: {paired.baseline}, chosen without the test set ({paired.reason}). "
+            f"diff = baseline minus the other model in {paired.metric}, on the same bootstrap "
+            f"resamples of test users; p is the two-sided bootstrap p-value of no difference, "
+            f"Holm-adjusted over the {paired.n_comparisons} comparisons made.",
             note=True,
         ),
-        Table(["pair", "metric", "diff", "CI", "P(diff <= 0)", "verdict"], rows),
+        Table(["pair", "diff", "95% CI", "p", "p (Holm)", "verdict"], rows),
     ]
 
 
+def _notes_section(run: RunView) -> list[Block]:
+    notes = run.result.notes
+    return [Heading("Notes"), Bullets(list(notes))] if notes else []
+
+
 def _skipped_section(run: RunView) -> list[Block]:
-    if "skipped" not in run.raw:
+    skipped = run.result.skipped
+    if not skipped:
         return []
-    skipped = _mapping(run.raw.get("skipped"), "metrics['skipped']")
-    items = [f"{name}: {why}" for name, why in skipped.items()]
-    return [Heading("Skipped models"), Bullets(items) if items else Para("None.")]
+    return [Heading("Skipped models"), Bullets([f"{n}: {why}" for n, why in skipped.items()])]
 
 
 def _extra_section(extra: Mapping[str, Any]) -> list[Block]:
     blocks: list[Block] = []
     manifest = extra.get("manifest")
     rows = _flatten(manifest) if isinstance(manifest, Mapping) else []
-    rows += [[str(k), _plain(v)] for k, v in extra.items() if k not in ("manifest", "eda_link")]
+    rows += [[str(k), plain(v)] for k, v in extra.items() if k not in ("manifest", "eda_link")]
     if rows:
         blocks += [Heading("Run manifest"), Table(["item", "value"], rows)]
     link = extra.get("eda_link")

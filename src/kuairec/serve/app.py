@@ -15,7 +15,10 @@ users' lists and new users' histories go through a
 in one model call. Responses are encoded by orjson.
 
 Every error is a JSON ``{"detail": message}`` with a 4xx status: unknown users or videos
-404, bad values, wrong types or malformed JSON 422, an unknown model 400.
+404, bad values, wrong types or malformed JSON 422, an unknown model 400, a body or a
+batch over its limit 413 (:class:`~kuairec.serve.limits.ServeLimits`). ``HEAD`` is
+answered wherever ``GET`` is. Ids in paths are read in the type of the run's ids: a
+canonical integer (``1_0`` and ``+0`` are refused) or, for a log with text ids, the text.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from kuairec import __version__
 from kuairec.serve import schemas as S
 from kuairec.serve import scoring
 from kuairec.serve.batching import MicroBatcher
+from kuairec.serve.limits import LimitsMiddleware, ServeLimits
 from kuairec.serve.state import DEFAULT_EASE_TOP_N, ServeState, load_state
 
 STATIC = Path(__file__).parent / "static"
@@ -79,11 +83,19 @@ class JSON(JSONResponse):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": S.Error, "description": why}
-    for code, why in ((400, "unknown model"), (404, "unknown user or video"), (422, "bad input"))
+    for code, why in (
+        (400, "unknown model"),
+        (404, "unknown user or video"),
+        (413, "request body, or a batch's users x k, over its limit"),
+        (422, "bad input"),
+    )
 }
 
-UserId = Annotated[int, PathParam(ge=-S.MAX_ID, le=S.MAX_ID, description="raw user_id")]
-VideoId = Annotated[int, PathParam(ge=-S.MAX_ID, le=S.MAX_ID, description="raw video_id")]
+_ID_DOC = "raw {}: an integer (written plainly), or the text id of a log with text ids"
+UserId = Annotated[str, PathParam(max_length=S.MAX_TEXT_ID, description=_ID_DOC.format("user_id"))]
+VideoId = Annotated[
+    str, PathParam(max_length=S.MAX_TEXT_ID, description=_ID_DOC.format("video_id"))
+]
 KQuery = Annotated[int, Query(ge=1, le=S.MAX_K, description=f"1 to {S.MAX_K}")]
 ModelQuery = Annotated[str | None, Query(max_length=200, description="default: the best")]
 Limit = Annotated[int, Query(ge=1, le=S.MAX_K)]
@@ -96,8 +108,11 @@ def create_app(
     run: Path | str | None = None,
     model: str | None = None,
     ease_top_n: int = DEFAULT_EASE_TOP_N,
+    limits: ServeLimits | None = None,
 ) -> FastAPI:
-    """The application serving ``state`` (or the run folder ``run``, loaded now)."""
+    """The application serving ``state`` (or the run folder ``run``, loaded now), within
+    ``limits`` (default: :class:`ServeLimits`' defaults)."""
+    limits = limits or ServeLimits()
     if state is None:
         if run is None:
             raise TypeError("create_app needs a loaded state or run=<run folder>")
@@ -112,12 +127,14 @@ def create_app(
     )
     app.router.route_class = Route
     app.state.serve = state
+    app.state.limits = limits
+    app.add_middleware(LimitsMiddleware, max_body_bytes=limits.max_body_bytes)
     batchers = _batchers(state)
     app.state.batchers = batchers
     _error_handlers(app)
     _meta_routes(app, state)
     _user_routes(app, state, batchers["users"])
-    _new_user_routes(app, state, batchers["histories"])
+    _new_user_routes(app, state, batchers["histories"], limits)
     _video_routes(app, state)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -214,8 +231,9 @@ def _user_routes(app: FastAPI, state: ServeState, batcher: MicroBatcher) -> None
         exclude_seen: bool = True,
         candidates: S.Candidates = "all",
     ) -> JSON:
-        scoring.user_index(state, user_id)  # an unknown user fails alone, not its batch
-        out = await batcher.submit((k, model, exclude_seen, candidates), user_id)
+        raw = scoring.path_id(state.train.users, user_id, "user_id")
+        scoring.user_index(state, raw)  # an unknown user fails alone, not its batch
+        out = await batcher.submit((k, model, exclude_seen, candidates), raw)
         return JSON(out)
 
     @app.get(
@@ -224,13 +242,22 @@ def _user_routes(app: FastAPI, state: ServeState, batcher: MicroBatcher) -> None
         summary="A known user's training videos, most recent first",
     )
     async def user_history(user_id: UserId, limit: Limit = 20) -> JSON:
-        user = scoring.user_index(state, user_id)
+        raw = scoring.path_id(state.train.users, user_id, "user_id")
+        user = scoring.user_index(state, raw)
         items = state.catalogue.recent_history(user, limit)
         n = state.catalogue.n_history(user)
-        return JSON({"user_id": user_id, "n_videos": n, "items": items})
+        return JSON({"user_id": raw, "n_videos": n, "items": items})
 
 
-def _new_user_routes(app: FastAPI, state: ServeState, batcher: MicroBatcher) -> None:
+def _new_user_routes(
+    app: FastAPI, state: ServeState, batcher: MicroBatcher, limits: ServeLimits
+) -> None:
+    import asyncio
+
+    from starlette.concurrency import run_in_threadpool
+
+    batch_slots = asyncio.Semaphore(limits.batch_concurrency)
+
     @app.post(
         "/recommendations",
         response_model=S.NewUserRecommendations,
@@ -251,16 +278,22 @@ def _new_user_routes(app: FastAPI, state: ServeState, batcher: MicroBatcher) -> 
         response_model=S.BatchRecommendations,
         summary=f"Top-k videos for up to {S.MAX_BATCH_USERS} known users",
     )
-    def batch(request: Annotated[S.BatchRequest, Body()]) -> JSON:  # thread pool: long
-        out = scoring.recommend_users(
-            state,
-            request.user_ids,
-            request.k,
-            request.model,
-            request.exclude_seen,
-            request.candidates,
-        )
-        return JSON({"results": out})
+    async def batch(request: Annotated[S.BatchRequest, Body()]) -> JSON:
+        work = len(request.user_ids) * request.k
+        if work > limits.max_batch_work:
+            raise scoring.ServeError(
+                413, f"batch too large: {len(request.user_ids):,} users x k={request.k} = "
+                f"{work:,} list entries, the limit is {limits.max_batch_work:,} per request "
+                "(--max-batch-work): send fewer users per request or a smaller k",
+            )  # fmt: skip
+        ids = [scoring.body_id(state.train.users, u, "user_id") for u in request.user_ids]
+        key = (request.k, request.model, request.exclude_seen, request.candidates)
+
+        def answer() -> JSON:  # long: scored and encoded in the thread pool, not the loop
+            return JSON({"results": scoring.recommend_users(state, ids, *key)})
+
+        async with batch_slots:  # bounded memory: a few batches at once, the rest wait
+            return await run_in_threadpool(answer)
 
 
 def _video_routes(app: FastAPI, state: ServeState) -> None:
@@ -272,7 +305,8 @@ def _video_routes(app: FastAPI, state: ServeState) -> None:
 
     @app.get("/videos/{video_id}", response_model=S.Video, summary="One video")
     async def video(video_id: VideoId) -> JSON:
-        return JSON(state.catalogue.video(scoring.video_index(state, video_id)))
+        raw = scoring.path_id(state.train.items, video_id, "video_id")
+        return JSON(state.catalogue.video(scoring.video_index(state, raw)))
 
     @app.get(
         "/videos/{video_id}/similar",
@@ -280,4 +314,5 @@ def _video_routes(app: FastAPI, state: ServeState) -> None:
         summary="Similar videos by the model's own item-item similarity",
     )
     async def similar(video_id: VideoId, k: KQuery = 10, model: ModelQuery = None) -> JSON:
-        return JSON(scoring.similar_videos(state, video_id, k, model))
+        raw = scoring.path_id(state.train.items, video_id, "video_id")
+        return JSON(scoring.similar_videos(state, raw, k, model))

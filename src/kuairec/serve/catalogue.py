@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from kuairec.data.side import tag_ids
+
 CATEGORY_LEVELS = ("first", "second", "third")
 
 
@@ -59,20 +61,25 @@ def build_catalogue(dataset: Any, train: Any) -> Catalogue:
     n_items = train.n_items
     counts = train.interactions.item_counts()
     tags = getattr(dataset, "item_tags", None)
+    tag_of_column = None if tags is None else tag_ids(tags)  # column -> the tag's own id
     tag_names = _tag_names(dataset)
     captions = _captions(dataset, n_items)
     duration = getattr(train, "video_duration", None)
     videos = []
     for item, video_id in enumerate(train.items.raw.tolist()):
-        tag_ids = [] if tags is None else tags.indices[tags.indptr[item] : tags.indptr[item + 1]]
+        tags_of = (
+            []
+            if tags is None
+            else tag_of_column[tags.indices[tags.indptr[item] : tags.indptr[item + 1]]]
+        )
         caption, categories = captions[item]
         ms = float(duration[item]) if duration is not None else math.nan
         videos.append(
             {
-                "video_id": int(video_id),
+                "video_id": video_id,  # int or str, as the data wrote it
                 "caption": caption,
                 "categories": categories,
-                "tags": [tag_names.get(int(t), f"tag {int(t)}") for t in tag_ids],
+                "tags": [tag_names.get(int(t), f"tag {int(t)}") for t in tags_of],
                 "duration_s": round(ms / 1000.0, 3) if math.isfinite(ms) else None,
                 "popularity": int(counts[item]),
             }

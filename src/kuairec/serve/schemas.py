@@ -1,8 +1,12 @@
 """Request and response bodies (pydantic): the OpenAPI schema and the request checks.
 
-Request bodies are strict (a string is not an id, unknown fields are refused) and
+Request bodies are strict (unknown fields are refused, ``true`` is not a number) and
 bounded: k from 1 to :data:`MAX_K`, at most :data:`MAX_BATCH_USERS` users per batch and
-:data:`MAX_HISTORY` videos per posted history. Ids are 64-bit integers.
+:data:`MAX_HISTORY` videos per posted history. An id is a 64-bit integer (signed, or
+unsigned for a run whose ids are hashes beyond ``2**63 - 1``) or, for a run on a log with
+text ids, a string of at most :data:`MAX_TEXT_ID` characters; which one a run takes is
+checked against its id map (:mod:`kuairec.serve.scoring`): a string is refused where the
+ids are integers.
 """
 
 from __future__ import annotations
@@ -16,10 +20,16 @@ MAX_K = 1000
 MAX_BATCH_USERS = 1000
 MAX_HISTORY = 10_000
 MAX_ID = 2**63 - 1
+MAX_UNSIGNED_ID = 2**64 - 1
+MAX_TEXT_ID = 200
 MAX_WATCH_RATIO = 1e6
 DEFAULT_WATCH_RATIO = 1.0
 
-Id = Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)]
+Id = (
+    Annotated[int, Field(ge=-MAX_ID - 1, le=MAX_UNSIGNED_ID)]
+    | Annotated[str, Field(min_length=1, max_length=MAX_TEXT_ID)]
+)
+RawId = int | str  # an id as the run's data wrote it
 K = Annotated[int, Field(ge=1, le=MAX_K, description=f"list length, 1 to {MAX_K}")]
 Candidates = Literal["all", "small"]
 FeatureValue = str | int | float | bool | None
@@ -70,7 +80,7 @@ class BatchRequest(_Strict):
 
 
 class Video(BaseModel):
-    video_id: int
+    video_id: RawId
     caption: str | None
     categories: list[str] = Field(description="category names, first to third level")
     tags: list[str]
@@ -90,7 +100,7 @@ class WatchedVideo(Video):
 
 
 class Recommendations(BaseModel):
-    user_id: int | None
+    user_id: RawId | None
     model: str = Field(description="the model that answered")
     k: int
     candidates: Candidates
@@ -99,8 +109,13 @@ class Recommendations(BaseModel):
 
 class NewUserRecommendations(Recommendations):
     history_used: int = Field(description="distinct known videos of the history")
-    unknown_videos: list[int] = Field(description="posted video ids the data does not know")
+    unknown_videos: list[RawId] = Field(description="posted video ids the data does not know")
     user_features_used: bool
+    fallback: Literal["most_watched"] | None = Field(
+        description="'most_watched' when the history holds no known video with a watch "
+        "ratio above 0: the model has nothing to go on, so the videos most training users "
+        "watched answer (score: that count)"
+    )
 
 
 class BatchRecommendations(BaseModel):
@@ -119,7 +134,7 @@ class SimilarVideos(BaseModel):
 
 
 class UserHistory(BaseModel):
-    user_id: int
+    user_id: RawId
     n_videos: int
     items: list[WatchedVideo]
 
@@ -131,7 +146,7 @@ class VideoPage(BaseModel):
 
 class UserPage(BaseModel):
     total: int
-    user_ids: list[int]
+    user_ids: list[RawId]
 
 
 class ModelInfo(BaseModel):

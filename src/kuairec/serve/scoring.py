@@ -9,6 +9,7 @@ to all users: the models score only the rows asked for.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,40 @@ class ServeError(Exception):
         self.message = message
 
 
+# ---------------------------------------------------------------------- ids
+#: an integer id in a URL as a program writes it: no '+', '_', spaces or leading zeros
+CANONICAL_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+_RANGES = {"int": (-(2**63), 2**63 - 1), "uint": (0, 2**64 - 1)}
+
+
+def path_id(ids: Any, text: str, what: str) -> int | str:
+    """A raw id from a URL path, in the type of the run's id map ``ids``: an integer
+    written canonically (``1_0``, ``+0``, ``010`` and `` 1`` are refused, not read as 10,
+    0 and 1) where the ids are integers, the text itself where they are text."""
+    if ids.kind == "text":
+        return text
+    if not CANONICAL_INTEGER.fullmatch(text):
+        raise ServeError(
+            422, f"{what} must be an integer written plainly (digits, an optional leading "
+            f"'-', no leading zeros, '+', '_' or spaces), got {text[:50]!r}",
+        )  # fmt: skip
+    return body_id(ids, int(text), what)
+
+
+def body_id(ids: Any, value: int | str, what: str) -> int | str:
+    """A raw id from a request body (an int or a str) in the type of the id map ``ids``:
+    an integer run refuses strings and values outside its 64-bit range; a text run reads
+    an integer as the text that spells it."""
+    if ids.kind == "text":
+        return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        raise ServeError(422, f"{what} must be an integer (this run's ids are), got {value[:50]!r}")
+    low, high = _RANGES[ids.kind]
+    if not low <= value <= high:
+        raise ServeError(422, f"{what} {value} is outside this run's 64-bit id range")
+    return value
+
+
 # ---------------------------------------------------------------------- lookups
 def served_model(state: ServeState, name: str | None) -> ServedModel:
     name = name or state.default_model
@@ -36,23 +71,24 @@ def served_model(state: ServeState, name: str | None) -> ServedModel:
     return state.models[name]
 
 
-def user_index(state: ServeState, user_id: int) -> int:
+def user_index(state: ServeState, user_id: int | str) -> int:
     idx = _index(state.train.users.raw, user_id)
     if idx < 0:
         raise ServeError(404, f"user_id {user_id} is not a user of this run's training data")
     return idx
 
 
-def video_index(state: ServeState, video_id: int) -> int:
+def video_index(state: ServeState, video_id: int | str) -> int:
     idx = _index(state.train.items.raw, video_id)
     if idx < 0:
         raise ServeError(404, f"video_id {video_id} is not a video of this run's data")
     return idx
 
 
-def _index(raw: np.ndarray, value: int) -> int:
-    pos = int(np.searchsorted(raw, value)) if -(2**63) <= value < 2**63 else len(raw)
-    return pos if pos < len(raw) and int(raw[pos]) == value else -1
+def _index(raw: np.ndarray, value: int | str) -> int:
+    """Position of ``value`` (already in the id map's type: :func:`body_id`) or -1."""
+    pos = int(np.searchsorted(raw, value))
+    return pos if pos < len(raw) and raw[pos] == value else -1
 
 
 def candidate_items(state: ServeState, candidates: str, k: int) -> np.ndarray | None:
@@ -67,13 +103,14 @@ def candidate_items(state: ServeState, candidates: str, k: int) -> np.ndarray | 
 # ---------------------------------------------------------------------- recommendations
 def recommend_users(
     state: ServeState,
-    user_ids: list[int],
+    user_ids: list[int | str],
     k: int,
     model: str | None,
     exclude_seen: bool,
     candidates: str,
 ) -> list[dict[str, Any]]:
-    """Top-k lists for known users (their training videos excluded when asked)."""
+    """Top-k lists for known users (their training videos excluded when asked); the ids
+    are raw ids in the run's type (:func:`body_id`)."""
     served = served_model(state, model)
     users = np.array([_index(state.train.users.raw, u) for u in user_ids], dtype=np.int64)
     missing = [u for u, i in zip(user_ids, users.tolist(), strict=True) if i < 0]
@@ -87,7 +124,7 @@ def recommend_users(
     for row, user_id in enumerate(user_ids):
         out.append(
             {
-                "user_id": int(user_id),
+                "user_id": user_id,
                 "model": served.name,
                 "k": k,
                 "candidates": candidates,
@@ -140,6 +177,9 @@ def recommend_histories(
         served,
         lambda m: m.recommend(k=k, candidates=cand, history=x, exclude_seen=exclude_seen, **extra),
     )
+    empty = _no_signal(x)
+    if empty.any():  # nothing to go on: the most watched videos, said so
+        items[empty], scores[empty] = most_watched(state, x[empty], k, cand, exclude_seen)
     return [
         {
             "user_id": None,
@@ -150,9 +190,42 @@ def recommend_histories(
             "history_used": used[row],
             "unknown_videos": unknown[row],
             "user_features_used": bool(extra),
+            "fallback": FALLBACK if empty[row] else None,
         }
         for row in range(len(used))
     ]
+
+
+FALLBACK = "most_watched"  # the answer when a history gives the model nothing to go on
+
+
+def _no_signal(x: Any) -> np.ndarray:
+    """Rows of a history matrix with no known video watched (no entry above 0): an empty
+    or all-zero history, or one of unknown videos only."""
+    positive = x.copy()
+    positive.data = (positive.data > 0).astype(np.float32)
+    return np.asarray(positive.sum(axis=1)).ravel() == 0
+
+
+def most_watched(
+    state: ServeState, x: Any, k: int, cand: np.ndarray | None, exclude_seen: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k most watched videos (training users per video) for each row of ``x``,
+    among ``cand`` (None: all), without the row's own videos when ``exclude_seen``."""
+    order = state.catalogue.by_popularity
+    if cand is not None:
+        order = order[np.isin(order, cand)]
+    videos = state.catalogue.videos
+    items = np.full((x.shape[0], k), -1, dtype=np.int64)
+    scores = np.full((x.shape[0], k), -np.inf, dtype=np.float32)
+    for row in range(x.shape[0]):
+        keep = order
+        if exclude_seen and x.indptr[row + 1] > x.indptr[row]:
+            keep = order[~np.isin(order, x.indices[x.indptr[row] : x.indptr[row + 1]])]
+        top = keep[:k]
+        items[row, : top.size] = top
+        scores[row, : top.size] = [videos[i]["popularity"] for i in top.tolist()]
+    return items, scores
 
 
 def history_rows(
@@ -163,15 +236,16 @@ def history_rows(
     videos."""
     import scipy.sparse as sp
 
-    raw, n_items = state.train.items.raw, state.n_items
+    ids = state.train.items
+    raw, n_items = ids.raw, state.n_items
     lengths, video_ids, ratios = [], [], []
     for history in histories:
         pairs = list(history)
         lengths.append(len(pairs))
-        video_ids += [p[0] for p in pairs]
+        video_ids += [body_id(ids, p[0], "video_id") for p in pairs]
         ratios += [p[1] for p in pairs]
     n_rows = len(lengths)
-    vids = np.array(video_ids, dtype=np.int64)  # the request schema bounds ids to int64
+    vids = np.array(video_ids, dtype=raw.dtype)  # body_id: every id fits the map's type
     row_of = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
     pos = np.searchsorted(raw, vids)
     known = pos < raw.size
@@ -203,7 +277,9 @@ def check_user_features(
 
 
 # ---------------------------------------------------------------------- videos
-def similar_videos(state: ServeState, video_id: int, k: int, model: str | None) -> dict[str, Any]:
+def similar_videos(
+    state: ServeState, video_id: int | str, k: int, model: str | None
+) -> dict[str, Any]:
     """The model's own item-item similarity, or tag overlap (Jaccard) when it has none."""
     served = served_model(state, model)
     item = video_index(state, video_id)

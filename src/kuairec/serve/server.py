@@ -4,7 +4,14 @@ The run is loaded first, in this process; only then are the sockets bound, so ``
 answers as soon as a connection is accepted. With ``workers > 1`` the loaded process
 forks that many uvicorn workers: the loaded arrays are shared copy-on-write (nothing
 writes to them), so N workers cost little more memory than one. The parent forwards
-SIGINT/SIGTERM to its workers and waits for them.
+SIGINT/SIGTERM to its workers and waits for them; a worker whose parent dies (even by
+SIGKILL, which forwards nothing) shuts down by itself: each watches a pipe whose only
+write end the parent holds, and the kernel closes it when the parent dies. Without that,
+orphaned workers kept serving and holding the port ("Address already in use").
+
+Every worker runs uvicorn with :mod:`kuairec.serve.protocol`'s limits (timeouts for idle
+connections, headers and bodies; a header size limit; a connection limit; JSON protocol
+errors), set by :class:`~kuairec.serve.limits.ServeLimits`.
 
 Each worker gets its own listening socket on the one port (``SO_REUSEPORT``, where the
 system has it), and the kernel spreads new connections over them by their address hash.
@@ -19,9 +26,11 @@ import os
 import signal
 import socket
 import sys
+import threading
 from typing import Any
 
 from kuairec.errors import ConfigError
+from kuairec.serve.limits import ServeLimits
 
 
 def bind_workers(host: str, port: int, workers: int, backlog: int = 2048) -> list[socket.socket]:
@@ -64,22 +73,32 @@ def bind(host: str, port: int, backlog: int = 2048, reuse_port: bool = False) ->
 
 
 def run_server(
-    app: Any, socks: list[socket.socket], workers: int = 1, log_level: str = "warning"
+    app: Any,
+    socks: list[socket.socket],
+    workers: int = 1,
+    log_level: str = "warning",
+    limits: ServeLimits | None = None,
 ) -> None:
     """Serve ``app`` until interrupted, in this process or ``workers`` forks: worker i
     listens on ``socks[i]`` (or on the one shared socket)."""
     import uvicorn
 
+    from kuairec.serve.protocol import protocol_class
+
+    limits = limits or ServeLimits()
     config = uvicorn.Config(
         app,
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=5,
         backlog=2048,
+        http=protocol_class(limits),
+        timeout_keep_alive=limits.keep_alive,  # type: ignore[arg-type] - a float works
     )
     if workers <= 1:
         uvicorn.Server(config).run(sockets=socks[:1])
         return
+    parent_alive, parent_end = os.pipe()  # EOF on the read end: the parent is gone
     children = []
     for i in range(workers):
         own = socks[i] if len(socks) == workers else socks[0]
@@ -87,21 +106,44 @@ def run_server(
         if pid == 0:  # pragma: no cover - a worker process
             code = 0
             try:
+                os.close(parent_end)
                 for other in socks:
                     if other is not own:
                         other.close()
-                uvicorn.Server(config).run(sockets=[own])
-            except BaseException:  # noqa: BLE001 - a worker must never return into the parent
+                server = uvicorn.Server(config)
+                _exit_with_parent(parent_alive, server)
+                server.run(sockets=[own])
+            except BaseException as exc:  # noqa: BLE001 - a worker never returns to the parent
                 code = 1
+                print(f"error: worker {os.getpid()} stopped: {_why(exc)}", file=sys.stderr)
             finally:
                 os._exit(code)
         children.append(pid)
+    os.close(parent_alive)
     for sock in socks:  # the workers hold them; a connection must not wait in the parent's
         sock.close()
     _supervise(children)
 
 
+def _exit_with_parent(fd: int, server: Any) -> None:
+    """Shut ``server`` down gracefully when ``fd`` (the read end of a pipe whose write end
+    only the parent holds) reaches EOF: the parent has died, however it died."""
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 1):
+                pass
+        except OSError:
+            pass
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _supervise(children: list[int]) -> None:
+    """Wait for the workers, forwarding SIGINT/SIGTERM to them; say which worker ended
+    badly, and how, the moment it does (the others go on serving)."""
+
     def forward(signum: int, frame: Any) -> None:
         for pid in children:
             try:
@@ -112,14 +154,29 @@ def _supervise(children: list[int]) -> None:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     failed = 0
-    for pid in children:
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:  # pragma: no cover
-                continue
-        failed += os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM)
+    left = set(children)
+    while left:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except InterruptedError:  # pragma: no cover
+            continue
+        except ChildProcessError:  # pragma: no cover - none left
+            break
+        left.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, -signal.SIGTERM):
+            failed += 1
+            how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            print(
+                f"error: server worker {pid} {how}; {len(left)} worker(s) still serving",
+                file=sys.stderr,
+                flush=True,
+            )
     if failed:
         print(f"error: {failed} worker(s) failed", file=sys.stderr)
         raise SystemExit(1)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

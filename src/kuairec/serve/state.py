@@ -14,7 +14,6 @@ with ``--workers``, across forked processes) and never write to it.
 from __future__ import annotations
 
 import inspect
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from kuairec.display.progress import Progress
-from kuairec.errors import ConfigError, ModelError
+from kuairec.errors import ConfigError, DataError, ModelError
 from kuairec.serve.catalogue import Catalogue, build_catalogue
 
 DEFAULT_EASE_TOP_N = 200
@@ -79,7 +78,7 @@ def load_state(
     """Everything a server needs from the run folder ``run_dir`` (see the module doc).
 
     ``model`` names the default model (else the best learned one by NDCG@10)."""
-    from kuairec.pipeline.run import prepare
+    from kuairec.pipeline.experiment import prepare
     from kuairec.pipeline.saved import config_for_model_dir
 
     start = time.perf_counter()
@@ -96,6 +95,7 @@ def load_state(
         with progress.stage(f"{name}: load"):
             served[name] = _load_model(name, folder, exp.train, scores.get(name), ease_top_n)
     default = model or best_model(served)
+    _one_torch_thread()
     return ServeState(
         run_dir=run_dir,
         models=served,
@@ -136,18 +136,19 @@ def _model_folders(run_dir: Path) -> dict[str, Path]:
 
 
 def _run_scores(run_dir: Path) -> dict[str, float | None]:
-    path = run_dir / "metrics.json"
+    """Each model's test NDCG@10 from the run's metrics.json, read through the typed
+    result (:mod:`kuairec.pipeline.metrics_file`): a value of the wrong type is refused
+    with the file and its path, never read as a number."""
+    from kuairec.pipeline import metrics_file
+
+    path = run_dir / metrics_file.FILE_NAME
     if not path.is_file():
         return {}
     try:
-        models = json.loads(path.read_text(encoding="utf-8")).get("models", {})
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        raise ConfigError(f"{path}: not a valid metrics.json") from None
-    out: dict[str, float | None] = {}
-    for name, entry in models.items() if isinstance(models, dict) else ():
-        value = (entry.get("metrics") or {}).get(METRIC) if isinstance(entry, dict) else None
-        out[name] = float(value) if isinstance(value, int | float) else None
-    return out
+        result = metrics_file.read(path)
+    except DataError as exc:
+        raise ConfigError(f"not a valid metrics.json: {exc}") from None
+    return {name: m.value(METRIC) for name, m in result.models.items()}
 
 
 def _load_model(
@@ -159,12 +160,8 @@ def _load_model(
         model = Recommender.load(folder, expected_fingerprint=train.fingerprint())
     except ModelError as exc:
         raise ModelError(f"cannot serve {name!r}: {exc}") from None
-    form = "as saved"
-    if getattr(model, "is_sparsified", None) is False and ease_top_n > 0:
-        model = model.sparsified(ease_top_n)
-        form = f"sparse B, top {ease_top_n} weights per item"
-    elif hasattr(model, "is_sparsified"):
-        form = "dense B"
+    model = model.serving_copy(top_n=ease_top_n)
+    form = model.serving_form()
     takes = "user_features" in inspect.signature(model.recommend).parameters
     _warm(model, train)
     return ServedModel(name, model, ndcg, bool(type(model).reference), form, takes)
@@ -180,6 +177,18 @@ def _warm(model: Any, train: Any) -> None:
     if model.supports_history:
         one = sp.csr_matrix(([1.0], [0], [0, 1]), shape=(1, train.n_items), dtype=np.float32)
         model.recommend(history=one, k=1)
+
+
+def _one_torch_thread() -> None:
+    """torch's process-wide intra-op thread count, set once, before any request: one
+    per worker (``--workers`` gives each core its own process). Scoring never sets it: a
+    set-and-restore per call would race between the batch endpoint's thread pool and the
+    event loop's micro-batches."""
+    import sys
+
+    torch = sys.modules.get("torch")  # only when a loaded model brought torch in
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _user_feature_columns(train: Any) -> tuple[str, ...]:

@@ -64,16 +64,17 @@ const removeFromHistory = (v) => {
 async function showUser() {
   const raw = $("user-input").value.trim();
   $("user-error").textContent = "";
-  if (!/^\d+$/.test(raw)) {
-    $("user-error").textContent = "a user id is a whole number";
+  if (!raw) {
+    $("user-error").textContent = "type a user id";
     return;
   }
   page.user = raw;
   const model = encodeURIComponent(page.model);
+  const id = encodeURIComponent(raw); // text ids of people's own logs too; the API checks it
   try {
     const [hist, recs] = await Promise.all([
-      api(`/users/${raw}/history?limit=20`),
-      api(`/users/${raw}/recommendations?k=10&model=${model}`),
+      api(`/users/${id}/history?limit=20`),
+      api(`/users/${id}/recommendations?k=10&model=${model}`),
     ]);
     $("history-count").textContent = `(${hist.n_videos} videos)`;
     fill($("user-history"), hist.items, addToHistory);
@@ -96,7 +97,9 @@ async function renderNewUser() {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ history, k: 10, model: page.model }),
     });
-    $("new-recs-model").textContent = `by ${recs.model}, from ${recs.history_used} videos`;
+    $("new-recs-model").textContent = recs.fallback
+      ? `the most watched videos (${recs.model} has no history to go on yet)`
+      : `by ${recs.model}, from ${recs.history_used} videos`;
     fill($("new-recs"), recs.items, addToHistory);
   } catch (err) {
     $("new-recs-model").textContent = "";

@@ -1,13 +1,13 @@
-"""The report's validity section: each logged-data protocol against the fully observed
-truth (metrics.json ``validity``; see docs/validity.md)."""
+"""The validity section's part of the report: each logged-data protocol against the fully
+observed truth (see docs/validity.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from kuairec.display.figure import pyplot
 from kuairec.display.html import figure_png
+from kuairec.pipeline.sections.validity.types import TITLE, Expected, ProtocolResult, Value
 from kuairec.report.markdown import Block, Figure, Heading, Para, Table, fmt, fmt_ci
+from kuairec.report.view import RunView
 
 NAMES = {
     "logged": "logged holdout",
@@ -31,36 +31,30 @@ def protocol_title(proto: str) -> str:
     return f"{name}{f' (gamma {gamma})' if gamma else ''}, {split} split"
 
 
-def largest_move(proto: str, d: Mapping[str, Any]) -> str:
+def largest_move(proto: str, d: ProtocolResult) -> str:
     """A sentence from the numbers: the model whose rank moves most under ``proto``."""
-    models = d.get("models") or {}
-    if not models:
+    if not d.models:
         return ""
-    name, m = max(models.items(), key=lambda kv: abs(kv[1]["rank"] - kv[1]["reference_rank"]))
-    if m["rank"] == m["reference_rank"]:
+    name, m = max(d.models.items(), key=lambda kv: abs(kv[1].rank - kv[1].reference_rank))
+    if m.rank == m.reference_rank:
         return f"the {protocol_title(proto)} keeps every model's rank"
     return (
-        f"the {protocol_title(proto)} ranks {name} {_ordinal(m['rank'])}; the fully observed "
-        f"test ranks it {_ordinal(m['reference_rank'])}"
+        f"the {protocol_title(proto)} ranks {name} {_ordinal(m.rank)}; the fully observed "
+        f"test ranks it {_ordinal(m.reference_rank)}"
     )
 
 
-def validity_section(raw: Mapping[str, Any]) -> list[Block]:
-    v = raw.get("validity")
-    if not isinstance(v, Mapping):
-        return []
-    if "error" in v:
-        return [Heading("Offline-evaluation validity"), Para(f"Not computed: {v['error']}")]
-    protocols = v.get("protocols") or {}
+def render(value: Value, view: RunView) -> list[Block]:
+    protocols = value.protocols
     if not protocols:
-        return [Heading("Offline-evaluation validity"), Para(str(v.get("note", "")))]
+        return [Heading(TITLE), Para(value.note or "No protocol computed.")]
     rows = [
-        [protocol_title(p), fmt(d.get("tau")), fmt_ci(d.get("tau_ci")), fmt(d.get("rho")),
-         str(len(d.get("flipped", []))), largest_move(p, d)]
+        [protocol_title(p), fmt(d.tau), fmt_ci(d.tau_ci), fmt(d.rho), str(len(d.flipped)),
+         largest_move(p, d)]
         for p, d in protocols.items()
     ]  # fmt: skip
     blocks: list[Block] = [
-        Heading("Offline-evaluation validity"),
+        Heading(TITLE),
         Para(
             "How far would the usual logged-data shortcuts have misled? Each protocol "
             "below ranks the run's learned models on data with exposure bias; Kendall's "
@@ -75,16 +69,17 @@ def validity_section(raw: Mapping[str, Any]) -> list[Block]:
     if shown:
         caption = "; ".join(largest_move(p, d) for p, d in list(shown.items())[:2]) + "."
         blocks.append(Figure("validity", _scatter(shown), caption))
-    left = v.get("left_out") or {}
-    if left:
-        blocks.append(Para("Left out: " + "; ".join(f"{n}: {w}" for n, w in left.items())))
-    return blocks + _expected(v.get("expected_label"))
+    if value.left_out:
+        blocks.append(
+            Para("Left out: " + "; ".join(f"{n}: {w}" for n, w in value.left_out.items()))
+        )
+    return blocks + _expected(value.expected_label)
 
 
-def _expected(expected: Any) -> list[Block]:
-    if not isinstance(expected, Mapping) or not expected:
+def _expected(expected: dict[str, Expected]) -> list[Block]:
+    if not expected:
         return []
-    rows = [[n, fmt(e.get("observed")), fmt(e.get("expected"))] for n, e in expected.items()]
+    rows = [[n, fmt(e.observed), fmt(e.expected)] for n, e in expected.items()]
     return [
         Para(
             "Synthetic data: NDCG@10 against the observed label and against the expected "
@@ -95,10 +90,8 @@ def _expected(expected: Any) -> list[Block]:
     ]
 
 
-def _scatter(protocols: Mapping[str, Any]) -> bytes:
-    from kuairec.report.plots import _plt
-
-    plt = _plt()
+def _scatter(protocols: dict[str, ProtocolResult]) -> bytes:
+    plt = pyplot()
     n = len(protocols)
     cols = min(5, n)
     rows = -(-n // cols)
@@ -106,15 +99,15 @@ def _scatter(protocols: Mapping[str, Any]) -> bytes:
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (proto, d) in zip(axes.flat, protocols.items(), strict=False):
-        models = d["models"]
-        x = [m["reference"] for m in models.values()]
-        y = [m["value"] for m in models.values()]
+        models = d.models
+        x = [m.reference or 0.0 for m in models.values()]
+        y = [m.value or 0.0 for m in models.values()]
         ax.scatter(x, y, s=18)
         for name, xi, yi in zip(models, x, y, strict=True):
             ax.annotate(name, (xi, yi), fontsize=7, xytext=(3, 2), textcoords="offset points")
         hi = max([*x, *y, 1e-9]) * 1.1
         ax.plot([0, hi], [0, hi], color="grey", lw=0.8, ls="--")
-        ax.set(xlim=(0, hi), ylim=(0, hi), title=f"{protocol_title(proto)}\ntau {d['tau']:.2f}")
+        ax.set(xlim=(0, hi), ylim=(0, hi), title=f"{protocol_title(proto)}\ntau {fmt(d.tau, 2)}")
         ax.title.set_fontsize(8)
         ax.set_xlabel("fully observed", fontsize=8)
         ax.set_ylabel("under the protocol", fontsize=8)

@@ -1,0 +1,31 @@
+"""What a run has when its sections are computed: the job's state, typed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from kuairec.display.progress import Progress
+from kuairec.result import RunResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kuairec.pipeline.config import RunConfig
+    from kuairec.pipeline.experiment import Experiment
+    from kuairec.pipeline.fitting import FittedModel
+    from kuairec.pipeline.tuning import TuningRecord, ValidationFit
+
+
+@dataclass(eq=False)
+class Job:
+    """The run so far: its settings and data, each fitted model with its evaluation, what
+    tuning tried, the models fitted on the validation split, and the result being built
+    (models, skipped, paired comparisons, notes). A section reads it and returns a typed
+    value of its own; it never writes to it."""
+
+    cfg: RunConfig
+    exp: Experiment
+    progress: Progress
+    result: RunResult
+    fitted: dict[str, FittedModel] = field(default_factory=dict)
+    tuning: dict[str, TuningRecord] = field(default_factory=dict)
+    valid_fits: dict[str, ValidationFit] = field(default_factory=dict)

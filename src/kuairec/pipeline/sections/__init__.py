@@ -1,0 +1,78 @@
+"""The report's sections as plug-ins: one module (or small package) each, one line here.
+
+A section module defines:
+
+- ``NAME``: its key in ``metrics.json["sections"]``;
+- ``Value``: the dataclass it computes (typed all the way down: it is written to and
+  read back from metrics.json by :mod:`kuairec.jsontypes`, and the JSON Schema in
+  ``docs/metrics.schema.json`` is generated from it);
+- ``compute(job: Job) -> Value | None``: from the run's state (None: nothing to report in
+  this run, e.g. a protocol the section does not apply to, or the section switched off);
+- ``render(value: Value, view: RunView) -> list[Block]``: its part of the report.
+
+The pipeline runs :data:`SECTIONS` in this order after every model has been evaluated;
+a section that fails with a :class:`~kuairec.errors.KuaiRecError` is reported as not
+computed, with the reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from kuairec.errors import KuaiRecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kuairec.pipeline.job import Job
+    from kuairec.report.markdown import Block
+    from kuairec.report.view import RunView
+
+SECTIONS: tuple[str, ...] = (
+    "kuairec.pipeline.sections.segments",
+    "kuairec.pipeline.sections.labels",
+    "kuairec.pipeline.sections.cold_items",
+    "kuairec.pipeline.sections.validity",
+    "kuairec.pipeline.sections.tuning",
+)
+
+
+def modules() -> list[ModuleType]:
+    """Every registered section module, in report order."""
+    return [importlib.import_module(path) for path in SECTIONS]
+
+
+def value_types() -> dict[str, type]:
+    """Section name -> its value type (for reading metrics.json and its schema)."""
+    return {mod.NAME: mod.Value for mod in modules()}
+
+
+def compute_all(job: Job) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every section's value (sections with nothing to report left out), and the
+    sections that could not be computed with why."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for mod in modules():
+        try:
+            value = mod.compute(job)
+        except KuaiRecError as exc:
+            errors[mod.NAME] = str(exc)
+            continue
+        if value is not None:
+            values[mod.NAME] = value
+    return values, errors
+
+
+def render_all(view: RunView) -> list[Block]:
+    """The blocks of every section the run holds, in registry order."""
+    from kuairec.report.markdown import Heading, Para
+
+    blocks: list[Block] = []
+    sections, errors = view.result.sections, view.result.section_errors
+    for mod in modules():
+        if mod.NAME in sections:
+            blocks += mod.render(sections[mod.NAME], view)
+        elif mod.NAME in errors:
+            title = getattr(mod, "TITLE", mod.NAME.replace("_", " ").capitalize())
+            blocks += [Heading(title), Para(f"Not computed: {errors[mod.NAME]}")]
+    return blocks
