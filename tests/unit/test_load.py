@@ -441,3 +441,21 @@ def test_range_check_finds_the_first_bad_row_whichever_path(
             Path("m.csv"),
             schema.BIG.column("video_duration"),
         )
+
+
+def test_date_check_by_extremes_finds_the_row_that_disagrees() -> None:
+    import polars as pl
+
+    from kuairec.data.validate import _check_date_agrees, _dates_agree_at_extremes
+
+    day = 86_400.0
+    ts = 1_593_878_400.0 + np.arange(1000) * 60.0  # 2020-07-04 16:00 UTC, a minute apart
+    date = np.where(ts < 1_593_907_200.0, 20200705, 20200706)  # Beijing days
+    frame = pl.DataFrame({"date": date, "timestamp": ts})
+    assert _dates_agree_at_extremes(frame)
+    _check_date_agrees(frame, Path("m.csv"))
+    ts[500] += 10 * day  # one row ten days later: the latest of its date, not proved
+    frame = pl.DataFrame({"date": date, "timestamp": ts})
+    assert not _dates_agree_at_extremes(frame)
+    with pytest.raises(DataError, match="line 502"):
+        _check_date_agrees(frame, Path("m.csv"))
