@@ -16,11 +16,11 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 $(RUN_STAMP): pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[serve,deep,spark]'
+	$(PIP) install --quiet -e '.[serve,deep,spark,rank]'
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[serve,deep,spark,test,notebooks]'
+	$(PIP) install --quiet -e '.[serve,deep,spark,rank,test,notebooks]'
 	touch $@ $(RUN_STAMP)
 
 run: $(RUN_STAMP)

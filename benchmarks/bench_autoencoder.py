@@ -11,12 +11,22 @@ with the machine (and say whether the CPU was shared).
 
     python benchmarks/bench_autoencoder.py                 # scale 1.0 (generates it once)
     python benchmarks/bench_autoencoder.py --scale 0.2 --epochs 2 --repeats 1
+
+``--converge`` trains the seed configuration (``autoencoder_seed_config``) to convergence
+instead: early stopping on the validation split (``--patience`` epochs without a better
+NDCG@10) under a generous epoch cap (``--max-epochs``), on a data set of
+``benchmarks/ae_select.py`` (the synthetic default at scale 0.2, or a real log from
+/work/devdata); it prints the learning curve, the best epoch, the test NDCG@10 (wr>2)
+with its 95% interval beside EASE's, and writes the curve (JSON and PNG) to ``--out``.
+
+    python benchmarks/bench_autoencoder.py --converge --data synthetic --max-epochs 3000
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from machine_info import machine  # benchmarks/ is on sys.path when run as a script
 
@@ -69,6 +79,59 @@ def lightning_path(model, x, epochs: int) -> float:
     return (time.perf_counter() - t0) / epochs
 
 
+def converge(args: argparse.Namespace) -> None:
+    """The seed configuration trained to convergence (see the module docstring)."""
+    import json
+
+    import ae_select
+
+    from kuairec.models import create_model
+
+    d = ae_select.dataset(args.data, args.seed)
+    params = {"max_epochs": args.max_epochs, "patience": args.patience, "num_threads": 1}
+    t0 = time.perf_counter()
+    model = create_model("autoencoder_seed_config", params).fit(d["fit"], d["valid"])
+    fit_s = time.perf_counter() - t0
+    h = model.history_
+    curve = h["valid_ndcg@10"]
+    step = max(1, len(curve) // 20)
+    for e in range(0, len(curve), step):
+        print(f"  epoch {e:5d}  loss {h['train_loss'][e]:.5f}  valid NDCG@10 {curve[e]:.4f}")
+    test = ae_select.ndcg(ae_select.top(model, d["test"]), d["test"], d["train"], 1000)
+    full = d["train"].interactions.csr("watch_ratio_mean")
+    hist = ae_select.ndcg(ae_select.top(model, d["test"], full), d["test"], d["train"], 1000)
+    ease = ae_select.ease_reference(d)
+    out = {
+        "data": args.data, "epochs": len(curve), "best_epoch": model.best_epoch_,
+        "best_valid": max(curve), "fit_seconds": round(fit_s, 1),
+        "seconds_per_epoch": round(fit_s / len(curve), 3), "max_epochs": args.max_epochs,
+        "patience": args.patience, "test": test["ndcg"], "test_ci": test["ci"],
+        "test_hist": hist["ndcg"], "ease": ease["ndcg"], "ease_ci": ease["ci"],
+    }  # fmt: skip
+    print(json.dumps(out))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"seed_config-{args.data}"
+    stem.with_suffix(".json").write_text(json.dumps({**out, "history": h}))
+    plot_curve(h, model.best_epoch_, f"autoencoder_seed_config on {args.data}", stem)
+
+
+def plot_curve(h: dict, best: int | None, title: str, stem) -> None:  # noqa: ANN001
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
+    left.plot(h["epoch"], h["train_loss"])
+    left.set(xlabel="epoch", ylabel="train loss (BCE)", yscale="log")
+    right.plot(h["epoch"], h["valid_ndcg@10"])
+    if best is not None:
+        right.axvline(best, ls=":", color="grey")
+    right.set(xlabel="epoch", ylabel="validation NDCG@10 (dotted: best epoch)")
+    fig.suptitle(title)
+    fig.savefig(stem.with_suffix(".png"), dpi=90)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
@@ -76,7 +139,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's)")
+    ap.add_argument("--converge", action="store_true", help="the seed config to convergence")
+    ap.add_argument("--data", default="synthetic", help="--converge: an ae_select data set")
+    ap.add_argument("--max-epochs", type=int, default=3000)
+    ap.add_argument("--patience", type=int, default=100)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/ae/converge"))
     args = ap.parse_args()
+    if args.converge:
+        return converge(args)
     import torch
 
     from kuairec.models import create_model

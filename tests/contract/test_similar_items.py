@@ -15,7 +15,8 @@ from kuairec.errors import ConfigError, ModelError
 from kuairec.models.ease import EASERecommender, sparsify_weights
 from kuairec.models.factors import FactorModel
 
-SIMILARITY = ("ease", "itemknn")  # besides every FactorModel
+SIMILARITY = ("ease", "itemknn", "two_stage")  # besides every FactorModel; two_stage: its
+# first retriever's (ease, in its test settings)
 
 
 def _has_similarity(model) -> bool:

@@ -38,7 +38,7 @@ from kuairec.data import schema
 from kuairec.data.dataset import CleaningReport, IdMap, Interactions, KuaiRecDataset
 from kuairec.errors import DataError
 
-FORMAT_VERSION = 2  # 2: the manifest lists every file's size (a truncated file is caught)
+FORMAT_VERSION = 3  # 2: every file's size in the manifest; 3: item_daily keeps its days
 MANIFEST = "manifest.json"
 _FRAMES = ("user_features", "item_daily", "captions")
 _CSRS = ("item_tags", "social")

@@ -317,6 +317,60 @@ class FeatureMatrix:
         return FeatureMatrix(self.values[np.asarray(rows)], self.columns, list(self.notes))
 
 
+#: KuaiRec's clock: its ``date`` columns are Beijing calendar days (UTC+8).
+BEIJING_OFFSET_S = 8 * 3600
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(eq=False)
+class DailyStats:
+    """Per-video daily platform statistics by date (item_daily_features.csv), in index
+    space: one row per (video, day), sorted by item then day; built once at the data
+    boundary by :func:`kuairec.data.features.daily_stats`.
+
+    ``day`` counts Beijing calendar days since 1970-01-01. A day's counts are complete
+    only when the day is over, so a model that must not see the future after a cut-off
+    time keeps the days :meth:`ended_by` it (never the day the cut-off falls in).
+    ``upload_day`` is each video's ``upload_dt`` on the same scale (NaN = unknown).
+    """
+
+    item_idx: np.ndarray  # int32 (n_rows,)
+    day: np.ndarray  # int32 (n_rows,)
+    values: np.ndarray  # float32 (n_rows, n_columns): the daily counts
+    columns: tuple[str, ...]
+    upload_day: np.ndarray  # float64 (n_items,)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.columns = tuple(self.columns)
+        n = self.item_idx.shape[0]
+        if self.day.shape != (n,) or self.values.shape != (n, len(self.columns)):
+            raise ValueError(
+                f"DailyStats: item_idx {self.item_idx.shape}, day {self.day.shape} and values "
+                f"{self.values.shape} do not describe {n} rows of {len(self.columns)} columns"
+            )
+
+    @property
+    def n_items(self) -> int:
+        return int(self.upload_day.shape[0])
+
+    def column(self, name: str) -> np.ndarray:
+        """One count column by name (a view)."""
+        return self.values[:, self.columns.index(name)]
+
+    @staticmethod
+    def last_day_ended_by(cutoff: float) -> int:
+        """The last Beijing day that is over at the unix time ``cutoff`` (+inf: every day)."""
+        if not np.isfinite(cutoff):
+            return np.iinfo(np.int32).max
+        return int((cutoff + BEIJING_OFFSET_S) // SECONDS_PER_DAY) - 1
+
+    @staticmethod
+    def day_of(timestamp: float) -> int:
+        """The Beijing day a unix time falls in."""
+        return int((timestamp + BEIJING_OFFSET_S) // SECONDS_PER_DAY)
+
+
 @dataclass
 class CleaningReport:
     """What the loader did to the raw files, for ``describe()`` and the reports."""
@@ -376,6 +430,8 @@ class KuaiRecDataset:
             video_duration=self.video_duration,
             item_tags=self.item_tags,
             user_features=self.user_features,
+            captions=self.captions,
+            social=self.social,
         )
 
 
@@ -394,6 +450,11 @@ class TrainSet:
     user_features: pl.DataFrame | None = None
     user_x: FeatureMatrix | None = None  # numeric user features (data.features)
     item_x: FeatureMatrix | None = None  # numeric item features (data.features)
+    # side tables for models that need more than the matrices above (the two-stage
+    # ranker): None where the file is missing; never the test matrix's outcomes
+    captions: pl.DataFrame | None = None  # item_idx + caption category columns
+    social: sp.csr_matrix | None = None  # (n_users, n_users) friend adjacency
+    daily: DailyStats | None = None  # daily statistics by date (data.features.daily_stats)
 
     @property
     def n_users(self) -> int:

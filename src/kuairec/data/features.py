@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
     import scipy.sparse as sp
 
-    from kuairec.data.dataset import KuaiRecDataset
+    from kuairec.data.dataset import DailyStats, KuaiRecDataset
 
 #: A categorical level seen on fewer rows (users, videos) than this is pooled into "other".
 MIN_LEVEL_COUNT = 10
@@ -49,7 +49,7 @@ CAPTION_LEVELS = (("first", "first_level_category_id"),
                   ("second", "second_level_category_id"),
                   ("third", "third_level_category_id"))  # fmt: skip
 
-#: item_daily_features.csv (summed per video by ``side.build_item_daily``).
+#: item_daily_features.csv (summed per video by the item_daily builder of ``side.SIDE_FILES``).
 DAILY_CATEGORICAL = ("video_type", "upload_type", "visible_status")
 DAILY_PER_PLAY = ("complete_play_cnt", "valid_play_cnt", "long_time_play_cnt",
                   "short_time_play_cnt")  # fmt: skip
@@ -194,6 +194,55 @@ def daily_block(
     ]
     blocks += [_onehot(frame[c], f"daily_{c}", present, min_count) for c in DAILY_CATEGORICAL]
     return FeatureMatrix.hstack(blocks)
+
+
+# ---------------------------------------------------------------- daily statistics by date
+
+
+def daily_stats(item_daily: pl.DataFrame | None, n_items: int) -> DailyStats | None:
+    """The daily statistics by date (:class:`~kuairec.data.dataset.DailyStats`) from the
+    ``days`` column that the item_daily builder keeps (:data:`kuairec.data.side.SIDE_FILES`);
+    None when the file is missing or the frame has no ``days`` (built by hand or by an
+    older loader). ``upload_dt`` that does not parse as a date is NaN."""
+    import polars as pl
+
+    from kuairec.data.dataset import DailyStats
+    from kuairec.data.side import DAILY_BY_DATE
+
+    if item_daily is None or "days" not in item_daily.columns:
+        return None
+    rows = (
+        item_daily.select("item_idx", "days")
+        .explode("days")
+        .unnest("days")
+        .drop_nulls("date")
+        .with_columns(_date_days(pl.col("date").cast(pl.String), "%Y%m%d").alias("day"))
+        .drop_nulls("day")
+        .sort("item_idx", "day")
+    )
+    values = np.column_stack(
+        [rows[c].cast(pl.Float64).fill_null(0.0).to_numpy() for c in DAILY_BY_DATE]
+    ).astype(np.float32)
+    upload = np.full(n_items, np.nan)
+    if "upload_dt" in item_daily.columns:
+        up = item_daily.select(
+            "item_idx", _date_days(pl.col("upload_dt").str.slice(0, 10), "%Y-%m-%d").alias("u")
+        ).drop_nulls("u")
+        upload[up["item_idx"].to_numpy()] = up["u"].to_numpy()
+    return DailyStats(
+        item_idx=rows["item_idx"].to_numpy().astype(np.int32),
+        day=rows["day"].to_numpy().astype(np.int32),
+        values=values.reshape(rows.height, len(DAILY_BY_DATE)),
+        columns=DAILY_BY_DATE,
+        upload_day=upload,
+    )
+
+
+def _date_days(text: pl.Expr, fmt: str) -> pl.Expr:
+    """Days since 1970-01-01 of a date string (null where it does not parse)."""
+    import polars as pl
+
+    return text.str.to_date(fmt, strict=False).cast(pl.Int32)
 
 
 # ---------------------------------------------------------------- helpers

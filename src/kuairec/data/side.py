@@ -139,6 +139,14 @@ def _first_per_id(
     return df
 
 
+#: The daily counts kept by date (the ``days`` column of :func:`_build_item_daily`): what
+#: time-windowed features need (:func:`kuairec.data.features.daily_stats`).
+DAILY_BY_DATE = (
+    "show_cnt", "play_cnt", "complete_play_cnt", "valid_play_cnt", "play_duration",
+    "like_cnt", "comment_cnt", "follow_cnt", "share_cnt",
+)  # fmt: skip
+
+
 def _read_item_daily(path: Path, report: CleaningReport) -> pl.DataFrame:
     df = read_checked(path, schema.ITEM_DAILY_FEATURES)
     report.rows_read["item_daily_features"] = df.height
@@ -149,7 +157,10 @@ def _build_item_daily(
     df: pl.DataFrame, users: IdMap, items: IdMap, report: CleaningReport
 ) -> pl.DataFrame:
     """One row per item_idx with daily data: attributes of its first day, sums of the
-    daily counts, mean play_progress, rates (complete plays / plays ...) and days seen."""
+    daily counts, mean play_progress, rates (complete plays / plays ...) and days seen;
+    ``days`` keeps the video's rows by date (a list of ``date`` + :data:`DAILY_BY_DATE`
+    structs, ascending), so that a window of days can be summed later without leaking
+    the days after it."""
     import polars as pl
 
     df = _map_and_drop(df, items, "video_id", "item_idx", "item_daily_features", report)
@@ -179,6 +190,7 @@ def _build_item_daily(
             pl.col("date").max().alias("last_date"),
             pl.col("play_progress").mean().alias("mean_play_progress"),
             *[pl.col(c).sum() for c in counts],
+            pl.struct("date", *DAILY_BY_DATE).alias("days"),  # one entry per day, by date
         )
     )
     return agg.with_columns(

@@ -191,10 +191,13 @@ def default_protocol(ds: KuaiRecDataset) -> tuple[TrainSet, TestSet]:
             f"{leaked} small-matrix pairs are also in the big matrix: dropped from training",
             stacklevel=2,
         )
-    from kuairec.data.features import build_features
+    from kuairec.data.features import build_features, daily_stats
 
     user_x, item_x = build_features(ds)
-    train = dataclasses.replace(ds.train_set(), interactions=big, user_x=user_x, item_x=item_x)
+    daily = daily_stats(ds.item_daily, ds.n_items)
+    train = dataclasses.replace(
+        ds.train_set(), interactions=big, user_x=user_x, item_x=item_x, daily=daily
+    )
     truth = None
     if ds.truth is not None:
         truth = _rows_csr(ds.truth, users, "watch_ratio_mean", np.float64)

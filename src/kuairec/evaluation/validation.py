@@ -114,16 +114,26 @@ def temporal_holdout(train: TrainSet, holdout_days: float = 7.0) -> tuple[TrainS
     known = np.isfinite(ts)
     if not known.any():
         raise DataError("temporal_holdout: no training pair has a timestamp")
-    t_lo, t_hi = float(ts[known].min()), float(ts[known].max())
-    window = holdout_days * SECONDS_PER_DAY
-    cut = t_hi - window if t_hi - t_lo >= 2 * window else t_hi - 0.2 * (t_hi - t_lo)
-    held = known & (ts > cut)
+    held = known & (ts > temporal_cutoff(ts, holdout_days))
     if not held.any():
         raise DataError(
             "temporal_holdout: every timestamped training pair has the same time; "
             "nothing can be held out"
         )
     return _split(train, inter, held, "temporal_holdout")
+
+
+def temporal_cutoff(first_timestamp: np.ndarray, holdout_days: float = 7.0) -> float:
+    """The cut-off time of :func:`temporal_holdout`: ``holdout_days`` before the last
+    first view (the last 20% of the time span when it is shorter than twice that); NaN
+    when no pair has a timestamp. Pairs first seen after it are held out."""
+    ts = np.asarray(first_timestamp, dtype=np.float64)
+    known = ts[np.isfinite(ts)]
+    if known.size == 0:
+        return float("nan")
+    t_lo, t_hi = float(known.min()), float(known.max())
+    window = holdout_days * SECONDS_PER_DAY
+    return t_hi - window if t_hi - t_lo >= 2 * window else t_hi - 0.2 * (t_hi - t_lo)
 
 
 def random_holdout(

@@ -19,7 +19,7 @@ from torch import nn
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "swish": nn.SiLU}
 
 
 def kl_weight(step: int, beta_max: float, anneal_steps: int) -> float:
@@ -45,6 +45,21 @@ def bce_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) per user, averaged over the batch."""
     return (0.5 * (-logvar + logvar.exp() + mu.pow(2) - 1.0).sum(dim=1)).mean()
+
+
+def elbo_loss(
+    logits: torch.Tensor,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor | None,
+    beta: float,
+    loss: str = "multinomial",
+) -> torch.Tensor:
+    """The training loss: the reconstruction loss (``"multinomial"`` or ``"bce"``), plus
+    ``beta`` times the KL term when there is a variational code (``logvar`` not None):
+    Mult-VAE's negative ELBO with the KL term weighted (Liang et al. 2018, eq. 6)."""
+    rec = (multinomial_loss if loss == "multinomial" else bce_loss)(logits, x)
+    return rec if logvar is None else rec + beta * kl_divergence(mu, logvar)
 
 
 def _mlp(dims: Sequence[int], activation: str, dropout: float, last_active: bool) -> nn.Sequential:
@@ -83,10 +98,12 @@ class AutoencoderNet(L.LightningModule):
     ) -> None:
         super().__init__()
         dims = [int(n_items), *map(int, hidden_dims)]
+        self.n_items = int(n_items)
         self.variational, self.normalize, self.loss_name = variational, normalize, loss
         self.beta_max, self.anneal_steps = beta_max, anneal_steps
         self.lr, self.weight_decay = lr, weight_decay
         self.input_dropout = nn.Dropout(input_dropout)
+        self.last_beta = 0.0  # the KL weight of the last training step
         enc = dims[:-1] + [2 * dims[-1]] if variational else dims
         self.encoder = _mlp(enc, activation, dropout, last_active=False)
         self.decoder = _mlp(dims[::-1], activation, dropout, last_active=False)
@@ -110,13 +127,8 @@ class AutoencoderNet(L.LightningModule):
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         mu, logvar = self.encode(batch)
         z = mu if logvar is None else mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        logits = self.decoder(z)
-        loss_fn = multinomial_loss if self.loss_name == "multinomial" else bce_loss
-        loss = loss_fn(logits, batch)
-        if logvar is not None:
-            beta = kl_weight(self.global_step, self.beta_max, self.anneal_steps)
-            loss = loss + beta * kl_divergence(mu, logvar)
-        return loss
+        self.last_beta = kl_weight(self.global_step, self.beta_max, self.anneal_steps)
+        return elbo_loss(self.decoder(z), batch, mu, logvar, self.last_beta, self.loss_name)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -146,11 +158,12 @@ def row_loader(x: sp.csr_matrix, batch_size: int, seed: int) -> torch.utils.data
 
 
 @torch.no_grad()
-def score_dense(net: AutoencoderNet, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """float32 scores (output logits) of dense input rows, in eval mode, in batches."""
+def score_dense(net: L.LightningModule, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """float32 scores (output logits) of dense input rows, in eval mode, in batches
+    (``net``: an :class:`AutoencoderNet` or a RecVAE net; both have ``n_items``)."""
     net.eval()
     device = next(net.parameters()).device
-    out = np.empty((x.shape[0], net.decoder[-1].out_features), dtype=np.float32)
+    out = np.empty((x.shape[0], net.n_items), dtype=np.float32)
     for start in range(0, x.shape[0], batch_size):
         chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size]))
         out[start : start + batch_size] = net(chunk.to(device)).float().cpu().numpy()

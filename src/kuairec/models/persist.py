@@ -2,7 +2,9 @@
 
 A saved model is a folder holding ``model.json`` (format version, kuairec version, model
 name, config, the training data's fingerprint, its shape and a free-text description)
-and ``weights.npz`` (the model's arrays, read back with ``allow_pickle=False``). The
+and ``weights.npz`` (the model's arrays, read back with ``allow_pickle=False``); a model
+with files of its own writes them in ``_write_files(folder)`` and reads them back in
+``_read_files(folder)`` (two_stage: its LightGBM text model, its retrievers' folders). The
 folder is written under a temporary sibling name and renamed into place
 (:func:`kuairec.atomic.new_directory`); an older model there gives way only then.
 """
@@ -67,6 +69,8 @@ def save_model(
     with atomic.new_directory(path, replace=True) as tmp:
         np.savez(tmp / WEIGHTS, **state)
         (tmp / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if hasattr(model, "_write_files"):  # more files of its own (two_stage: the ranker)
+            model._write_files(tmp)
     return path
 
 
@@ -174,4 +178,6 @@ def load_model(path: Path, expected_fingerprint: str | None = None) -> Any:
         ) from None
     model.fingerprint_ = str(meta["fingerprint"])
     model.trained_on_ = str(meta.get("trained_on", ""))
+    if hasattr(model, "_read_files"):
+        model._read_files(path)
     return model

@@ -347,8 +347,8 @@ def fit_notes(trained: Trained, settings: TrainSettings) -> tuple[str | None, st
     remark = None
     if trained.epoch_capped and VALID_METRIC in trained.history:
         remark = (
-            f"ended by its epoch cap ({settings.max_epochs} epochs), not by early stopping: "
-            "its validation curve had not flattened"
+            f"ended by its epoch cap ({settings.max_epochs} epochs), not by early stopping "
+            f"(best epoch {trained.best_epoch}, {settings.patience} epochs of patience)"
         )
     return fired, remark
 
