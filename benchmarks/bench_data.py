@@ -4,12 +4,20 @@ Every measurement is a separate child process; its wall time is measured around 
 its peak RSS and CPU time come from ``os.wait4`` (that child's own rusage). Per repeat, in
 this order: a raw ``polars.read_csv`` (default options) of big_matrix.csv and
 small_matrix.csv, a cold ``kuairec data describe`` (fresh ``KUAIREC_CACHE``), then a warm
-one (same cache). The table is printed and written, with the machine and its load
-average, to ``docs/benchmarks-data.md``.
+one (same cache); with ``--before SRC`` also a cold describe of another source tree (e.g.
+``git archive <commit> src | tar -x -C /tmp/before``), so before and after are timed side
+by side. The ratios are of measurements taken in the same run, interleaved.
+
+The page cache: ``--page-cache warm`` (default) reads every CSV file of the folder once
+before each measurement, so every one starts with the files in memory (warm to warm);
+``--page-cache drop`` empties it before each one (``/proc/sys/vm/drop_caches``, root
+only), so every one reads the disk. The table is printed and written, with the machine,
+its load average and the page-cache mode, to ``docs/benchmarks-data.md``.
 
     python benchmarks/bench_data.py                    # generate scale 1.0 (if needed)
     python benchmarks/bench_data.py --data "KuaiRec 2.0/data" --repeats 3
     python benchmarks/bench_data.py --scale 0.2 --out /tmp/bench-data.md
+    python benchmarks/bench_data.py --data /tmp/s1 --before /tmp/before/src --page-cache drop
 
 Targets (scale 1.0): cold <= 2x raw, cold peak RSS <= 2 GB, warm <= 1.5 s.
 """
@@ -33,6 +41,12 @@ RAW = (
     "a = pl.read_csv(d + '/big_matrix.csv'); b = pl.read_csv(d + '/small_matrix.csv'); "
     "print(a.height, b.height)"
 )
+
+
+PAGE_CACHE = {
+    "warm": "warm (every CSV read once before each measurement)",
+    "drop": "dropped before each measurement (every one reads the disk)",
+}
 
 
 def machine() -> dict[str, str]:
@@ -88,16 +102,39 @@ def ensure_data(args: argparse.Namespace) -> Path:
     return target
 
 
-def run(data: Path, repeats: int) -> dict[str, list[dict[str, float]]]:
+def prepare_page_cache(data: Path, mode: str) -> None:
+    """Read every CSV file of ``data`` once (``warm``) or empty the page cache (``drop``)."""
+    if mode == "drop":
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return
+    for path in sorted(data.glob("*.csv")):
+        with open(path, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+
+
+def run(
+    data: Path, repeats: int, page_cache: str = "warm", before: Path | None = None
+) -> dict[str, list[dict[str, float]]]:
     results: dict[str, list[dict[str, float]]] = {"raw": [], "cold": [], "warm": []}
-    describe = [sys.executable, "-m", "kuairec", "data", "describe", "--data", str(data)]
+    if before is not None:
+        results["before"] = []
+    describe = ["-m", "kuairec", "data", "describe", "--data", str(data)]
     for k in range(repeats):
         cache = Path(tempfile.mkdtemp(prefix="kuairec-bench-cache-"))
         env = {**os.environ, "KUAIREC_CACHE": str(cache)}
+        if before is not None:
+            env_before = {**env, "PYTHONPATH": str(before)}
+            prepare_page_cache(data, page_cache)
+            results["before"].append(measure([sys.executable, *describe], env_before))
+            shutil.rmtree(cache / "datasets", ignore_errors=True)
         try:
+            prepare_page_cache(data, page_cache)
             results["raw"].append(measure([sys.executable, "-c", RAW, str(data)], env))
-            results["cold"].append(measure(describe, env))
-            results["warm"].append(measure(describe, env))
+            prepare_page_cache(data, page_cache)
+            results["cold"].append(measure([sys.executable, *describe], env))
+            results["warm"].append(measure([sys.executable, *describe], env))
         finally:
             shutil.rmtree(cache, ignore_errors=True)
         row = ", ".join(
@@ -113,6 +150,7 @@ def table(results: dict[str, list[dict[str, float]]]) -> list[str]:
         "raw": "raw polars.read_csv, big + small",
         "cold": "cold `kuairec data describe`",
         "warm": "warm `kuairec data describe`",
+        "before": "cold `kuairec data describe`, --before tree",
     }
     lines = [
         "| run | wall min (s) | wall median (s) | CPU median (s) | peak RSS max (MB) |",
@@ -143,10 +181,21 @@ def verdict(results: dict[str, list[dict[str, float]]]) -> list[str]:
         f"CPU: {cpu['cold'] / cpu['raw']:.2f}x",
         f"- cold peak RSS: {rss:,.0f} MB (target <= 2,000 MB: {ok(rss <= 2000)})",
         f"- warm describe: {med['warm']:.2f} s median (target <= 1.5 s: {ok(med['warm'] <= 1.5)})",
+        *(
+            [
+                f"- --before tree, cold / raw wall (medians): {med['before'] / med['raw']:.2f}x; "
+                f"after / before: {med['cold'] / med['before']:.2f}x wall, "
+                f"{cpu['cold'] / cpu['before']:.2f}x CPU"
+            ]
+            if "before" in med
+            else []
+        ),
     ]
 
 
-def report(data: Path, results: dict, load: tuple[float, float], info: dict) -> str:
+def report(
+    data: Path, results: dict, load: tuple[float, float], info: dict, page_cache: str
+) -> str:
     big = data / "big_matrix.csv"
     small = data / "small_matrix.csv"
     size = (big.stat().st_size + small.stat().st_size) / 2**30
@@ -163,7 +212,8 @@ def report(data: Path, results: dict, load: tuple[float, float], info: dict) -> 
         f"- software: Python {info['python']}, {info['versions']}",
         f"- load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f} "
         "(other jobs shared the machine when above 0)",
-        f"- repeats: {len(results['raw'])}; date: {time.strftime('%Y-%m-%d %H:%M')}",
+        f"- repeats: {len(results['raw'])}, interleaved; page cache: {PAGE_CACHE[page_cache]}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M')}",
         "",
         *table(results),
         "",
@@ -180,12 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks-data.md")
+    parser.add_argument("--page-cache", choices=sorted(PAGE_CACHE), default="warm")
+    parser.add_argument(
+        "--before", type=Path, default=None, help="another tree's src/ to time side by side"
+    )
     args = parser.parse_args(argv)
     data = ensure_data(args)
-    before = os.getloadavg()[0]
-    results = run(data, args.repeats)
-    after = os.getloadavg()[0]
-    text = report(data, results, (before, after), machine())
+    load_before = os.getloadavg()[0]
+    results = run(data, args.repeats, args.page_cache, args.before)
+    load_after = os.getloadavg()[0]
+    text = report(data, results, (load_before, load_after), machine(), args.page_cache)
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")

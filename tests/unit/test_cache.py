@@ -149,13 +149,19 @@ def test_failure_mid_build_leaves_nothing(folder: Path, tmp_path: Path, monkeypa
     assert load_dataset(folder, cache_dir=tmp_path / "c", progress=False).n_users == 4
 
 
-def test_failure_in_a_side_file_leaves_nothing(folder: Path, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("stage", ["read", "build"])
+def test_failure_in_a_side_file_leaves_nothing(
+    folder: Path, tmp_path: Path, monkeypatch, stage: str
+) -> None:
+    import dataclasses
+
     from kuairec.data import side
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(side.SIDE_FILES, "social_network", ("social", boom))
+    spec = dataclasses.replace(side.SIDE_FILES["social_network"], **{stage: boom})
+    monkeypatch.setitem(side.SIDE_FILES, "social_network", spec)
     with pytest.raises(KeyboardInterrupt):
         load_dataset(folder, cache_dir=tmp_path / "c", progress=False)
     assert fx.cache_entries(tmp_path / "c") == []

@@ -294,7 +294,13 @@ def test_read_log_needs_a_cached_dataset(tiny) -> None:
     assert summary["matrices"]["big"]["rows"] == 6
 
 
-def test_aggregate_sorted_matches_from_log(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("split", [False, True])  # one thread; halves in two threads
+def test_aggregate_sorted_matches_from_log(
+    rng: np.random.Generator, split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kuairec.data import aggregate
+
+    monkeypatch.setattr(aggregate, "_SPLIT_ROWS", 100 if split else 1 << 40)
     n, n_users, n_items = 4000, 25, 40
     u = rng.integers(0, n_users - 3, n)
     i = rng.integers(0, n_items, n)
@@ -310,19 +316,50 @@ def test_aggregate_sorted_matches_from_log(rng: np.random.Generator) -> None:
         assert np.array_equal(a, b, equal_nan=True), field
 
 
-def test_sort_keys_equals_stable_argsort_both_paths(rng: np.random.Generator) -> None:
-    key = rng.integers(0, 500, 10_000)
+@pytest.mark.parametrize("grouped", [False, True])  # rows grouped by user: two halves
+def test_sort_keys_equals_stable_argsort_every_path(
+    rng: np.random.Generator, grouped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kuairec.data import matrices
+
+    monkeypatch.setattr(matrices, "_SPLIT_SORT_ROWS", 100)
+    users, items = rng.integers(0, 20, 10_000), rng.integers(0, 25, 10_000)
+    if grouped:
+        users = np.sort(users)
+    key = users * 25 + items
     ref = np.argsort(key, kind="stable")
-    for bound in (500, 1 << 50):  # packed sort, then the argsort fallback
-        sorted_key, order = sort_keys(key.copy(), bound)
+    halves = []
+    monkeypatch.setattr(matrices.ThreadPoolExecutor, "submit", _record(halves))
+    for bound, width in ((500, None), (500, 25), (1 << 50, 25)):  # one sort, split, argsort
+        sorted_key, order = sort_keys(key.copy(), bound, width=width)
         assert np.array_equal(order, ref)
         assert np.array_equal(sorted_key, key[ref])
+    assert len(halves) == (1 if grouped else 0)  # the split ran once, when the rows allow
+
+
+def _record(calls: list) -> object:
+    """A ThreadPoolExecutor.submit that records its calls and runs them at once."""
+    from concurrent.futures import Future
+
+    def submit(self, fn, *args):  # noqa: ANN001, ANN002
+        calls.append(fn)
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+    return submit
 
 
 @pytest.mark.parametrize("with_extra_column", [False, True])
+@pytest.mark.parametrize("time_ordered", [False, True])  # the hash proposal; neighbours
 def test_duplicate_mask_keeps_first_of_each_exact_repeat(
-    rng: np.random.Generator, with_extra_column: bool
+    rng: np.random.Generator,
+    with_extra_column: bool,
+    time_ordered: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from kuairec.data import duplicates
+
     n = 3000
     cols = {
         "user_id": rng.integers(0, 10, n).astype(np.int32),
@@ -330,7 +367,11 @@ def test_duplicate_mask_keeps_first_of_each_exact_repeat(
         "timestamp": rng.integers(0, 3, n).astype(np.float64),
         "watch_ratio": rng.integers(0, 2, n) / 2,
     }
-    cols["timestamp"][rng.random(n) < 0.2] = np.nan  # NaN equals NaN for duplicates
+    if time_ordered:  # a log in time order: no hashing (it would fail below)
+        cols["timestamp"] = np.sort(cols["timestamp"])
+        monkeypatch.setattr(duplicates, "_hash_runs", None)
+    else:
+        cols["timestamp"][rng.random(n) < 0.2] = np.nan  # NaN equals NaN for duplicates
     if with_extra_column:  # rows equal in pair, instant and watch_ratio but not all columns
         cols["play_duration"] = rng.integers(0, 2, n).astype(np.int32)
     key, order = sort_keys(cols["user_id"] * 10 + cols["video_id"].astype(np.int64), 100)
@@ -345,7 +386,13 @@ def test_duplicate_mask_keeps_first_of_each_exact_repeat(
     assert (~expected).sum() > 1500  # the test data is mostly repeats
 
 
-def test_aggregate_sorted_leaves_out_dropped_duplicates(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("split", [False, True])
+def test_aggregate_sorted_leaves_out_dropped_duplicates(
+    rng: np.random.Generator, split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kuairec.data import aggregate
+
+    monkeypatch.setattr(aggregate, "_SPLIT_ROWS", 100 if split else 1 << 40)
     n, n_users, n_items = 3000, 12, 15
     u = rng.integers(0, n_users, n)
     i = rng.integers(0, n_items, n)
@@ -368,3 +415,47 @@ def test_aggregate_sorted_of_nothing() -> None:
     empty = np.array([], dtype=np.int64)
     got = aggregate_sorted(empty, empty, np.array([]), None, 3, 4)
     assert got.nnz == 0 and got.indptr.tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("distinct_max", [1 << 16, 10])  # distinct values; every row
+def test_range_check_finds_the_first_bad_row_whichever_path(
+    distinct_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import polars as pl
+
+    from kuairec.data import validate
+
+    monkeypatch.setattr(validate, "_DISTINCT_MAX", distinct_max)
+    days = np.arange(336) % 28 + 1 + 100 * (np.arange(336) // 28 + 1)  # 12 x 28 real days
+    dates = 20200000 + np.resize(days, 100_000)
+    column = schema.BIG.column("date")
+    validate._check_bounds(pl.DataFrame({"date": dates}), Path("m.csv"), column)
+    dates[[70_001, 90_000]] = 20200230  # 30 February, twice: the first is reported
+    with pytest.raises(DataError, match="line 70003.*20200230"):
+        validate._check_bounds(pl.DataFrame({"date": dates}), Path("m.csv"), column)
+    durations = np.full(100_000, 5, dtype=np.int64)
+    durations[[50, 60]] = -1  # below the interval's low end, seen by min / max first
+    with pytest.raises(DataError, match="line 52.*-1"):
+        validate._check_bounds(
+            pl.DataFrame({"video_duration": durations}),
+            Path("m.csv"),
+            schema.BIG.column("video_duration"),
+        )
+
+
+def test_date_check_by_extremes_finds_the_row_that_disagrees() -> None:
+    import polars as pl
+
+    from kuairec.data.validate import _check_date_agrees, _dates_agree_at_extremes
+
+    day = 86_400.0
+    ts = 1_593_878_400.0 + np.arange(1000) * 60.0  # 2020-07-04 16:00 UTC, a minute apart
+    date = np.where(ts < 1_593_907_200.0, 20200705, 20200706)  # Beijing days
+    frame = pl.DataFrame({"date": date, "timestamp": ts})
+    assert _dates_agree_at_extremes(frame)
+    _check_date_agrees(frame, Path("m.csv"))
+    ts[500] += 10 * day  # one row ten days later: the latest of its date, not proved
+    frame = pl.DataFrame({"date": date, "timestamp": ts})
+    assert not _dates_agree_at_extremes(frame)
+    with pytest.raises(DataError, match="line 502"):
+        _check_date_agrees(frame, Path("m.csv"))

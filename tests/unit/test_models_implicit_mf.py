@@ -1,4 +1,5 @@
-"""als and bpr: our wrapper against implicit itself, confidence, cold users and items."""
+"""als and bpr: ALS against implicit itself, BPR's reproducibility, cold users and items
+(BPR's SGD against a plain-Python reference: test_bpr_sgd.py)."""
 
 from __future__ import annotations
 
@@ -56,11 +57,21 @@ def test_cold_users_get_mean_factor_and_cold_items_rank_last(name: str) -> None:
     assert (m.item_factors_[11] == 0).all()
 
 
-def test_bpr_is_reproducible_with_one_thread_and_threshold_filters_positives() -> None:
-    cfg = {"factors": 4, "iterations": 5, "num_threads": 1, "seed": 3}
+def test_bpr_gives_the_same_factors_for_a_seed_whatever_the_thread_settings() -> None:
+    import numba
+
+    cfg = {"factors": 4, "iterations": 5, "seed": 3}
     a = create_model("bpr", cfg).fit(_train())
-    b = create_model("bpr", cfg).fit(_train())
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        b = create_model("bpr", {**cfg, "num_threads": 2}).fit(_train())
+    finally:
+        numba.set_num_threads(before)
     np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    other = create_model("bpr", {**cfg, "seed": 4}).fit(_train())
+    assert not np.array_equal(a.item_factors_, other.item_factors_)
     c = create_model("bpr", {**cfg, "threshold": 4.0}).fit(_train())
     assert not np.array_equal(a.item_factors_, c.item_factors_)
     with pytest.raises(ModelError, match=r"no training pairs left \(threshold=100.0\)"):
@@ -73,17 +84,17 @@ def test_fit_does_not_warn_about_blas_threads(recwarn: pytest.WarningsRecorder) 
 
 
 def _capture_bpr_input(monkeypatch: pytest.MonkeyPatch) -> list[sp.csr_matrix]:
-    """Record the matrix our wrapper hands to implicit's BPR (then fit as usual)."""
-    from implicit.cpu.bpr import BayesianPersonalizedRanking
+    """Record the positives matrix BPR hands to its SGD (then fit as usual)."""
+    from kuairec.models import bpr_sgd
 
     seen: list[sp.csr_matrix] = []
-    real_fit = BayesianPersonalizedRanking.fit
+    real_fit = bpr_sgd.fit_bpr
 
-    def fit(self, user_items, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        seen.append(user_items.copy())
-        return real_fit(self, user_items, *args, **kwargs)
+    def fit(x, **kwargs):  # noqa: ANN001, ANN003
+        seen.append(x.copy())
+        return real_fit(x, **kwargs)
 
-    monkeypatch.setattr(BayesianPersonalizedRanking, "fit", fit)
+    monkeypatch.setattr(bpr_sgd, "fit_bpr", fit)
     return seen
 
 
@@ -98,35 +109,15 @@ def test_bpr_positives_are_the_pairs_at_or_above_the_default_threshold(
     inter = Interactions.from_log(u, i, ratio[u, i], None, ratio.shape)
     train = TrainSet(inter, IdMap(np.arange(2)), IdMap(np.arange(8)))
     seen = _capture_bpr_input(monkeypatch)
-    settings = {"factors": 2, "iterations": 1, "num_threads": 1}
+    settings = {"factors": 2, "iterations": 1}
     create_model("bpr", settings).fit(train)
-    positives = seen[0][:2].toarray() != 0  # the rows after the users' only shape sampling
+    positives = seen[0].toarray() != 0
     expected = np.array(
         [[0, 0, 0, 0, 1, 1, 1, 0], [1, 0, 0, 1, 0, 0, 0, 0]], dtype=bool
     )  # watch_ratio >= 1.0, nothing else
     np.testing.assert_array_equal(positives, expected)
     create_model("bpr", {**settings, "threshold": 0.5}).fit(train)
-    assert (seen[1][:2].toarray() != 0).sum() == 9  # 0.5 also keeps 0.5, 0.7, 0.99, 0.51
-
-
-def test_bpr_uniform_rows_make_that_share_of_the_negatives_uniform(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    train = _train()
-    n_pos = int((train.interactions.watch_ratio_mean >= 1.0).sum())
-    seen = _capture_bpr_input(monkeypatch)
-    m = create_model("bpr", {"factors": 3, "iterations": 2, "num_threads": 1}).fit(train)
-    x = seen[0]
-    assert m.config.uniform_negatives == 0.9
-    assert x.shape[1] == N_ITEMS and x[:N_USERS].nnz == n_pos
-    extra = x[N_USERS:]
-    assert extra.shape[0] >= 1 and (extra.toarray() == 1).all()  # every item in each row
-    share = extra.nnz / x.nnz  # implicit draws a negative as the item of a random entry
-    assert 0.9 <= share < 0.9 + N_ITEMS / x.nnz
-    assert m.user_factors_.shape[0] == N_USERS  # the sampling rows are not users
-    none = create_model("bpr", {"factors": 3, "iterations": 2, "uniform_negatives": 0.0})
-    none.fit(train)
-    assert seen[1].shape[0] == N_USERS
+    assert (seen[1].toarray() != 0).sum() == 9  # 0.5 also keeps 0.5, 0.7, 0.99, 0.51
 
 
 @pytest.mark.parametrize("name", ["als", "bpr"])

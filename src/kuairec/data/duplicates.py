@@ -42,10 +42,13 @@ def duplicate_free_mask(
     rows (None: no duplicates). ``order`` is a stable argsort of the pair key and
     ``key_sorted`` the sorted keys: only rows of pairs seen twice or more can repeat.
 
-    Equal rows share (pair, timestamp, watch_ratio): a hash of those proposes runs of
-    candidates, each compared column by column with its run's earliest row. A run whose
-    members are not all equal to it (a different row at the same instant, or a hash
-    collision) is resolved exactly by sorting its rows on every column."""
+    Equal rows share (pair, timestamp, watch_ratio). When every pair's rows come in time
+    order (a log sorted by time per user, as KuaiRec's are), the runs of rows sharing pair
+    and instant are the candidates; otherwise a hash of (pair, timestamp, watch_ratio)
+    proposes them. Each candidate is compared column by column with its run's earliest
+    row; a run whose members are not all equal to it (a different row at the same
+    instant, or a hash collision) is resolved exactly by sorting its rows on every column.
+    """
     same_as_prev = key_sorted[1:] == key_sorted[:-1]
     if not same_as_prev.any():
         return None
@@ -54,14 +57,15 @@ def duplicate_free_mask(
     in_multi[:-1] |= same_as_prev
     del same_as_prev
     rows = order[in_multi]  # grouped by pair, file order inside a pair
-    proposal = [key_sorted[in_multi], cols["timestamp"][rows], cols["watch_ratio"][rows]]
+    pair = key_sorted[in_multi]
     del in_multi
-    h = _row_hash(proposal)
-    del proposal
-    by_hash = np.argsort(h)  # not stable: each run's earliest row is found below
-    h = h[by_hash]
-    new_run = np.concatenate([[True], h[1:] != h[:-1]])
-    del h
+    ts = cols["timestamp"][rows]
+    if _in_time_order(pair, ts):  # a log sorted by time per user: runs of equal instants
+        by_hash = np.arange(rows.size)
+        new_run = np.concatenate([[True], (pair[1:] != pair[:-1]) | (ts[1:] != ts[:-1])])
+    else:
+        by_hash, new_run = _hash_runs([pair, ts, cols["watch_ratio"][rows]])
+    del pair, ts
     if new_run.all():
         return None
     run_id = np.cumsum(new_run) - 1
@@ -80,6 +84,26 @@ def duplicate_free_mask(
     keep = np.ones(key_sorted.size, dtype=bool)
     keep[drop] = False
     return keep
+
+
+def _in_time_order(pair: np.ndarray, ts: np.ndarray) -> bool:
+    """Whether every pair's rows (in file order) have non-decreasing timestamps, none
+    missing: then exactly equal rows, sharing pair and instant, are neighbours."""
+    if np.isnan(ts).any():
+        return False
+    return bool(np.all((ts[1:] >= ts[:-1]) | (pair[1:] != pair[:-1])))
+
+
+def _hash_runs(proposal: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ordered by a hash of (pair, timestamp, watch_ratio), and where each run
+    of equal hashes starts (in that order)."""
+    import polars as pl  # its multi-threaded sort: half numpy's time for ~4M hashes
+
+    h = _row_hash(proposal)
+    by_hash = pl.Series(h).arg_sort().to_numpy()  # not stable: see `earliest` below
+    by_hash = by_hash.astype(np.int64, copy=False)
+    h = h[by_hash]
+    return by_hash, np.concatenate([[True], h[1:] != h[:-1]])
 
 
 def _rows_equal(cols: Columns, a: np.ndarray, b: np.ndarray) -> np.ndarray:

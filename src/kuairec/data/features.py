@@ -49,7 +49,7 @@ CAPTION_LEVELS = (("first", "first_level_category_id"),
                   ("second", "second_level_category_id"),
                   ("third", "third_level_category_id"))  # fmt: skip
 
-#: item_daily_features.csv (summed per video by ``side.build_item_daily``).
+#: item_daily_features.csv (summed per video by the item_daily builder of ``side.SIDE_FILES``).
 DAILY_CATEGORICAL = ("video_type", "upload_type", "visible_status")
 DAILY_PER_PLAY = ("complete_play_cnt", "valid_play_cnt", "long_time_play_cnt",
                   "short_time_play_cnt")  # fmt: skip
@@ -201,9 +201,9 @@ def daily_block(
 
 def daily_stats(item_daily: pl.DataFrame | None, n_items: int) -> DailyStats | None:
     """The daily statistics by date (:class:`~kuairec.data.dataset.DailyStats`) from the
-    ``days`` column that :func:`kuairec.data.side.build_item_daily` keeps; None when the
-    file is missing or the frame has no ``days`` (built by hand or by an older loader).
-    ``upload_dt`` that does not parse as a date is NaN."""
+    ``days`` column that the item_daily builder keeps (:data:`kuairec.data.side.SIDE_FILES`);
+    None when the file is missing or the frame has no ``days`` (built by hand or by an
+    older loader). ``upload_dt`` that does not parse as a date is NaN."""
     import polars as pl
 
     from kuairec.data.dataset import DailyStats

@@ -155,25 +155,20 @@ class _Steps:
 def build(
     folder: Path, files: dict[str, Path | None], workdir: Path, say: Any = None
 ) -> tuple[KuaiRecDataset, dict[str, Any]]:
-    """Parse and clean every file of ``folder`` into a dataset; logs go to ``workdir``."""
+    """Parse and clean every file of ``folder`` into a dataset; logs go to ``workdir``.
+
+    One thread reads the side files and maps their ids while the matrices are cleaned.
+    The matrices are processed one after the other, which bounds the peak memory."""
     from kuairec.data import describe, matrices
 
     say = say or (lambda message: None)
     report = CleaningReport()
-    say(f"reading {schema.BIG.name}")
-    frames = {"big": matrices.read_matrix(files["big"], schema.BIG)}
-    say(f"reading {schema.SMALL.name}")
-    frames["small"] = matrices.read_matrix(files["small"], schema.SMALL)
-    report.rows_read = {k: int(f["watch_ratio"].size) for k, f in frames.items()}
-    users = matrices.IdIndex(*(f["user_id"].unique() for f in frames.values()), name="user_id")
-    items = matrices.IdIndex(*(f["video_id"].unique() for f in frames.values()), name="video_id")
+    frames, users, items = _read_matrices(files, report, say)
     durations = matrices.DurationStats(len(items.map))
     logs = {which: workdir / f"log_{which}.arrow" for which in ("big", "small")}
     say("cleaning and aggregating the matrices; reading the side files")
-    # the side files are read while the matrices are processed (polars and numpy release
-    # the GIL); the matrices one after the other, which bounds the peak memory
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        side_files = pool.submit(_read_side_files, folder, files, users, items, report)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # polars and numpy release the GIL
+        side_files = pool.submit(_side_files, folder, files, users, items, report)
         built = {}
         for which in ("small", "big"):
             if side_files.done():
@@ -204,6 +199,22 @@ def build(
     return ds, summary
 
 
+def _read_matrices(
+    files: dict[str, Path | None], report: CleaningReport, say: Any
+) -> tuple[dict[str, Any], Any, Any]:
+    """The two matrices' columns (strictly read) and their id indexes (users, items)."""
+    from kuairec.data import matrices
+
+    say(f"reading {schema.BIG.name}")
+    frames = {"big": matrices.read_matrix(files["big"], schema.BIG)}
+    say(f"reading {schema.SMALL.name}")
+    frames["small"] = matrices.read_matrix(files["small"], schema.SMALL)
+    report.rows_read = {k: int(f["watch_ratio"].size) for k, f in frames.items()}
+    users = matrices.IdIndex(*(f["user_id"].unique() for f in frames.values()), name="user_id")
+    items = matrices.IdIndex(*(f["video_id"].unique() for f in frames.values()), name="video_id")
+    return frames, users, items
+
+
 def _count_cleaning(report: CleaningReport, built: dict[str, Any]) -> None:
     big, small = built["big"], built["small"]
     report.duplicates_dropped = big.duplicates
@@ -221,25 +232,30 @@ def _count_cleaning(report: CleaningReport, built: dict[str, Any]) -> None:
     report.cold_test_items = int(np.count_nonzero(small.items_seen & ~big.items_seen))
 
 
-def _read_side_files(
+def _side_files(
     folder: Path,
     files: dict[str, Path | None],
     users: Any,
     items: Any,
     report: CleaningReport,
 ) -> dict[str, Any]:
+    """The side files' dataset fields, each file read and built in turn (in a thread,
+    while the matrices are processed). Reading them during the matrices' parse gained no
+    time (the parse keeps both cores busy) and held every parsed frame at once."""
     from kuairec.data import side
 
     out: dict[str, Any] = {}
-    for key, (field, builder) in side.SIDE_FILES.items():
-        path = files[key]
+    for key, spec in side.SIDE_FILES.items():
+        path = files.get(key)
         if path is None:
-            name = schema.FILES_BY_KEY[key].name
-            report.missing_files.append(name)
-            log.warning("%s not found in %s: dataset.%s will be None", name, folder, field)
-            out[field] = None
-        else:
-            out[field] = builder(path, users.map, items.map, report)
-    truth = files.get("truth")
-    out["truth"] = None if truth is None else side.build_truth(truth, users, items, report)
+            if key in schema.FILES_BY_KEY:  # a KuaiRec file (the synthetic truth is extra)
+                name = schema.FILES_BY_KEY[key].name
+                report.missing_files.append(name)
+                log.warning("%s not found in %s: dataset.%s will be None", name, folder, spec.field)
+            out[spec.field] = None
+            continue
+        parsed = spec.read(path, report)
+        ids = (users, items) if spec.index else (users.map, items.map)
+        out[spec.field] = spec.build(parsed, *ids, report)
+        del parsed
     return out

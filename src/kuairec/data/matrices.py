@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from kuairec.data.aggregate import aggregate_sorted
 from kuairec.data.dataset import IdMap, Interactions
 from kuairec.data.describe import matrix_summary
 from kuairec.data.duplicates import duplicate_free_mask
@@ -139,7 +140,7 @@ def process_matrix(
     key = u.astype(np.int64)
     key *= n_items
     key += i
-    key, order = sort_keys(key, n_users * n_items)
+    key, order = sort_keys(key, n_users * n_items, width=n_items)
     keep = duplicate_free_mask(cols, key, order)
     with ThreadPoolExecutor(max_workers=1) as pool:  # polars writes while numpy aggregates
         written = pool.submit(_write_log, dict(cols), u, i, keep, log_path)
@@ -149,11 +150,16 @@ def process_matrix(
     return result
 
 
-def sort_keys(key: np.ndarray, key_bound: int) -> tuple[np.ndarray, np.ndarray]:
+def sort_keys(
+    key: np.ndarray, key_bound: int, width: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(sorted keys, the stable argsort), consuming ``key``.
 
     When key and row number fit together in 63 bits, one in-place sort of the packed
-    ``key << row_bits | row`` replaces an argsort and a gather (about 3x faster)."""
+    ``key << row_bits | row`` replaces an argsort and a gather (about 3x faster), with no
+    other buffer. ``width`` says keys are ``row * width + column`` (user x item): a file
+    grouped by user (KuaiRec's are) then splits into two blocks at a user boundary, and
+    the blocks are sorted in two threads (numpy releases the GIL)."""
     n = key.size
     row_bits = max(int(n - 1).bit_length(), 1)
     if max(int(key_bound - 1).bit_length(), 1) + row_bits > 63:
@@ -162,10 +168,30 @@ def sort_keys(key: np.ndarray, key_bound: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.arange(n, dtype=np.int64)
     key <<= row_bits
     key |= order
-    key.sort()
+    _sort_packed(key, row_bits, width)
     np.bitwise_and(key, (1 << row_bits) - 1, out=order)
     key >>= row_bits
     return key, order
+
+
+_SPLIT_SORT_ROWS = 1 << 20  # from this many rows on, a user-grouped sort runs in two halves
+
+
+def _sort_packed(packed: np.ndarray, row_bits: int, width: int | None) -> None:
+    """Sort ``packed`` in place: in two threads when the rows below the middle row's
+    user come first (the two blocks then sort independently), else in one."""
+    n = packed.size
+    if width and n >= _SPLIT_SORT_ROWS:
+        first_of_middle_user = (int(packed[n // 2]) >> row_bits) // width * width << row_bits
+        below = packed < first_of_middle_user
+        cut = int(np.count_nonzero(below))
+        if 0 < cut < n and below[:cut].all():
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                second = pool.submit(packed[cut:].sort)
+                packed[:cut].sort()
+                second.result()
+            return
+    packed.sort()
 
 
 def _aggregate_and_summarise(
@@ -248,63 +274,6 @@ def _write_log(
         pl.col("watch_ratio"),
     ]
     frame.select(columns).sink_ipc(path, compression="uncompressed")
-
-
-def aggregate_sorted(
-    key_sorted: np.ndarray,
-    order: np.ndarray,
-    watch_ratio: np.ndarray,
-    timestamp: np.ndarray | None,
-    n_users: int,
-    n_items: int,
-    dropped: np.ndarray | None = None,
-) -> Interactions:
-    """Per-pair aggregate of rows already sorted by pair key (``order`` gives the rows).
-
-    Same result as :meth:`Interactions.from_log`, with less memory and no second sort.
-    ``dropped`` lists sorted positions of exact duplicates to leave out: they only count
-    in the sum and the number of views (an exact copy changes no max or timestamp).
-    """
-    n = key_sorted.size
-    if n == 0:
-        return Interactions.from_log(key_sorted, key_sorted, [], None, (n_users, n_items))
-    starts = np.flatnonzero(np.concatenate([[True], key_sorted[1:] != key_sorted[:-1]]))
-    views = np.empty(starts.size, dtype=np.int32)
-    np.subtract(starts[1:], starts[:-1], out=views[:-1], casting="unsafe")
-    views[-1] = n - starts[-1]
-    if timestamp is not None:
-        timestamp = np.asarray(timestamp, dtype=np.float64)
-    values = np.asarray(watch_ratio, dtype=np.float64)[order]
-    buf = np.maximum.reduceat(values, starts)  # one float64 buffer per pair, reused below
-    mx = buf.astype(np.float32)
-    if dropped is not None and dropped.size:
-        values[dropped] = 0.0
-        group = np.searchsorted(starts, dropped, side="right") - 1
-        views -= np.bincount(group, minlength=starts.size).astype(np.int32)
-    np.add.reduceat(values, starts, out=buf)
-    buf /= views
-    mean = buf.astype(np.float32)
-    if timestamp is None:
-        first, last = np.full(starts.size, np.nan), np.full(starts.size, np.nan)
-    else:
-        np.take(timestamp, order, out=values)
-        first = np.fmin.reduceat(values, starts)  # fmin/fmax skip NaN; all-NaN stays NaN
-        last = np.fmax.reduceat(values, starts)
-    del values
-    pair = buf.view(np.int64)
-    np.take(key_sorted, starts, out=pair)
-    indptr = np.searchsorted(pair, np.arange(n_users + 1, dtype=np.int64) * n_items)
-    np.remainder(pair, n_items, out=pair)
-    return Interactions(
-        indptr=indptr.astype(np.int64),
-        indices=pair.astype(np.int32),
-        views=views,
-        watch_ratio_mean=mean,
-        watch_ratio_max=mx,
-        first_timestamp=first,
-        last_timestamp=last,
-        n_items=n_items,
-    )
 
 
 class DurationStats:

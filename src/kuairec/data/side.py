@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kuairec.data import schema
+from kuairec.data.aggregate import aggregate_sorted
 from kuairec.data.dataset import CleaningReport, IdMap, Interactions
-from kuairec.data.matrices import IdIndex, aggregate_sorted, sort_keys
+from kuairec.data.matrices import IdIndex, sort_keys
 from kuairec.data.validate import check_header, parse_int_lists, read_checked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,13 +53,17 @@ def read_item_categories(path: Path) -> pl.DataFrame:
     return df.with_columns(parse_int_lists(df["feat"], path, "feat"))
 
 
-def build_item_tags(
-    path: Path, users: IdMap, items: IdMap, report: CleaningReport
+def _read_item_tags(path: Path, report: CleaningReport) -> pl.DataFrame:
+    cats = read_item_categories(path)
+    report.rows_read["item_categories"] = cats.height
+    return cats
+
+
+def _build_item_tags(
+    cats: pl.DataFrame, users: IdMap, items: IdMap, report: CleaningReport
 ) -> sp.csr_matrix:
     """(n_items, n_tags) multi-hot float32 CSR: the 31 standard tags' columns, then one
     column per other tag id present (see :func:`item_tags_matrix`)."""
-    cats = read_item_categories(path)
-    report.rows_read["item_categories"] = cats.height
     return item_tags_matrix(cats, items, report)
 
 
@@ -101,34 +108,38 @@ def tag_ids(item_tags: sp.spmatrix) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
-def build_user_features(
-    path: Path, users: IdMap, items: IdMap, report: CleaningReport
+def _read_user_features(path: Path, report: CleaningReport) -> pl.DataFrame:
+    df = read_checked(path, schema.USER_FEATURES)
+    report.rows_read["user_features"] = df.height
+    return df
+
+
+def _build_user_features(
+    df: pl.DataFrame, users: IdMap, items: IdMap, report: CleaningReport
 ) -> pl.DataFrame:
     """One row per user_idx, in order: user_idx, user_id, then the file's other columns
     (null for users absent from the file)."""
     import polars as pl
 
-    df = read_checked(path, schema.USER_FEATURES)
-    report.rows_read["user_features"] = df.height
     df = _map_and_drop(df, users, "user_id", "user_idx", "user_features", report)
-    df = _first_per_id(df, "user_idx", path, report)
+    df = _first_per_id(df, "user_idx", schema.USER_FEATURES.name, report)
     base = pl.DataFrame({"user_idx": np.arange(len(users), dtype=np.int32), "user_id": users.raw})
     out = base.join(df.drop("user_id"), on="user_idx", how="left", maintain_order="left")
     return out.sort("user_idx")
 
 
 def _first_per_id(
-    df: pl.DataFrame, idx_col: str, path: Path, report: CleaningReport
+    df: pl.DataFrame, idx_col: str, file_name: str, report: CleaningReport
 ) -> pl.DataFrame:
     dup = df[idx_col].is_duplicated()
     if dup.any():
         n = int(dup.sum() - df.filter(dup)[idx_col].n_unique())
-        report.notes.append(f"{path.name}: {n} rows repeat an earlier id; kept the first")
+        report.notes.append(f"{file_name}: {n} rows repeat an earlier id; kept the first")
         return df.unique(idx_col, keep="first", maintain_order=True)
     return df
 
 
-#: The daily counts kept by date (the ``days`` column of :func:`build_item_daily`): what
+#: The daily counts kept by date (the ``days`` column of :func:`_build_item_daily`): what
 #: time-windowed features need (:func:`kuairec.data.features.daily_stats`).
 DAILY_BY_DATE = (
     "show_cnt", "play_cnt", "complete_play_cnt", "valid_play_cnt", "play_duration",
@@ -136,8 +147,14 @@ DAILY_BY_DATE = (
 )  # fmt: skip
 
 
-def build_item_daily(
-    path: Path, users: IdMap, items: IdMap, report: CleaningReport
+def _read_item_daily(path: Path, report: CleaningReport) -> pl.DataFrame:
+    df = read_checked(path, schema.ITEM_DAILY_FEATURES)
+    report.rows_read["item_daily_features"] = df.height
+    return df
+
+
+def _build_item_daily(
+    df: pl.DataFrame, users: IdMap, items: IdMap, report: CleaningReport
 ) -> pl.DataFrame:
     """One row per item_idx with daily data: attributes of its first day, sums of the
     daily counts, mean play_progress, rates (complete plays / plays ...) and days seen;
@@ -146,8 +163,6 @@ def build_item_daily(
     the days after it."""
     import polars as pl
 
-    df = read_checked(path, schema.ITEM_DAILY_FEATURES)
-    report.rows_read["item_daily_features"] = df.height
     df = _map_and_drop(df, items, "video_id", "item_idx", "item_daily_features", report)
     attrs = (
         "video_id author_id video_type upload_dt upload_type visible_status video_width "
@@ -187,13 +202,18 @@ def build_item_daily(
     )
 
 
-def build_social(path: Path, users: IdMap, items: IdMap, report: CleaningReport) -> sp.csr_matrix:
+def _read_social(path: Path, report: CleaningReport) -> pl.DataFrame:
+    df = read_checked(path, schema.SOCIAL_NETWORK)
+    report.rows_read["social_network"] = df.height
+    return df.with_columns(parse_int_lists(df["friend_list"], path, "friend_list"))
+
+
+def _build_social(
+    df: pl.DataFrame, users: IdMap, items: IdMap, report: CleaningReport
+) -> sp.csr_matrix:
     """(n_users, n_users) symmetric 0/1 float32 friend adjacency."""
     import scipy.sparse as sp
 
-    df = read_checked(path, schema.SOCIAL_NETWORK)
-    report.rows_read["social_network"] = df.height
-    df = df.with_columns(parse_int_lists(df["friend_list"], path, "friend_list"))
     df = _map_and_drop(df, users, "user_id", "user_idx", "social_network", report)
     pairs = df.select("user_idx", "friend_list").explode("friend_list").drop_nulls()
     friend = users.to_index(pairs["friend_list"].to_numpy(), unknown="mask")
@@ -210,13 +230,19 @@ def build_social(path: Path, users: IdMap, items: IdMap, report: CleaningReport)
     return mat
 
 
-def build_truth(path: Path, users: IdIndex, items: IdIndex, report: CleaningReport) -> Interactions:
-    """The synthetic expected watch_ratio per small pair (views 1, no timestamps)."""
+def _read_truth(path: Path, report: CleaningReport) -> pl.DataFrame:
     import polars as pl
 
     compact = {"user_id": pl.Int32(), "video_id": pl.Int32()}
     df = read_checked(path, schema.TRUTH, require_rows=True, compact=compact)
     report.rows_read["truth"] = df.height
+    return df
+
+
+def _build_truth(
+    df: pl.DataFrame, users: IdIndex, items: IdIndex, report: CleaningReport
+) -> Interactions:
+    """The synthetic expected watch_ratio per small pair (views 1, no timestamps)."""
     u = users.lookup(df["user_id"].to_numpy())
     i = items.lookup(df["video_id"].to_numpy())
     known = (u >= 0) & (i >= 0)
@@ -224,20 +250,26 @@ def build_truth(path: Path, users: IdIndex, items: IdIndex, report: CleaningRepo
     wr = df["expected_watch_ratio"].to_numpy()
     n_users, n_items = len(users.map), len(items.map)
     key = u[known].astype(np.int64) * n_items + i[known]
-    key, order = sort_keys(key, n_users * n_items)
+    key, order = sort_keys(key, n_users * n_items, width=n_items)
     truth = aggregate_sorted(key, order, wr[known], None, n_users, n_items)
     if truth.views.size and truth.views.max() > 1:
-        report.notes.append(f"{path.name}: repeated pairs averaged")
+        report.notes.append(f"{schema.TRUTH.name}: repeated pairs averaged")
     truth.views = np.ones_like(truth.views)
     return truth
 
 
-def build_captions(path: Path, users: IdMap, items: IdMap, report: CleaningReport) -> pl.DataFrame:
-    """item_idx + the caption columns, sorted by item_idx, one row per known video."""
+def _read_captions(path: Path, report: CleaningReport) -> pl.DataFrame:
     caps = read_captions(path, report)
     report.rows_read["caption_category"] = caps.height
+    return caps
+
+
+def _build_captions(
+    caps: pl.DataFrame, users: IdMap, items: IdMap, report: CleaningReport
+) -> pl.DataFrame:
+    """item_idx + the caption columns, sorted by item_idx, one row per known video."""
     caps = _map_and_drop(caps, items, "video_id", "item_idx", "caption_category", report)
-    caps = _first_per_id(caps, "item_idx", path, report)
+    caps = _first_per_id(caps, "item_idx", schema.CAPTION_CATEGORY.name, report)
     return caps.select("item_idx", *caps.columns[:-1]).sort("item_idx")
 
 
@@ -322,10 +354,23 @@ def _read_captions_by_python(path: Path, spec: schema.FileSpec) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=spec.header, orient="row")
 
 
-SIDE_FILES = {  # file key -> (dataset field, builder(path, users, items, report))
-    "item_categories": ("item_tags", build_item_tags),
-    "user_features": ("user_features", build_user_features),
-    "item_daily_features": ("item_daily", build_item_daily),
-    "social_network": ("social", build_social),
-    "caption_category": ("captions", build_captions),
+@dataclass(frozen=True)
+class SideFile:
+    """How one side file becomes a dataset field: ``read(path, report)`` parses and checks
+    it without the id maps (so it can run while the matrices are parsed); ``build(parsed,
+    users, items, report)`` maps its ids (``IdMap``s; ``IdIndex``es when ``index``)."""
+
+    field: str
+    read: Callable[[Path, CleaningReport], Any]
+    build: Callable[[Any, Any, Any, CleaningReport], Any]
+    index: bool = False
+
+
+SIDE_FILES = {  # file key -> SideFile, in the order they are read and built
+    "item_categories": SideFile("item_tags", _read_item_tags, _build_item_tags),
+    "user_features": SideFile("user_features", _read_user_features, _build_user_features),
+    "item_daily_features": SideFile("item_daily", _read_item_daily, _build_item_daily),
+    "social_network": SideFile("social", _read_social, _build_social),
+    "caption_category": SideFile("captions", _read_captions, _build_captions),
+    "truth": SideFile("truth", _read_truth, _build_truth, index=True),
 }

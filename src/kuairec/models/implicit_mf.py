@@ -1,4 +1,5 @@
-"""Matrix factorisation for implicit feedback through the ``implicit`` library (CPU).
+"""Matrix factorisation for implicit feedback: ALS through the ``implicit`` library (CPU),
+BPR by kuairec's own SGD (:mod:`kuairec.models.bpr_sgd`).
 
 - ``als``: Hu, Koren & Volinsky (2008) weighted ALS, conjugate-gradient solver. Each
   training pair gets a confidence ``1 + alpha * f(watch_ratio)`` (``f`` from
@@ -6,14 +7,14 @@
   New users are folded in by the exact least-squares solve (:mod:`kuairec.models.factors`).
 - ``bpr``: Rendle et al. (2009) Bayesian Personalised Ranking; every training pair whose
   watch_ratio is at least ``threshold`` is a positive. BPR's last factor column is its
-  item bias. implicit draws negatives as the item of a random training pair (so in
-  proportion to popularity); ``uniform_negatives`` makes that share of them uniform over
-  the items instead (rows of every item that train nothing), which is what lets BPR learn
-  that popular videos are watched more.
+  item bias. implicit's rule draws negatives as the item of a random training pair (so
+  in proportion to popularity); ``uniform_negatives`` of them are drawn uniformly over
+  the items instead, which is what lets BPR learn that popular videos are watched more.
+  Its SGD is implicit's learning rule run on one thread in a seeded, documented order:
+  the same seed gives the same factors on any machine.
 
 Scoring, cold users and items and the saved state are every factor model's
-(:mod:`kuairec.models.factors`). With ``num_threads`` other than 1, BPR's Hogwild updates
-make results vary slightly between runs.
+(:mod:`kuairec.models.factors`).
 """
 
 from __future__ import annotations
@@ -64,23 +65,17 @@ class BPRConfig:
     iterations: int = param(50, ge=1, doc="epochs: each makes one SGD step per positive")
     # completed views (see ALSConfig); 0 (every view a positive) was worse on every shape
     threshold: float = param(1.0, ge=0, doc="positives: watch_ratio >= threshold")
-    # implicit draws a negative as the item of a random positive (popularity-weighted), so
-    # BPR alone cannot learn that popular items are liked more; see BPRRecommender
+    # implicit's rule draws a negative as the item of a random positive (popularity-
+    # weighted), so BPR alone cannot learn that popular items are liked more; a share of
+    # uniform negatives lets the item bias learn it (see BPRRecommender)
     uniform_negatives: float = param(
         0.9, ge=0, lt=1, doc="share of negatives drawn uniformly over the items"
     )
     verify_negative_samples: bool = True
     seed: int = param(0, ge=0)
-    num_threads: int = param(0, ge=0, doc="0 = all cores; 1 = reproducible")
-
-    def check(self) -> None:
-        from kuairec.errors import ConfigError
-
-        if self.uniform_negatives > 0 and not self.verify_negative_samples:
-            raise ConfigError(
-                "bpr: uniform_negatives > 0 needs verify_negative_samples = true (the "
-                "sampling rows must be skipped, never trained)"
-            )
+    # the SGD is sequential (reproducible on any machine): the field is kept so that
+    # saved configs still load; any value gives the same one-thread fit
+    num_threads: int = param(1, ge=0, doc="ignored: BPR's SGD runs on one thread")
 
 
 class _ImplicitModel(FactorModel):
@@ -156,29 +151,25 @@ class ALSRecommender(_ImplicitModel):
         self._run(make, x, progress)
 
 
-class BPRRecommender(_ImplicitModel):
-    """Bayesian Personalised Ranking (implicit's CPU SGD).
+class BPRRecommender(FactorModel):
+    """Bayesian Personalised Ranking (kuairec's own sequential SGD, numba; bpr_sgd.py).
 
-    implicit draws each negative as the item of a random stored entry, i.e. in proportion
-    to the item's number of positives: a popular item is as likely to be the negative as
+    implicit's rule draws each negative as the item of a random positive, i.e. in
+    proportion to the item's positives: a popular item is as likely to be the negative as
     the positive, so the item bias cannot learn popularity and BPR ranked below the
-    popularity baseline on sparse data. The wrapper appends rows holding every item to the
-    matrix implicit sees, sized so that ``uniform_negatives`` of the entries (hence of the
-    negatives) are uniform over the items; with ``verify_negative_samples`` every draw from
-    those rows is skipped (a row holding every item has no negative), so they train nothing
-    and their factors are dropped. Each epoch still makes one update per positive on
-    average, but draws ``1 / (1 - uniform_negatives)`` samples: 10x the old fit time at 0.9.
+    popularity baseline on sparse data. ``uniform_negatives`` of the negatives are drawn
+    uniformly over the items instead. The SGD runs on one thread in the order its seeded
+    generator draws the samples, so a seed gives the same factors on any machine.
     """
 
     name = "bpr"
     cost = "moderate"
-    tune_trials = 5  # a fit costs ~10x ALS's: fewer trials keep the default run's budget
-    deterministic = False
-    nondeterministic_reason = (
-        "implicit's BPR updates the factors from several threads at once (Hogwild): the "
-        "same seed gives slightly different factors from run to run unless num_threads = 1"
-    )
+    # a fit costs ~3x ALS's (one thread; implicit's took ~10x): fewer trials keep the
+    # default run's budget
+    tune_trials = 5
+    deterministic = True  # one thread, a documented draw order (bpr_sgd)
     Config = BPRConfig
+    requires = ("numba",)
     history_reason = (
         "BPR's factors come from pairwise SGD and have no closed-form fold-in for a new "
         "user; serve new users with als, ease or itemknn"
@@ -190,56 +181,28 @@ class BPRRecommender(_ImplicitModel):
         "regularization": Param("float", 1e-3, 0.1, log=True),
         "threshold": Param("choice", choices=(0.5, 1.0, 2.0)),
     }
-    test_settings = {"factors": 8, "iterations": 100, "num_threads": 1}
+    test_settings = {"factors": 8, "iterations": 100}
 
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
+        from kuairec.models.bpr_sgd import fit_bpr
+
         c = self.config
         x = weighted_matrix(train.interactions, "binary", 1.0, c.threshold)
         if x.nnz == 0:
             raise ModelError(f"{self.name}: no training pairs left (threshold={c.threshold})")
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
-
-        def make() -> Any:
-            return BayesianPersonalizedRanking(
-                factors=c.factors,
-                learning_rate=c.learning_rate,
-                regularization=c.regularization,
-                dtype=np.float32,
-                iterations=c.iterations,
-                verify_negative_samples=c.verify_negative_samples,
-                num_threads=c.num_threads,
-                random_state=c.seed,
-            )
-
-        self._fit_users = x.shape[0]
-        # a copy: implicit needs writable buffers and a cached dataset's are read-only
-        self._run(make, self.with_uniform_rows(x, c.uniform_negatives), progress)
+        user_f, item_f = fit_bpr(
+            x,
+            factors=c.factors,
+            learning_rate=c.learning_rate,
+            regularization=c.regularization,
+            epochs=c.iterations,
+            uniform_share=c.uniform_negatives,
+            verify_negatives=c.verify_negative_samples,
+            seed=c.seed,
+        )
+        self.set_factors(user_f, item_f, x)
 
     @property
     def state_width(self) -> int:
-        """implicit's BPR stores one item-bias column beside the factors."""
+        """The factors hold one item-bias column beside the latent dimensions."""
         return self.config.factors + 1
-
-    def set_factors(self, user_f: np.ndarray, item_f: np.ndarray, x: sp.csr_matrix) -> None:
-        n = getattr(self, "_fit_users", x.shape[0])  # without the sampling-only rows
-        super().set_factors(user_f[:n], item_f, x[:n])
-
-    @staticmethod
-    def with_uniform_rows(x: sp.csr_matrix, share: float) -> sp.csr_matrix:
-        """A copy of ``x`` with rows holding every item appended, so that ``share`` of its
-        entries, and so of implicit's negatives, are uniform over the items."""
-        import scipy.sparse as sp
-
-        if share <= 0:
-            return x.copy()
-        n_items = x.shape[1]
-        n_rows = int(np.ceil(x.nnz * share / ((1.0 - share) * n_items)))
-        full = sp.csr_matrix(
-            (
-                np.ones(n_rows * n_items, np.float32),
-                np.tile(np.arange(n_items, dtype=np.int32), n_rows),
-                np.arange(0, (n_rows + 1) * n_items, n_items, dtype=np.int64),
-            ),
-            shape=(n_rows, n_items),
-        )
-        return sp.vstack([x, full], format="csr", dtype=np.float32)
