@@ -29,21 +29,20 @@ def fitted():
     return create_model("two_tower", FAST).fit(tiny_train())
 
 
-def test_logq_softmax_loss_by_hand() -> None:
+def test_shared_softmax_loss_by_hand() -> None:
     import torch
 
-    from kuairec.models.two_tower_net import logq_softmax_loss
+    from kuairec.models.two_tower_net import shared_softmax_loss
 
-    scores = np.array([[2.0, 0.5, 1.0], [0.0, 1.5, -1.0]])
-    log_q = np.log([0.5, 0.25, 0.25])
-    same = np.array([[False, False, True], [False, False, False]])  # an accidental hit
-    got = logq_softmax_loss(
-        torch.tensor(scores), torch.tensor(log_q), torch.tensor([0, 1]), torch.tensor(same)
-    )
-    z0 = [2.0 - math.log(0.5), 0.5 - math.log(0.25)]  # column 2 masked
-    z1 = [0.0 - math.log(0.5), 1.5 - math.log(0.25), -1.0 - math.log(0.25)]
+    own = torch.tensor([2.0 - math.log(0.5), 1.5 - math.log(0.25)], dtype=torch.float64)
+    shared = torch.tensor(
+        [[0.5 - math.log(0.25), -math.inf], [0.0 - math.log(0.5), -1.0 - math.log(0.25)]],
+        dtype=torch.float64,
+    )  # query 0's second candidate is an accidental hit
+    got = shared_softmax_loss(own, shared)
+    z0, z1 = [float(own[0]), float(shared[0, 0])], [float(own[1]), *map(float, shared[1])]
     want = -(z0[0] - math.log(sum(map(math.exp, z0))))
-    want -= z1[1] - math.log(sum(map(math.exp, z1)))
+    want -= z1[0] - math.log(sum(map(math.exp, z1)))
     assert float(got) == pytest.approx(want / 2, rel=1e-12)
 
 
@@ -84,7 +83,7 @@ def test_own_video_is_left_out_of_the_pooled_history(fitted) -> None:
 
     from kuairec.models.matrices import weight_values
     from kuairec.models.two_tower import build_task, net_arrays, positive_log_share
-    from kuairec.models.two_tower_net import PairBatches
+    from kuairec.models.two_tower_batches import PairBatches
 
     train = tiny_train()
     inter = train.interactions

@@ -57,23 +57,26 @@ class TwoTowerConfig:
     loss: Literal["softmax", "bce"] = param("softmax", doc="in-batch softmax or sampled BCE")
     logq: bool = param(True, doc="softmax: subtract log of the sampling probability")
     uniform_negatives: int = param(0, ge=0, doc="softmax: extra uniform negatives per batch")
+    batch_negatives: int = param(1024, ge=1, doc="softmax: in-batch positives' videos shared")
     bce_negatives: int = param(4, ge=1, doc="bce: uniform negatives per positive")
     threshold: float = param(1.0, ge=0, doc="positives: pairs with watch_ratio >= this")
     history_weighting: Literal["binary", "linear", "log"] = param(
         "binary", doc="weight of a history video in the mean (of its clipped watch_ratio)"
     )
-    cold_weight: float = param(1.0, gt=0, doc="weight of the cold tower's loss")
     cold_ridge: float = param(0.1, ge=0, doc="L2 penalty on the cold tower's weights")
     rating_head: bool = param(True, doc="train a watch_ratio head (predict)")
     rating_weight: float = param(0.5, ge=0, doc="weight of the watch_ratio loss")
     rating_loss: Literal["huber", "mse"] = param("huber", doc="loss of the watch_ratio head")
     clip: float = param(5.0, gt=0, doc="watch_ratio is clipped here (head target, weights)")
     batch_size: int = param(4096, ge=2, doc="training pairs per batch")
+    pairs_per_user: int = param(32, ge=1, doc="a batch takes a user's pairs in chunks of this")
+    mask_user_positives: bool = param(
+        True, doc="softmax: a user's other positives aren't negatives"
+    )
     learning_rate: float = param(5e-3, gt=0, doc="AdamW learning rate")
     weight_decay: float = param(1e-5, ge=0, doc="AdamW weight decay")
     max_epochs: int = param(3, ge=1, doc="epochs at most (3: the run's time budget)")
     patience: int = param(2, ge=1, doc="epochs without a better validation NDCG@10")
-    max_seconds: float | None = param(None, gt=0, doc="stop after the epoch past this time")
     seed: int = param(0, ge=0, doc="seeds the weights, batches and samples")
     accelerator: str = param("cpu", doc="Lightning accelerator (cpu, gpu, auto ...)")
     devices: int = param(1, ge=1, doc="number of devices")
@@ -118,7 +121,9 @@ class TwoTowerRecommender(Recommender):
     # ------------------------------------------------------------------ fitting
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         from kuairec.models import torch_train as tt
+        from kuairec.models import two_tower_batches as bt
         from kuairec.models import two_tower_net as nn_
+        from kuairec.models import two_tower_task as task_
 
         c = self.config
         inter = train.interactions
@@ -126,7 +131,7 @@ class TwoTowerRecommender(Recommender):
         history = self._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
         warm = arrays["warm"] > 0
         log_q = positive_log_share(inter, c.threshold)
-        dataset = nn_.PairBatches(
+        dataset = bt.PairBatches(
             inter.indptr, inter.indices, inter.watch_ratio_mean, train.n_items,
             np.flatnonzero(warm),
             self._rules(),
@@ -134,21 +139,22 @@ class TwoTowerRecommender(Recommender):
         shape = self.net_shape(train.n_items)
         validate = None
         if valid is not None:
-            validate = tt.ValidationNDCG(valid, train, nn_.validation_scores)
+            validate = tt.ValidationNDCG(valid, train, task_.validation_scores)
         settings = tt.TrainSettings(
             name=self.name, max_epochs=c.max_epochs, patience=c.patience, seed=c.seed,
-            accelerator=c.accelerator, devices=c.devices, max_seconds=c.max_seconds,
+            accelerator=c.accelerator, devices=c.devices,
         )  # fmt: skip
         with torch_threads(c.num_threads):
             trained = tt.train_module(
                 functools.partial(build_task, shape, arrays, log_q, c, history),
-                nn_.batch_loader(dataset, c.batch_size, c.seed),
+                bt.batch_loader(dataset),
                 settings,
                 validate=validate,
                 scratch_dir=self.scratch_dir,
                 progress=progress,
             )
         self.net_ = trained.module.net.cpu().eval()
+        nn_.solve_cold(self.net_, c.cold_ridge)  # for the restored (best epoch's) weights
         self.history_arrays_ = history
         self.history_ = trained.history
         self.best_epoch_ = trained.best_epoch
@@ -163,13 +169,14 @@ class TwoTowerRecommender(Recommender):
         )  # fmt: skip
 
     def _rules(self) -> Any:
-        from kuairec.models.two_tower_net import BatchRules
+        from kuairec.models.two_tower_batches import BatchRules
 
         c = self.config
         return BatchRules(
             threshold=c.threshold, clip=c.clip, history_weighting=c.history_weighting,
             uniform_negatives=c.uniform_negatives, bce_negatives=c.bce_negatives,
-            loss=c.loss, seed=c.seed,
+            loss=c.loss, seed=c.seed, batch_size=c.batch_size, pairs_per_user=c.pairs_per_user,
+            mask_user_positives=c.mask_user_positives, batch_negatives=c.batch_negatives,
         )  # fmt: skip
 
     def net_shape(self, n_items: int) -> Any:
@@ -259,12 +266,12 @@ def build_task(
     shape: Any, arrays: dict[str, np.ndarray], log_q: np.ndarray, c: Any, history: Any
 ) -> Any:
     """The LightningModule (picklable through ``functools.partial``)."""
-    from kuairec.models.two_tower_net import TaskSettings, TwoTowerNet, TwoTowerTask
+    from kuairec.models.two_tower_net import TwoTowerNet
+    from kuairec.models.two_tower_task import TaskSettings, TwoTowerTask
 
     settings = TaskSettings(
         loss=c.loss, logq=c.logq, rating_weight=c.rating_weight, rating_loss=c.rating_loss,
-        learning_rate=c.learning_rate, weight_decay=c.weight_decay, cold_weight=c.cold_weight,
-        cold_ridge=c.cold_ridge,
+        learning_rate=c.learning_rate, weight_decay=c.weight_decay, cold_ridge=c.cold_ridge,
     )  # fmt: skip
     return TwoTowerTask(TwoTowerNet(shape, **arrays), log_q, settings, history)
 
