@@ -66,10 +66,18 @@ def sides(fit, seed: int) -> dict:
     """name -> (loader factory, task) for the old and the new code, same data and config."""
     from kuairec.models import create_model
     from kuairec.models import two_tower_batches as bt
-    from kuairec.models.two_tower import build_task, net_arrays, positive_log_share
+    from kuairec.models.two_tower import (
+        batch_size,
+        build_task,
+        net_arrays,
+        positive_log_share,
+        rating_clip,
+    )
 
     model = create_model("two_tower", {"seed": seed})
     c, inter = model.config, fit.interactions
+    model.rating_clip_ = rating_clip(inter.watch_ratio_mean, c.clip, c.rating_quantile)
+    model.batch_size_ = batch_size(inter.nnz, c.batch_size)
     arrays = net_arrays(fit)
     log_q = positive_log_share(inter, c.threshold)
     history = model._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
@@ -86,7 +94,7 @@ def sides(fit, seed: int) -> dict:
     old_net = old.TwoTowerNet(old.NetShape(**vars(model.net_shape(fit.n_items))), **arrays)
     return {
         "before": (
-            lambda: old.batch_loader(old.PairBatches(*pairs, old_rules), c.batch_size, seed),
+            lambda: old.batch_loader(old.PairBatches(*pairs, old_rules), model.batch_size_, seed),
             old.TwoTowerTask(old_net, log_q, old_settings, history),
         ),
         "after": (

@@ -44,10 +44,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEVDATA = Path("/work/devdata")
 REAL = ("ml-100k", "ml-latest-small", "lastfm-2k")
 REFS = ("als", "popularity_weighted")
+_COS = {"similarity": "cosine", "temperature": 0.05, "max_epochs": 30, "patience": 3}
 CANDIDATES: dict[str, dict[str, Any]] = {
     "default": {},
-    "uniform-pairs": {"pairs_per_user": 1},
-    "no-user-mask": {"mask_user_positives": False},
+    "dot-3ep": {"similarity": "dot", "max_epochs": 3, "patience": 2, "batch_size": 4096},
+    "cos05": _COS,
+    "cos05-b4096": {**_COS, "batch_size": 4096},
+    "cos05-log1p": {**_COS, "rating_target": "log1p"},
+    "cos05-q99": {**_COS, "rating_quantile": 0.99},
+    "cos05-log1p-q99": {**_COS, "rating_target": "log1p", "rating_quantile": 0.99},
 }
 
 
@@ -148,10 +153,41 @@ def paired(a: np.ndarray, b: np.ndarray) -> list[float]:
     return [d["diff"], *d["ci"]]
 
 
+ABLATE = {  # feature groups a candidate can leave out: "_ablate": [names]
+    "user": ("user_x", ""),
+    "item": ("item_x", ""),
+    "tags": ("item_x", "tag"),
+    "captions": ("item_x", "caption_"),
+    "duration": ("item_x", "duration_"),
+    "daily": ("item_x", "daily_"),
+}
+
+
+def ablate(train: Any, groups: list[str]) -> Any:
+    """``train`` without the feature columns of ``groups`` (``ABLATE``)."""
+    import dataclasses
+
+    from kuairec.data.dataset import FeatureMatrix
+
+    for g in groups:
+        field, prefix = ABLATE[g]
+        x = getattr(train, field)
+        if x is None:
+            continue
+        keep = [i for i, c in enumerate(x.columns) if prefix and not c.startswith(prefix)]
+        cols = tuple(x.columns[i] for i in keep)
+        train = dataclasses.replace(train, **{field: FeatureMatrix(x.values[:, keep], cols)})
+    return train
+
+
 def measure(d: dict[str, Any], params: dict[str, Any], refs: dict, cold: bool) -> dict:
     """Fit one candidate on one data set and measure it (see the module docstring)."""
     from kuairec.models import create_model
 
+    params = dict(params)
+    groups = params.pop("_ablate", [])
+    if groups:
+        d = {**d, "fit": ablate(d["fit"], groups), "train": ablate(d["train"], groups)}
     t0 = time.perf_counter()
     model = create_model("two_tower", params).fit(d["fit"], d["select"])
     h = model.history_
@@ -172,11 +208,11 @@ def measure(d: dict[str, Any], params: dict[str, Any], refs: dict, cold: bool) -
         per_user = r.pop("per_user")
         out[key] = {**r, **{f"vs_{n}": paired(per_user, refs[n]["per_user"]) for n in REFS}}
     if cold and d["ds"] is not None:
-        out["cold"] = cold_ndcg(d["ds"], params)
+        out["cold"] = cold_ndcg(d["ds"], params, groups)
     return out
 
 
-def cold_ndcg(ds: Any, params: dict[str, Any], seed: int = 0) -> float:
+def cold_ndcg(ds: Any, params: dict[str, Any], groups: list[str], seed: int = 0) -> float:
     """NDCG@10 of the cold-video protocol (fraction 0.1), as the run's section fits it."""
     from kuairec.evaluation.cold import cold_items_protocol
     from kuairec.evaluation.fitted import evaluate_model
@@ -184,6 +220,7 @@ def cold_ndcg(ds: Any, params: dict[str, Any], seed: int = 0) -> float:
     from kuairec.models import create_model
 
     train, test = cold_items_protocol(ds, fraction=0.1, seed=seed)
+    train = ablate(train, groups)
     fit, valid = validation_split(train, "temporal")
     model = create_model("two_tower", params).fit(fit, valid)
     r = evaluate_model(model, test, train, ks=(10,), labels=("wr>2",), n_bootstrap=0)

@@ -186,3 +186,107 @@ def test_cold_videos_get_the_cold_tower(fitted) -> None:
         cold = fitted.net_.cold_items().numpy()
     np.testing.assert_array_equal(items[12], cold[12])  # item 12 has no training pairs
     assert not np.allclose(items[:12], cold[:12])
+
+
+def test_the_cold_tower_is_the_ridge_solution() -> None:
+    """solve_cold minimises sum |x W + b - v|^2 / sum |v|^2 + ridge |W|^2 over the warm
+    videos: its gradient there is zero, and it matches numpy's normal equations."""
+    import torch
+
+    from kuairec.models.two_tower_net import NetShape, TwoTowerNet, solve_cold
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(9, 3)).astype(np.float32)
+    warm = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0], np.float32)
+    torch.manual_seed(0)
+    net = TwoTowerNet(NetShape(9, 2, 4, "dot", 0.1, True, False), np.zeros((1, 0)),
+                      np.zeros((1, 0)), x, x[::-1].copy(), warm)  # fmt: skip
+    solve_cold(net, 0.3)
+    with torch.no_grad():
+        v = net.warm_items()[:7].double()
+    w = net.cold_tower.first["x"].weight.detach().double().T.clone().requires_grad_(True)
+    b = net.cold_tower.bias.detach().double().clone().requires_grad_(True)
+    xc = torch.as_tensor(x[::-1].copy()[:7], dtype=torch.float64)
+    objective = ((xc @ w + b - v) ** 2).sum() / (v**2).sum() + 0.3 * (w**2).sum()
+    objective.backward()
+    assert float(w.grad.abs().max()) < 1e-5 and float(b.grad.abs().max()) < 1e-5
+    # numpy: augment with a column of ones, no penalty on it
+    a = np.hstack([xc.numpy(), np.ones((7, 1))])
+    pen = np.diag([0.3 * float((v**2).sum())] * 3 + [0.0])
+    sol = np.linalg.solve(a.T @ a + pen, a.T @ v.numpy())
+    np.testing.assert_allclose(w.detach().numpy(), sol[:3], rtol=1e-4, atol=1e-6)
+    with torch.no_grad():  # the cold videos get it; the warm ones keep the item tower
+        all_v = net.all_items().numpy()
+    np.testing.assert_allclose(all_v[7:], (xc.new_tensor(x[::-1].copy()[7:]) @ w + b).detach(),
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_batch_size_follows_the_log_size() -> None:
+    from kuairec.models.two_tower import batch_size
+
+    assert batch_size(64_000, 0) == 1000  # a 64th of the pairs
+    assert batch_size(10_000, 0) == 512 and batch_size(9_000_000, 0) == 4096  # the bounds
+    assert batch_size(9_000_000, 300) == 300  # a setting wins
+
+
+def test_rating_clip_and_the_log1p_target(tmp_path) -> None:
+    """The head learns log1p(min(wr, c)); predict gives expm1 of it within [0, c], with c
+    the 0.9 quantile of the training watch ratios (below clip)."""
+    from kuairec.models.two_tower import rating_clip
+
+    train = tiny_train()
+    wr = train.interactions.watch_ratio_mean
+    assert rating_clip(wr, 5.0, 1.0) == 5.0
+    assert rating_clip(wr, 5.0, 0.5) == pytest.approx(float(np.quantile(wr, 0.5)))
+    assert rating_clip(wr, 0.4, 0.9) == 0.4  # clip wins when lower
+    model = create_model("two_tower", {**FAST, "rating_target": "log1p", "rating_quantile": 0.9})
+    model.fit(train)
+    c = float(np.quantile(wr, 0.9))
+    assert model.rating_clip_ == pytest.approx(c)
+    users, items = train.interactions.row_users().astype(np.int64), train.interactions.indices
+    pred = model.predict(users, items.astype(np.int64))
+    assert pred.min() >= 0 and pred.max() <= c + 1e-5
+    # the fitted head follows the targets: group items (2.0 -> clipped c) above the rest
+    own = wr >= 2.0
+    assert pred[own].mean() > pred[~own].mean() + 0.3
+    model.save(tmp_path / "m")
+    again = type(model).load(tmp_path / "m")  # the clip travels with the saved state
+    np.testing.assert_allclose(
+        again.predict(users[:5], items[:5].astype(np.int64)), pred[:5], rtol=1e-5
+    )
+
+
+def test_a_batch_worker_gives_the_same_fit(monkeypatch) -> None:
+    """Batches built in a worker process are the same batches: the same scores."""
+    from kuairec.models import two_tower_batches
+
+    settings = {"max_epochs": 3, "uniform_negatives": 3, "batch_negatives": 4}  # draws
+    monkeypatch.setattr(two_tower_batches, "WORKER_PAIRS", 0)
+    with_worker = create_model("two_tower", {**FAST, **settings}).fit(tiny_train())
+    monkeypatch.setattr(two_tower_batches, "WORKER_PAIRS", 10**9)
+    without = create_model("two_tower", {**FAST, **settings}).fit(tiny_train())
+    users = np.arange(20)
+    np.testing.assert_array_equal(with_worker.score(users), without.score(users))
+
+
+def test_hard_negatives_come_from_the_unseen_top_list(fitted) -> None:
+    import torch
+
+    from kuairec.models.two_tower import build_task, net_arrays, positive_log_share
+
+    train = tiny_train()
+    inter = train.interactions
+    c = dataclasses.replace(fitted.config, hard_negatives=3, hard_pool=2)
+    hist = fitted._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
+    task = build_task(fitted.net_shape(train.n_items), net_arrays(train),
+                      positive_log_share(inter, 1.0), c, hist)  # fmt: skip
+    task.net.load_state_dict(fitted.net_.state_dict())
+    table = task.top_unseen(2).numpy()
+    scores = fitted.score(np.arange(train.n_users))
+    for u in range(train.n_users):
+        seen = set(inter.indices[inter.indptr[u] : inter.indptr[u + 1]].tolist()) | {12}
+        unseen = [i for i in np.argsort(-scores[u], kind="stable") if i not in seen]
+        assert set(table[u].tolist()) == set(unseen[:2]), u  # item 12 is cold
+    task.hard_table = torch.as_tensor(table)
+    logits = task.hard_logits(torch.randn(5, 8), torch.tensor([0, 0, 3, 10, 19]))
+    assert logits.shape == (5, 3)

@@ -58,6 +58,8 @@ class TwoTowerConfig:
     logq: bool = param(True, doc="softmax: subtract log of the sampling probability")
     uniform_negatives: int = param(0, ge=0, doc="softmax: extra uniform negatives per batch")
     batch_negatives: int = param(1024, ge=1, doc="softmax: in-batch positives' videos shared")
+    hard_negatives: int = param(0, ge=0, doc="softmax: per query, from its user's top list")
+    hard_pool: int = param(100, ge=1, doc="hard negatives: top unseen videos, each epoch")
     bce_negatives: int = param(4, ge=1, doc="bce: uniform negatives per positive")
     threshold: float = param(1.0, ge=0, doc="positives: pairs with watch_ratio >= this")
     history_weighting: Literal["binary", "linear", "log"] = param(
@@ -67,8 +69,16 @@ class TwoTowerConfig:
     rating_head: bool = param(True, doc="train a watch_ratio head (predict)")
     rating_weight: float = param(0.5, ge=0, doc="weight of the watch_ratio loss")
     rating_loss: Literal["huber", "mse"] = param("huber", doc="loss of the watch_ratio head")
+    rating_target: Literal["clipped", "log1p"] = param(
+        "clipped", doc="the head learns min(wr, c) or log1p(min(wr, c)); predict inverts it"
+    )
+    rating_quantile: float = param(
+        1.0, gt=0, le=1, doc="c = min(clip, this quantile of the training watch_ratio)"
+    )
     clip: float = param(5.0, gt=0, doc="watch_ratio is clipped here (head target, weights)")
-    batch_size: int = param(4096, ge=2, doc="training pairs per batch")
+    batch_size: int = param(
+        0, ge=0, doc="training pairs per batch (0: a 64th of the pairs, within 512..4096)"
+    )
     pairs_per_user: int = param(32, ge=1, doc="a batch takes a user's pairs in chunks of this")
     mask_user_positives: bool = param(
         True, doc="softmax: a user's other positives aren't negatives"
@@ -127,6 +137,8 @@ class TwoTowerRecommender(Recommender):
 
         c = self.config
         inter = train.interactions
+        self.rating_clip_ = rating_clip(inter.watch_ratio_mean, c.clip, c.rating_quantile)
+        self.batch_size_ = batch_size(inter.nnz, c.batch_size)
         arrays = net_arrays(train)
         history = self._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
         warm = arrays["warm"] > 0
@@ -174,8 +186,9 @@ class TwoTowerRecommender(Recommender):
         c = self.config
         return BatchRules(
             threshold=c.threshold, clip=c.clip, history_weighting=c.history_weighting,
+            rating_clip=self.rating_clip_, rating_log1p=c.rating_target == "log1p",
             uniform_negatives=c.uniform_negatives, bce_negatives=c.bce_negatives,
-            loss=c.loss, seed=c.seed, batch_size=c.batch_size, pairs_per_user=c.pairs_per_user,
+            loss=c.loss, seed=c.seed, batch_size=self.batch_size_, pairs_per_user=c.pairs_per_user,
             mask_user_positives=c.mask_user_positives, batch_negatives=c.batch_negatives,
         )  # fmt: skip
 
@@ -217,8 +230,15 @@ class TwoTowerRecommender(Recommender):
             uv = user_vectors(self.net_, self.history_arrays_.rows(uniq), self.net_.user_x[uniq])
             with torch.no_grad():
                 pred = self.net_.rating(uv[inv], all_item_vectors(self.net_, i))
-            out[start : start + u.size] = pred.clamp(0, self.config.clip).numpy()
+            out[start : start + u.size] = self._from_target(pred).numpy()
         return out
+
+    def _from_target(self, pred: Any) -> Any:
+        """The head's output back on the watch_ratio scale, within [0, rating clip]."""
+        c = float(self.rating_clip_)
+        if self.config.rating_target == "log1p":
+            return pred.clamp(0, float(np.log1p(c))).expm1()
+        return pred.clamp(0, c)
 
     # ------------------------------------------------------------------ state
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -226,7 +246,8 @@ class TwoTowerRecommender(Recommender):
 
         h = self.history_arrays_
         history = dict(zip(_HISTORY_KEYS, (h.indptr, h.items, h.ratios), strict=True))
-        return {**state_arrays(self.net_), **history}
+        clip = np.array([self.rating_clip_], np.float64)
+        return {**state_arrays(self.net_), **history, "rating_clip": clip}
 
     def _set_state(self, state: Mapping[str, np.ndarray]) -> None:
         from kuairec.models.torch_train import load_state_arrays
@@ -237,6 +258,25 @@ class TwoTowerRecommender(Recommender):
         net = TwoTowerNet(self.net_shape(arrays["warm"].size), **arrays)
         self.net_ = load_state_arrays(net, state)
         self.history_arrays_ = self._history(*(state[k] for k in _HISTORY_KEYS))
+        clip = state["rating_clip"] if "rating_clip" in state else [self.config.clip]
+        self.rating_clip_ = float(np.asarray(clip).ravel()[0])
+
+
+def batch_size(n_pairs: int, setting: int) -> int:
+    """The batch size: ``setting``, or (0) a 64th of the training pairs within 512..4096,
+    so that a small log still gets 64 optimiser steps an epoch and a large one 4,096-pair
+    batches (whose in-batch softmax has ~1,000 negatives)."""
+    if setting:
+        return int(setting)
+    return int(min(4096, max(512, n_pairs // 64)))
+
+
+def rating_clip(watch_ratio: np.ndarray, clip: float, quantile: float) -> float:
+    """Where the head's target is clipped: ``clip``, or the ``quantile`` of the training
+    watch ratios when lower (1.0: ``clip``)."""
+    if quantile >= 1.0 or watch_ratio.size == 0:
+        return float(clip)
+    return float(min(clip, np.quantile(watch_ratio, quantile)))
 
 
 def positive_log_share(inter: Any, threshold: float) -> np.ndarray:
@@ -272,6 +312,7 @@ def build_task(
     settings = TaskSettings(
         loss=c.loss, logq=c.logq, rating_weight=c.rating_weight, rating_loss=c.rating_loss,
         learning_rate=c.learning_rate, weight_decay=c.weight_decay, cold_ridge=c.cold_ridge,
+        hard_negatives=c.hard_negatives, hard_pool=c.hard_pool,
     )  # fmt: skip
     return TwoTowerTask(TwoTowerNet(shape, **arrays), log_q, settings, history)
 

@@ -14,7 +14,7 @@ an epoch's work. The same grouping is how YouTube's candidate generator limits h
 ``pairs_per_user=1`` draws uniformly shuffled pairs.
 
 **What a batch holds** (:meth:`PairBatches.__getitem__`, numpy, then tensors): the pairs
-(``item``, clipped ``rating``, ``positive``, the pair's history ``weight``, its user's
+(``item``, the head's target ``rating``, ``positive``, the pair's history ``weight``, its user's
 total weight ``mass``, ``user_row``: the row of its user among the batch's distinct
 ``users``), the batch's distinct videos (``items_u``) with each pair's and each
 negative's slot among them (``item_slot``, ``neg_slot``: the towers run once per distinct
@@ -39,6 +39,8 @@ import torch
 # dense product against 15 ms for embedding_bag; at 1% the bags took 3 ms against 7 ms
 # (benchmarks/bench_two_tower.py's machine, one thread). Both give the same sums.
 DENSE_DENSITY = 0.03
+# From this many training pairs a worker process builds the batches (batch_loader).
+WORKER_PAIRS = 100_000
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class BatchRules:
     pairs_per_user: int = 32
     mask_user_positives: bool = True  # softmax: a user's other positives are no negatives
     batch_negatives: int = 1024  # softmax: this many positives' videos (at most) are shared
+    rating_clip: float = 5.0  # the head's target: watch_ratio clipped here
+    rating_log1p: bool = False  # ... then log1p
 
 
 def epoch_order(indptr: np.ndarray, chunk: int, rng: np.random.Generator) -> np.ndarray:
@@ -144,7 +148,7 @@ class PairBatches(torch.utils.data.Dataset):
             "neg_slot": slots[pos.size :].reshape(negatives.shape),
             "weight": self.weights[pos],
             "mass": self.mass[users][user_row.ravel()],
-            "rating": np.minimum(self.ratios[pos], r.clip),
+            "rating": self.rating_target(self.ratios[pos]),
             "positive": self.ratios[pos] >= r.threshold,
             "negatives": negatives,
             **self.histories(users),
@@ -161,6 +165,11 @@ class PairBatches(torch.utils.data.Dataset):
                 r.mask_user_positives,
             )  # fmt: skip
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+
+    def rating_target(self, ratios: np.ndarray) -> np.ndarray:
+        """The watch_ratio head's target: clipped at ``rating_clip``, log1p'd or not."""
+        clipped = np.minimum(ratios, np.float32(self.rules.rating_clip))
+        return np.log1p(clipped) if self.rules.rating_log1p else clipped
 
     def histories(self, users: np.ndarray) -> dict[str, np.ndarray]:
         """The weighted training rows of ``users``: a dense matrix, or embedding bags."""
@@ -235,7 +244,21 @@ def rows_entries(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def batch_loader(dataset: PairBatches) -> Any:
-    """A DataLoader of one epoch's batches (one ``dataset[positions]`` per batch)."""
+    """A DataLoader of one epoch's batches (one ``dataset[positions]`` per batch).
+
+    With :data:`WORKER_PAIRS` pairs or more and two or more CPU cores, one persistent
+    worker process builds the batches while the main process trains (the batches and
+    their order are the same as without it: the sampler runs in the main process, the
+    dataset's seeded generator advances in the one worker in batch order)."""
+    import os
+
     from torch.utils.data import DataLoader
 
-    return DataLoader(dataset, sampler=EpochBatches(dataset.indptr, dataset.rules), batch_size=None)
+    worker = len(dataset) >= WORKER_PAIRS and (os.cpu_count() or 1) >= 2
+    return DataLoader(
+        dataset,
+        sampler=EpochBatches(dataset.indptr, dataset.rules),
+        batch_size=None,
+        num_workers=1 if worker else 0,
+        persistent_workers=worker,
+    )

@@ -42,6 +42,8 @@ class TaskSettings:
     learning_rate: float
     weight_decay: float
     cold_ridge: float
+    hard_negatives: int = 0  # softmax: per query, drawn from its user's current top list
+    hard_pool: int = 100  # ... of this many unseen videos, refreshed every epoch
 
 
 class TwoTowerTask(L.LightningModule):
@@ -72,6 +74,7 @@ class TwoTowerTask(L.LightningModule):
             x_sums = history.sums(net.item_x.cpu().numpy())
         self.register_buffer("history_x_sums", torch.as_tensor(x_sums), persistent=False)
         self._cold_step = -1  # the global step the cold tower was last solved at
+        self.hard_table: torch.Tensor | None = None  # (n_users, hard_pool) video indices
 
     def user_sums(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The batch's distinct users' whole-history sums through the user tower's first
@@ -151,7 +154,44 @@ class TwoTowerTask(L.LightningModule):
         a, b = net.score_parts(qu, shared)
         own_a, own_b = net.score_parts(qu, v[positive])
         own = (own_a * own_b).sum(dim=1) - self.expected_log_q(pos_items, n_shared, neg.numel())
-        return shared_softmax_loss(own, torch.addmm(bias, a, b.T))
+        logits = torch.addmm(bias, a, b.T)
+        if self.hard_table is not None:
+            users = batch["users"].index_select(0, batch["user_row"][positive])
+            logits = torch.cat([logits, self.hard_logits(qu, users)], dim=1)
+        return shared_softmax_loss(own, logits)
+
+    def hard_logits(self, qu: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """(P, hard_negatives) scores of each query against videos drawn uniformly (with
+        replacement, torch's seeded generator) from its user's top list of unseen videos
+        (:meth:`refresh_hard_table`); no logQ correction (not drawn from the marginal)."""
+        table = self.hard_table
+        pick = torch.randint(0, table.shape[1], (users.numel(), self.settings.hard_negatives),
+                             device=users.device)  # fmt: skip
+        items = table[users[:, None], pick]
+        uniq, inv = torch.unique(items, return_inverse=True)
+        v = self.net.item_tower.finish(self.item_parts(uniq)[0])
+        return self.net.similarity_rows(qu, v[inv])
+
+    def on_train_epoch_start(self) -> None:
+        if self.settings.hard_negatives and self.current_epoch > 0 and self.history is not None:
+            self.hard_table = self.top_unseen(self.settings.hard_pool)
+
+    @torch.no_grad()
+    def top_unseen(self, k: int, block: int = 1024) -> torch.Tensor:
+        """Every user's ``k`` best-scored warm videos outside the user's training history
+        (the current weights; videos in user order), as a (n_users, k) int64 tensor."""
+        net, history = self.net, self.history
+        n_users = net.user_x.shape[0]
+        cold = (net.warm <= 0).cpu().numpy()
+        out = []
+        for start in range(0, n_users, block):
+            users = np.arange(start, min(start + block, n_users))
+            rows = history.rows(users)
+            scores = score_users(net, rows, net.user_x[torch.as_tensor(users)])
+            scores[:, cold] = -np.inf
+            scores[np.repeat(np.arange(users.size), np.diff(rows.indptr)), rows.items] = -np.inf
+            out.append(torch.topk(torch.from_numpy(scores), min(k, scores.shape[1]), dim=1)[1])
+        return torch.cat(out).to(net.warm.device)
 
     def expected_log_q(self, items: torch.Tensor, n_batch: int, n_uniform: int) -> torch.Tensor:
         """log of each candidate's expected count among the candidates: ``n_batch * q_i +
