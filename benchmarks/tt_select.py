@@ -126,7 +126,9 @@ def top(model: Any, test: Any) -> np.ndarray:
 def with_history(model: Any, train: Any) -> Any:
     """The fitted two-tower model scoring from ``train``'s rows (no retraining)."""
     inter = train.interactions
-    model.history_arrays_ = model._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
+    model.history_arrays_ = model._history(
+        inter.indptr, inter.indices, inter.watch_ratio_mean, inter.first_timestamp
+    )
     return model
 
 
@@ -180,7 +182,7 @@ def ablate(train: Any, groups: list[str]) -> Any:
     return train
 
 
-def measure(d: dict[str, Any], params: dict[str, Any], refs: dict, cold: bool) -> dict:
+def measure(d: dict[str, Any], params: dict[str, Any], refs: dict, cold: bool, refit: bool) -> dict:
     """Fit one candidate on one data set and measure it (see the module docstring)."""
     from kuairec.models import create_model
 
@@ -207,6 +209,15 @@ def measure(d: dict[str, Any], params: dict[str, Any], refs: dict, cold: bool) -
         r = ndcg(top(model, d["test"]), d["test"], d["train"], 1000)
         per_user = r.pop("per_user")
         out[key] = {**r, **{f"vs_{n}": paired(per_user, refs[n]["per_user"]) for n in REFS}}
+    if refit:  # the whole training log, the epochs early stopping chose, no validation
+        epochs = (model.best_epoch_ or 0) + 1
+        again = create_model("two_tower", {**params, "max_epochs": epochs}).fit(d["train"])
+        r = ndcg(top(again, d["test"]), d["test"], d["train"], 1000)
+        per_user = r.pop("per_user")
+        out["test-refit"] = {
+            **r,
+            **{f"vs_{n}": paired(per_user, refs[n]["per_user"]) for n in REFS},
+        }
     if cold and d["ds"] is not None:
         out["cold"] = cold_ndcg(d["ds"], params, groups)
     return out
@@ -269,7 +280,7 @@ def run(args: argparse.Namespace, candidates: dict[str, dict[str, Any]]) -> None
                 row = {k: v for k, v in refs[name].items() if k != "per_user"}
                 write(args.out, {"data": data, "candidate": name, "seed": args.seed, **row})
         for cand in todo:
-            res = measure(d, candidates[cand], refs, args.cold)
+            res = measure(d, candidates[cand], refs, args.cold, args.refit)
             write(args.out, {"data": data, "candidate": cand, "seed": args.seed,
                              "params": candidates[cand], **res})  # fmt: skip
             print(data, cand, args.seed, json.dumps(res)[:400], flush=True)
@@ -277,22 +288,28 @@ def run(args: argparse.Namespace, candidates: dict[str, dict[str, Any]]) -> None
 
 def table(path: Path) -> None:
     rows = [json.loads(line) for line in path.open()]
-    print("| data | candidate | seed | select | confirm | test | test+hist | vs als (test) "
-          "| epochs (best) | fit s | R2 raw / log1p | cold |")  # fmt: skip
-    print("|" + "---|" * 12)
+    print("| data | candidate | seed | select | confirm | test | test+hist | test refit "
+          "| vs als (test / refit) | epochs (best) | fit s | R2 raw / log1p | cold |")  # fmt: skip
+    print("|" + "---|" * 14)
     for r in rows:
         if r["candidate"] in REFS:
             print(f"| {r['data']} | {r['candidate']} | {r['seed']} | {r['select']:.4f} | "
-                  f"{r['confirm']:.4f} | {r['ndcg']:.4f} | | | | | | |")  # fmt: skip
+                  f"{r['confirm']:.4f} | {r['ndcg']:.4f} | | | | | | | | |")  # fmt: skip
             continue
         t, th = r["test"], r["test+hist"]
         vs = t["vs_als"]
+        rf = r.get("test-refit")
+        refit = f"{rf['ndcg']:.4f}" if rf else ""
+        vs_txt = f"{vs[0]:+.3f} [{vs[1]:+.3f}, {vs[2]:+.3f}]"
+        if rf:
+            v2 = rf["vs_als"]
+            vs_txt += f" / {v2[0]:+.3f} [{v2[1]:+.3f}, {v2[2]:+.3f}]"
         rating = r.get("rating")
         r2 = f"{rating['raw']['r2']:.3f} / {rating['log1p']['r2']:.3f}" if rating else ""
         cold = f"{r['cold']:.3f}" if "cold" in r else ""
         print(f"| {r['data']} | {r['candidate']} | {r['seed']} | {r['select']:.4f} | "
-              f"{r['confirm']:.4f} | {t['ndcg']:.4f} | {th['ndcg']:.4f} | "
-              f"{vs[0]:+.3f} [{vs[1]:+.3f}, {vs[2]:+.3f}] | {r['epochs']} ({r['best_epoch']}) "
+              f"{r['confirm']:.4f} | {t['ndcg']:.4f} | {th['ndcg']:.4f} | {refit} | "
+              f"{vs_txt} | {r['epochs']} ({r['best_epoch']}) "
               f"| {r['fit_seconds']} | {r2} | {cold} |")  # fmt: skip
 
 
@@ -311,6 +328,7 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="key=value settings (JSON values)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cold", action="store_true", help="also the cold-video protocol")
+    ap.add_argument("--refit", action="store_true", help="also refit on the whole log")
     ap.add_argument("--out", type=Path, default=Path("tt_select.jsonl"))
     ap.add_argument("--table", action="store_true")
     args = ap.parse_args()

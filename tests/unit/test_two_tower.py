@@ -290,3 +290,66 @@ def test_hard_negatives_come_from_the_unseen_top_list(fitted) -> None:
     task.hard_table = torch.as_tensor(table)
     logits = task.hard_logits(torch.randn(5, 8), torch.tensor([0, 0, 3, 10, 19]))
     assert logits.shape == (5, 3)
+
+
+def test_last_items_by_hand() -> None:
+    from kuairec.models.two_tower_net import last_items
+
+    indptr = np.array([0, 4, 4, 6])
+    items = np.array([10, 11, 12, 13, 20, 21])
+    times = np.array([5.0, 1.0, np.nan, 3.0, 2.0, 2.0])  # no time: oldest; a tie: position
+    got = last_items(indptr, items, 3, times)
+    assert got.tolist() == [[11, 13, 10], [-1, -1, -1], [20, 21, -1]]
+    assert last_items(indptr, items, 2).tolist() == [[12, 13], [-1, -1], [20, 21]]
+
+
+def test_attention_leaves_the_own_video_out_exactly() -> None:
+    """A pair's attention pooling equals the softmax over its user's last videos without
+    the pair's own video, computed directly."""
+    import torch
+
+    from kuairec.models.two_tower_batches import PairBatches
+    from kuairec.models.two_tower_net import NetShape, TwoTowerNet, last_items
+    from kuairec.models.two_tower_task import TaskSettings, TwoTowerTask
+
+    indptr, items = np.array([0, 4, 5, 8]), np.array([0, 2, 3, 5, 1, 0, 4, 5])
+    ratios = np.ones(8, np.float32)
+    recent = last_items(indptr, items, 3)  # user 0: 2, 3, 5 (video 0 is older)
+    rules = create_model("two_tower", {**FAST, "batch_size": 8})
+    rules.rating_clip_, rules.batch_size_ = 5.0, 8
+    data = PairBatches(indptr, items, ratios, 6, np.arange(6), rules._rules(), recent)
+    torch.manual_seed(0)
+    net = TwoTowerNet(NetShape(6, 4, 0, "dot", 0.1, True, False, recent=3), np.zeros((3, 0)),
+                      np.zeros((1, 0)), np.zeros((6, 0)), np.zeros((6, 0)), np.ones(6))  # fmt: skip
+    with torch.no_grad():
+        net.attention_query.copy_(torch.tensor([1.0, -2.0, 0.5, 3.0]))
+    task = TwoTowerTask(net, np.zeros(6), TaskSettings("softmax", True, 0, "huber", 1e-3, 0, 0.1))
+    batch = data[np.arange(8)]
+    with torch.no_grad():
+        got = task.recent_without_own(batch).numpy()
+        e = net.history_id.weight.numpy()
+    q = net.attention_query.detach().numpy()
+    users = np.repeat(np.arange(3), np.diff(indptr))
+    for p in range(8):
+        others = [i for i in recent[users[p]] if i >= 0 and i != items[p]]
+        if not others:
+            np.testing.assert_allclose(got[p], 0.0)  # user 1's only video
+            continue
+        w = np.exp(np.array([e[i] @ q / 2.0 for i in others]))
+        want = sum(wi * e[i] for wi, i in zip(w / w.sum(), others, strict=True))
+        np.testing.assert_allclose(got[p], want, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_round_trips_through_save_and_load(tmp_path) -> None:
+    settings = {**FAST, "history_encoder": "attention", "history_length": 3, "max_epochs": 3}
+    train = tiny_train()
+    inter = train.interactions  # times against the stored order: the last videos differ
+    times = -np.arange(inter.nnz, dtype=np.float64)
+    train = dataclasses.replace(train, interactions=dataclasses.replace(inter,
+                                first_timestamp=times))  # fmt: skip
+    model = create_model("two_tower", settings).fit(train)
+    model.save(tmp_path / "m")
+    again = type(model).load(tmp_path / "m")
+    users = np.arange(20)
+    np.testing.assert_array_equal(again.score(users), model.score(users))
+    assert again.history_arrays_.recent.shape == (21, 3)

@@ -62,6 +62,10 @@ class TwoTowerConfig:
     hard_pool: int = param(100, ge=1, doc="hard negatives: top unseen videos, each epoch")
     bce_negatives: int = param(4, ge=1, doc="bce: uniform negatives per positive")
     threshold: float = param(1.0, ge=0, doc="positives: pairs with watch_ratio >= this")
+    history_encoder: Literal["mean", "attention"] = param(
+        "mean", doc="user tower: the history's mean, or also attention over its last videos"
+    )
+    history_length: int = param(50, ge=1, doc="attention: each user's last this many videos")
     history_weighting: Literal["binary", "linear", "log"] = param(
         "binary", doc="weight of a history video in the mean (of its clipped watch_ratio)"
     )
@@ -140,13 +144,15 @@ class TwoTowerRecommender(Recommender):
         self.rating_clip_ = rating_clip(inter.watch_ratio_mean, c.clip, c.rating_quantile)
         self.batch_size_ = batch_size(inter.nnz, c.batch_size)
         arrays = net_arrays(train)
-        history = self._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
+        history = self._history(
+            inter.indptr, inter.indices, inter.watch_ratio_mean, inter.first_timestamp
+        )
         warm = arrays["warm"] > 0
         log_q = positive_log_share(inter, c.threshold)
         dataset = bt.PairBatches(
             inter.indptr, inter.indices, inter.watch_ratio_mean, train.n_items,
             np.flatnonzero(warm),
-            self._rules(),
+            self._rules(), history.recent,
         )  # fmt: skip
         shape = self.net_shape(train.n_items)
         validate = None
@@ -171,13 +177,17 @@ class TwoTowerRecommender(Recommender):
         self.history_ = trained.history
         self.best_epoch_ = trained.best_epoch
 
-    def _history(self, indptr, items, ratios) -> Any:
-        from kuairec.models.two_tower_net import History
+    def _history(self, indptr, items, ratios, order=None, recent=None) -> Any:
+        """A :class:`History`; with the attention encoder also each row's last videos
+        (``recent``, or by ``order``: per-entry times; None: the stored order)."""
+        from kuairec.models.two_tower_net import History, last_items
 
         c = self.config
+        if c.history_encoder == "attention" and recent is None:
+            recent = last_items(indptr, items, c.history_length, order)
         return History(
             np.asarray(indptr, np.int64), np.asarray(items, np.int64),
-            np.asarray(ratios, np.float32), c.history_weighting, c.clip,
+            np.asarray(ratios, np.float32), c.history_weighting, c.clip, recent,
         )  # fmt: skip
 
     def _rules(self) -> Any:
@@ -200,6 +210,7 @@ class TwoTowerRecommender(Recommender):
             n_items=n_items, dim=c.dim, hidden=c.hidden, similarity=c.similarity,
             temperature=c.temperature, learn_temperature=c.learn_temperature,
             rating_head=c.rating_head,
+            recent=c.history_length if c.history_encoder == "attention" else 0,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ scoring
@@ -247,6 +258,8 @@ class TwoTowerRecommender(Recommender):
         h = self.history_arrays_
         history = dict(zip(_HISTORY_KEYS, (h.indptr, h.items, h.ratios), strict=True))
         clip = np.array([self.rating_clip_], np.float64)
+        if h.recent is not None:
+            history["hist_recent"] = h.recent
         return {**state_arrays(self.net_), **history, "rating_clip": clip}
 
     def _set_state(self, state: Mapping[str, np.ndarray]) -> None:
@@ -257,7 +270,8 @@ class TwoTowerRecommender(Recommender):
         arrays = {k: np.asarray(state[f"w:{k}"]) for k in names}
         net = TwoTowerNet(self.net_shape(arrays["warm"].size), **arrays)
         self.net_ = load_state_arrays(net, state)
-        self.history_arrays_ = self._history(*(state[k] for k in _HISTORY_KEYS))
+        recent = state["hist_recent"] if "hist_recent" in state else None
+        self.history_arrays_ = self._history(*(state[k] for k in _HISTORY_KEYS), recent=recent)
         clip = state["rating_clip"] if "rating_clip" in state else [self.config.clip]
         self.rating_clip_ = float(np.asarray(clip).ravel()[0])
 

@@ -18,7 +18,9 @@ an epoch's work. The same grouping is how YouTube's candidate generator limits h
 total weight ``mass``, ``user_row``: the row of its user among the batch's distinct
 ``users``), the batch's distinct videos (``items_u``) with each pair's and each
 negative's slot among them (``item_slot``, ``neg_slot``: the towers run once per distinct
-video), the sampled ``negatives`` and the distinct users' weighted histories: a dense
+video), the sampled ``negatives`` and with the attention encoder each distinct user's last videos (``recent``) and the place of
+each pair's own video among them (``recent_pos``, -1: not there), the distinct users'
+weighted histories: a dense
 (users, n_items) matrix ``history`` when the data are dense enough for a matrix product to
 win (a measured crossover, :data:`DENSE_DENSITY`), else bags for ``embedding_bag``
 (``hist_items``, ``hist_weights``, ``hist_offsets``). Randomness (the order, the
@@ -112,7 +114,9 @@ class PairBatches(torch.utils.data.Dataset):
     """Training pairs (the stored entries of a CSR history), served a batch at a time:
     ``dataset[positions]`` gives a dict of tensors for those entries (module docstring)."""
 
-    def __init__(self, indptr, items, ratios, n_items, warm_items, rules: BatchRules) -> None:
+    def __init__(
+        self, indptr, items, ratios, n_items, warm_items, rules: BatchRules, recent=None
+    ) -> None:
         from kuairec.models.matrices import weight_values
 
         self.indptr = np.asarray(indptr, np.int64)
@@ -126,6 +130,7 @@ class PairBatches(torch.utils.data.Dataset):
         self.warm_items = np.asarray(warm_items, np.int64)
         self.rules = rules
         self.dense = self.items.size > DENSE_DENSITY * max(n_users * self.n_items, 1)
+        self.recent = None if recent is None else np.asarray(recent, np.int64)
         self.rng = np.random.default_rng(rules.seed)
 
     def __len__(self) -> int:
@@ -153,6 +158,11 @@ class PairBatches(torch.utils.data.Dataset):
             "negatives": negatives,
             **self.histories(users),
         }
+        if self.recent is not None:  # each user's last videos; where the pair's own is
+            rows = self.recent[users]
+            out["recent"] = rows
+            hit = rows[out["user_row"]] == items[:, None]
+            out["recent_pos"] = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
         if r.loss == "softmax":
             positive = out["positive"]
             n_pos = int(positive.sum())

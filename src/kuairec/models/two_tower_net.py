@@ -12,7 +12,8 @@ Everything the trainer receives is a module-level class or function (picklable f
   ``state_dict()`` is the whole fitted state but the training history.
 - the losses: :func:`logq_softmax_loss` (in-batch sampled softmax with the logQ
   correction), :func:`sampled_bce_loss`, :func:`rating_loss`; :func:`leave_one_out`.
-- scoring: :class:`History`, :func:`user_vectors`, :func:`score_users`.
+- scoring: :class:`History`, :func:`user_vectors`, :func:`score_users`;
+  :func:`last_items` (each user's last videos, for the attention encoder).
 
 The batches are :mod:`kuairec.models.two_tower_batches`, the LightningModule
 :mod:`kuairec.models.two_tower_task`.
@@ -42,6 +43,7 @@ class NetShape:
     temperature: float
     learn_temperature: bool
     rating_head: bool
+    recent: int = 0  # attention over each user's last `recent` videos (0: off)
 
 
 class Tower(nn.Module):
@@ -98,7 +100,11 @@ class TwoTowerNet(nn.Module):
             nn.init.normal_(emb.weight, std=0.05)
         n_ix, n_ux = self.item_x.shape[1], self.user_x.shape[1]
         self.item_tower = Tower({"id": d, "x": n_ix}, shape.hidden, d)
-        self.user_tower = Tower({"history": d, "history_x": n_ix, "x": n_ux}, shape.hidden, d)
+        parts = {"history": d, "history_x": n_ix, "x": n_ux, "recent": d if shape.recent else 0}
+        self.user_tower = Tower(parts, shape.hidden, d)
+        self.attention_query = None
+        if shape.recent:  # zero: the attention starts as the mean of the last videos
+            self.attention_query = nn.Parameter(torch.zeros(d))
         self.cold_tower = Tower({"x": n_ix}, 0, d).requires_grad_(False)  # solved: solve_cold
         self.log_temperature = nn.Parameter(
             torch.tensor(math.log(shape.temperature)), requires_grad=shape.learn_temperature
@@ -141,6 +147,20 @@ class TwoTowerNet(nn.Module):
         total = F.embedding_bag(items, table, offsets, mode="sum", per_sample_weights=w)
         mass = F.embedding_bag(items, ones, offsets, mode="sum", per_sample_weights=w)
         return total, mass.squeeze(1)
+
+    def recent_pool(self, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Attention over each row's last videos ``items`` (rows, N; -1 pads, videos
+        without training pairs ignored): ``alpha = softmax(e_j . q / sqrt(d))`` with ``e_j``
+        the videos' history embeddings and ``q`` the learned query; returns ``(alpha,
+        sum_j alpha_j e_j, e)`` (a row without videos: zero weights and zero vector)."""
+        valid = items >= 0
+        safe = items.clamp_min(0)
+        valid = valid & (self.warm[safe] > 0)
+        e = self.history_id.weight[safe]  # (rows, N, d)
+        logits = (e @ self.attention_query) / math.sqrt(e.shape[-1])
+        alpha = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
+        alpha = torch.nan_to_num(alpha, nan=0.0)  # rows without a valid video
+        return alpha, (alpha[..., None] * e).sum(dim=1), e
 
     def user_vectors(self, pooled: torch.Tensor, user_x: torch.Tensor) -> torch.Tensor:
         """User tower output from the pooled history part and the user features."""
@@ -258,6 +278,7 @@ class History:
     ratios: np.ndarray
     weighting: str
     clip: float
+    recent: np.ndarray | None = None  # (rows, N) each row's last videos, -1 pads
 
     def sums(self, table: np.ndarray) -> np.ndarray:
         """Per row, the weighted sum of its videos' ``table`` rows (n_rows, n_columns)."""
@@ -275,7 +296,9 @@ class History:
         from kuairec.models.two_tower_batches import rows_entries
 
         entry, indptr = rows_entries(self.indptr, users)
-        return History(indptr, self.items[entry], self.ratios[entry], self.weighting, self.clip)
+        recent = None if self.recent is None else self.recent[users]
+        return History(indptr, self.items[entry], self.ratios[entry], self.weighting, self.clip,
+                       recent)  # fmt: skip
 
 
 @torch.no_grad()
@@ -292,6 +315,9 @@ def user_vectors(net: TwoTowerNet, history: History, user_x: torch.Tensor) -> to
         torch.as_tensor(history.indptr[:-1], dtype=torch.int64, device=device),
     )
     pooled = total / mass.clamp_min(1e-12)[:, None]
+    if net.attention_query is not None:
+        recent = torch.as_tensor(history.recent, dtype=torch.int64, device=device)
+        pooled = pooled + net.user_tower.part("recent", net.recent_pool(recent)[1])
     return net.user_vectors(pooled, user_x.to(device))
 
 
@@ -306,3 +332,21 @@ def score_users(net: TwoTowerNet, history: History, user_x, items=None) -> np.nd
     """float32 (rows, items) ranking scores of the users behind ``history``."""
     u = user_vectors(net, history, user_x)
     return net.similarity(u, all_item_vectors(net, items)).float().cpu().numpy()
+
+
+def last_items(indptr: np.ndarray, items: np.ndarray, n: int, order=None) -> np.ndarray:
+    """(rows, n) int64: each CSR row's last ``n`` videos, oldest first, -1 padded at the
+    end. ``order``: a per-entry sort key (e.g. the first timestamp; ties by position);
+    None: the stored order (a posted history has no time: its last stored entries)."""
+    indptr = np.asarray(indptr, np.int64)
+    sizes = np.diff(indptr)
+    rows = np.repeat(np.arange(sizes.size), sizes)
+    key = np.arange(rows.size) if order is None else np.asarray(order, np.float64)
+    key = np.where(np.isfinite(key), key, -np.inf)
+    by_time = np.lexsort((np.arange(rows.size), key, rows))  # per row, oldest first
+    rank = np.arange(rows.size) - indptr[rows]  # place in the row, by time
+    keep = rank >= (sizes - n)[rows]
+    out = np.full((sizes.size, n), -1, np.int64)
+    slot = rank - np.maximum(sizes - n, 0)[rows]
+    out[rows[keep], slot[keep]] = np.asarray(items, np.int64)[by_time][keep]
+    return out

@@ -114,6 +114,18 @@ class TwoTowerTask(L.LightningModule):
         total = self.user_sums(batch).index_select(0, batch["user_row"])
         return leave_one_out(total, batch["mass"], own, batch["weight"])
 
+    def recent_without_own(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each pair's attention pooling of its user's last videos without the pair's own
+        video: the softmax renormalised without it, ``(sum - a_own e_own) / (1 - a_own)``
+        (exact), zero when it was the only one."""
+        alpha, pooled, e = self.net.recent_pool(batch["recent"])
+        rows, pos = batch["user_row"], batch["recent_pos"]
+        there = pos >= 0
+        at = pos.clamp_min(0)
+        a_own = alpha[rows, at] * there
+        ones = torch.ones_like(a_own)
+        return leave_one_out(pooled.index_select(0, rows), ones, e[rows, at], a_own)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         net, s, slot = self.net, self.settings, batch["item_slot"]
         item_pre, hist_rows = self.item_parts(batch["items_u"])  # per distinct video
@@ -122,6 +134,8 @@ class TwoTowerTask(L.LightningModule):
         t, rows = net.user_tower, batch["user_row"]
         features = t.part("x", net.user_x.index_select(0, batch["users"])).index_select(0, rows)
         pooled = self.pooled_without_own(batch, hist_rows.index_select(0, slot))
+        if net.attention_query is not None:
+            pooled = pooled + t.part("recent", self.recent_without_own(batch))
         u = t.finish(pooled + features)
         loss = self.retrieval_loss(u, v, v_u, batch)
         if net.head is not None and s.rating_weight > 0:
