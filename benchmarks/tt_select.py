@@ -44,6 +44,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEVDATA = Path("/work/devdata")
 REAL = ("ml-100k", "ml-latest-small", "lastfm-2k")
 REFS = ("als", "popularity_weighted")
+ABLATE = {  # feature groups a candidate can leave out: "_ablate": [names]
+    "user": ("user_x", ""),
+    "item": ("item_x", ""),
+    "tags": ("item_x", "tag"),
+    "captions": ("item_x", "caption_"),
+    "duration": ("item_x", "duration_"),
+    "daily": ("item_x", "daily_"),
+}
+
+
 _COS = {"similarity": "cosine", "temperature": 0.05, "max_epochs": 30, "patience": 3}
 CANDIDATES: dict[str, dict[str, Any]] = {
     "default": {},
@@ -53,6 +63,22 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "cos05-log1p": {**_COS, "rating_target": "log1p"},
     "cos05-q99": {**_COS, "rating_quantile": 0.99},
     "cos05-log1p-q99": {**_COS, "rating_target": "log1p", "rating_quantile": 0.99},
+}
+_HEAD = {**_COS, "rating_target": "log1p", "rating_quantile": 0.99}
+CANDIDATES |= {
+    "attn50": {**_HEAD, "history_encoder": "attention", "history_length": 50},
+    "t10": {**_HEAD, "temperature": 0.1},
+    "t03": {**_HEAD, "temperature": 0.03},
+    "dim64": {**_HEAD, "dim": 64},
+    "unif1024": {**_HEAD, "uniform_negatives": 1024},
+    "hard8": {**_HEAD, "hard_negatives": 8},
+    "ppu8": {**_HEAD, "pairs_per_user": 8},
+    "bn512": {**_HEAD, "batch_negatives": 512},
+    "wd01": {**_HEAD, "weight_decay": 0.1},
+    "uid": {**_HEAD, "user_embedding": True},
+    "thr0": {**_HEAD, "threshold": 0.0},
+    "lr1e-3": {**_HEAD, "learning_rate": 1e-3},
+    **{f"no-{g}": {**_HEAD, "_ablate": [g]} for g in ABLATE},
 }
 
 
@@ -153,16 +179,6 @@ def paired(a: np.ndarray, b: np.ndarray) -> list[float]:
 
     d = paired_bootstrap(a, b, n_bootstrap=1000, seed=0)
     return [d["diff"], *d["ci"]]
-
-
-ABLATE = {  # feature groups a candidate can leave out: "_ablate": [names]
-    "user": ("user_x", ""),
-    "item": ("item_x", ""),
-    "tags": ("item_x", "tag"),
-    "captions": ("item_x", "caption_"),
-    "duration": ("item_x", "duration_"),
-    "daily": ("item_x", "daily_"),
-}
 
 
 def ablate(train: Any, groups: list[str]) -> Any:

@@ -353,3 +353,19 @@ def test_attention_round_trips_through_save_and_load(tmp_path) -> None:
     users = np.arange(20)
     np.testing.assert_array_equal(again.score(users), model.score(users))
     assert again.history_arrays_.recent.shape == (21, 3)
+
+
+def test_a_user_embedding_scores_known_users_only() -> None:
+    """With user_embedding a known user's scores include the user's own vector; a posted
+    history (a new user) goes without it: its scores equal the known user's with the id
+    embedding zeroed."""
+    import torch
+
+    train = dataclasses.replace(tiny_train(), user_x=None)
+    model = create_model("two_tower", {**FAST, "user_embedding": True}).fit(train)
+    users = np.arange(20)
+    history = train.interactions.csr("watch_ratio_mean")[users]
+    assert not np.allclose(model.score(history=history), model.score(users))
+    with torch.no_grad():
+        model.net_.user_id.weight.zero_()
+    np.testing.assert_allclose(model.score(history=history), model.score(users), rtol=1e-5)

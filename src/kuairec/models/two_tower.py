@@ -66,6 +66,7 @@ class TwoTowerConfig:
         "mean", doc="user tower: the history's mean, or also attention over its last videos"
     )
     history_length: int = param(50, ge=1, doc="attention: each user's last this many videos")
+    user_embedding: bool = param(False, doc="user tower: also a user id embedding (known users)")
     history_weighting: Literal["binary", "linear", "log"] = param(
         "binary", doc="weight of a history video in the mean (of its clipped watch_ratio)"
     )
@@ -211,6 +212,7 @@ class TwoTowerRecommender(Recommender):
             temperature=c.temperature, learn_temperature=c.learn_temperature,
             rating_head=c.rating_head,
             recent=c.history_length if c.history_encoder == "attention" else 0,
+            user_id=c.user_embedding,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ scoring
@@ -218,7 +220,7 @@ class TwoTowerRecommender(Recommender):
         from kuairec.models.two_tower_net import score_users
 
         user_x = self.net_.user_x[users]
-        return score_users(self.net_, self.history_arrays_.rows(users), user_x, items)
+        return score_users(self.net_, self.history_arrays_.rows(users), user_x, items, users)
 
     def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         from kuairec.models.two_tower_net import score_users
@@ -238,7 +240,8 @@ class TwoTowerRecommender(Recommender):
         for start in range(0, users.size, 65536):
             u, i = users[start : start + 65536], items[start : start + 65536]
             uniq, inv = np.unique(u, return_inverse=True)
-            uv = user_vectors(self.net_, self.history_arrays_.rows(uniq), self.net_.user_x[uniq])
+            rows = self.history_arrays_.rows(uniq)
+            uv = user_vectors(self.net_, rows, self.net_.user_x[uniq], uniq)
             with torch.no_grad():
                 pred = self.net_.rating(uv[inv], all_item_vectors(self.net_, i))
             out[start : start + u.size] = self._from_target(pred).numpy()

@@ -14,13 +14,14 @@ an epoch's work. The same grouping is how YouTube's candidate generator limits h
 ``pairs_per_user=1`` draws uniformly shuffled pairs.
 
 **What a batch holds** (:meth:`PairBatches.__getitem__`, numpy, then tensors): the pairs
-(``item``, the head's target ``rating``, ``positive``, the pair's history ``weight``, its user's
-total weight ``mass``, ``user_row``: the row of its user among the batch's distinct
-``users``), the batch's distinct videos (``items_u``) with each pair's and each
+(``item``, the head's target ``rating``, ``positive``, the pair's history ``weight``, its
+user's total weight ``mass``, ``user_row``: the row of its user among the batch's
+distinct ``users``), the batch's distinct videos (``items_u``) with each pair's and each
 negative's slot among them (``item_slot``, ``neg_slot``: the towers run once per distinct
-video), the sampled ``negatives`` and with the attention encoder each distinct user's last videos (``recent``) and the place of
-each pair's own video among them (``recent_pos``, -1: not there), the distinct users'
-weighted histories: a dense
+video), the sampled ``negatives``, the softmax's shared positives (``shared``) and
+accidental hits (``hit_query``, ``hit_cand``), with the attention encoder each distinct
+user's last videos (``recent``) and the place of each pair's own video among them
+(``recent_pos``, -1: not there), and the distinct users' weighted histories: a dense
 (users, n_items) matrix ``history`` when the data are dense enough for a matrix product to
 win (a measured crossover, :data:`DENSE_DENSITY`), else bags for ``embedding_bag``
 (``hist_items``, ``hist_weights``, ``hist_offsets``). Randomness (the order, the

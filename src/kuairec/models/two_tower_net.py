@@ -44,6 +44,7 @@ class NetShape:
     learn_temperature: bool
     rating_head: bool
     recent: int = 0  # attention over each user's last `recent` videos (0: off)
+    user_id: bool = False  # a user id embedding in the user tower (known users)
 
 
 class Tower(nn.Module):
@@ -100,8 +101,13 @@ class TwoTowerNet(nn.Module):
             nn.init.normal_(emb.weight, std=0.05)
         n_ix, n_ux = self.item_x.shape[1], self.user_x.shape[1]
         self.item_tower = Tower({"id": d, "x": n_ix}, shape.hidden, d)
-        parts = {"history": d, "history_x": n_ix, "x": n_ux, "recent": d if shape.recent else 0}
+        parts = {"history": d, "history_x": n_ix, "x": n_ux, "recent": d if shape.recent else 0,
+                 "user_id": d if shape.user_id else 0}  # fmt: skip
         self.user_tower = Tower(parts, shape.hidden, d)
+        self.user_id = None
+        if shape.user_id:  # a known user's own vector; new users go without (zeros)
+            self.user_id = nn.Embedding(self.user_x.shape[0], d)
+            nn.init.normal_(self.user_id.weight, std=0.05)
         self.attention_query = None
         if shape.recent:  # zero: the attention starts as the mean of the last videos
             self.attention_query = nn.Parameter(torch.zeros(d))
@@ -302,8 +308,11 @@ class History:
 
 
 @torch.no_grad()
-def user_vectors(net: TwoTowerNet, history: History, user_x: torch.Tensor) -> torch.Tensor:
-    """User tower output of every row of ``history`` with features ``user_x`` (rows)."""
+def user_vectors(
+    net: TwoTowerNet, history: History, user_x: torch.Tensor, users: np.ndarray | None = None
+) -> torch.Tensor:
+    """User tower output of every row of ``history`` with features ``user_x`` (rows);
+    ``users``: the rows' known user indices (their id embeddings), None for new users."""
     from kuairec.models.matrices import weight_values
 
     device = net.warm.device
@@ -318,6 +327,9 @@ def user_vectors(net: TwoTowerNet, history: History, user_x: torch.Tensor) -> to
     if net.attention_query is not None:
         recent = torch.as_tensor(history.recent, dtype=torch.int64, device=device)
         pooled = pooled + net.user_tower.part("recent", net.recent_pool(recent)[1])
+    if net.user_id is not None and users is not None:
+        ids = net.user_id.weight[torch.as_tensor(users, dtype=torch.int64, device=device)]
+        pooled = pooled + net.user_tower.part("user_id", ids)
     return net.user_vectors(pooled, user_x.to(device))
 
 
@@ -328,9 +340,10 @@ def all_item_vectors(net: TwoTowerNet, items: np.ndarray | None = None) -> torch
 
 
 @torch.no_grad()
-def score_users(net: TwoTowerNet, history: History, user_x, items=None) -> np.ndarray:
-    """float32 (rows, items) ranking scores of the users behind ``history``."""
-    u = user_vectors(net, history, user_x)
+def score_users(net: TwoTowerNet, history: History, user_x, items=None, users=None) -> np.ndarray:
+    """float32 (rows, items) ranking scores of the users behind ``history`` (``users``:
+    their indices when known, see :func:`user_vectors`)."""
+    u = user_vectors(net, history, user_x, users)
     return net.similarity(u, all_item_vectors(net, items)).float().cpu().numpy()
 
 

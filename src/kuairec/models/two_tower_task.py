@@ -132,7 +132,12 @@ class TwoTowerTask(L.LightningModule):
         v_u = net.item_tower.finish(item_pre)
         v = v_u.index_select(0, slot)
         t, rows = net.user_tower, batch["user_row"]
-        features = t.part("x", net.user_x.index_select(0, batch["users"])).index_select(0, rows)
+        per_user = t.part("x", net.user_x.index_select(0, batch["users"]))
+        if net.user_id is not None:
+            per_user = per_user + t.part(
+                "user_id", net.user_id.weight.index_select(0, batch["users"])
+            )
+        features = per_user.index_select(0, rows)
         pooled = self.pooled_without_own(batch, hist_rows.index_select(0, slot))
         if net.attention_query is not None:
             pooled = pooled + t.part("recent", self.recent_without_own(batch))
@@ -201,7 +206,7 @@ class TwoTowerTask(L.LightningModule):
         for start in range(0, n_users, block):
             users = np.arange(start, min(start + block, n_users))
             rows = history.rows(users)
-            scores = score_users(net, rows, net.user_x[torch.as_tensor(users)])
+            scores = score_users(net, rows, net.user_x[torch.as_tensor(users)], users=users)
             scores[:, cold] = -np.inf
             scores[np.repeat(np.arange(users.size), np.diff(rows.indptr)), rows.items] = -np.inf
             out.append(torch.topk(torch.from_numpy(scores), min(k, scores.shape[1]), dim=1)[1])
@@ -240,4 +245,4 @@ def validation_scores(task: TwoTowerTask, users: np.ndarray) -> np.ndarray:
     task.solve_cold()
     net = task.net
     history: History = task.history
-    return score_users(net, history.rows(users), net.user_x[torch.as_tensor(users)])
+    return score_users(net, history.rows(users), net.user_x[torch.as_tensor(users)], users=users)
