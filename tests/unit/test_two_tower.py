@@ -29,21 +29,20 @@ def fitted():
     return create_model("two_tower", FAST).fit(tiny_train())
 
 
-def test_logq_softmax_loss_by_hand() -> None:
+def test_shared_softmax_loss_by_hand() -> None:
     import torch
 
-    from kuairec.models.two_tower_net import logq_softmax_loss
+    from kuairec.models.two_tower_net import shared_softmax_loss
 
-    scores = np.array([[2.0, 0.5, 1.0], [0.0, 1.5, -1.0]])
-    log_q = np.log([0.5, 0.25, 0.25])
-    same = np.array([[False, False, True], [False, False, False]])  # an accidental hit
-    got = logq_softmax_loss(
-        torch.tensor(scores), torch.tensor(log_q), torch.tensor([0, 1]), torch.tensor(same)
-    )
-    z0 = [2.0 - math.log(0.5), 0.5 - math.log(0.25)]  # column 2 masked
-    z1 = [0.0 - math.log(0.5), 1.5 - math.log(0.25), -1.0 - math.log(0.25)]
+    own = torch.tensor([2.0 - math.log(0.5), 1.5 - math.log(0.25)], dtype=torch.float64)
+    shared = torch.tensor(
+        [[0.5 - math.log(0.25), -math.inf], [0.0 - math.log(0.5), -1.0 - math.log(0.25)]],
+        dtype=torch.float64,
+    )  # query 0's second candidate is an accidental hit
+    got = shared_softmax_loss(own, shared)
+    z0, z1 = [float(own[0]), float(shared[0, 0])], [float(own[1]), *map(float, shared[1])]
     want = -(z0[0] - math.log(sum(map(math.exp, z0))))
-    want -= z1[1] - math.log(sum(map(math.exp, z1)))
+    want -= z1[0] - math.log(sum(map(math.exp, z1)))
     assert float(got) == pytest.approx(want / 2, rel=1e-12)
 
 
@@ -84,7 +83,7 @@ def test_own_video_is_left_out_of_the_pooled_history(fitted) -> None:
 
     from kuairec.models.matrices import weight_values
     from kuairec.models.two_tower import build_task, net_arrays, positive_log_share
-    from kuairec.models.two_tower_net import PairBatches
+    from kuairec.models.two_tower_batches import PairBatches
 
     train = tiny_train()
     inter = train.interactions
@@ -187,3 +186,186 @@ def test_cold_videos_get_the_cold_tower(fitted) -> None:
         cold = fitted.net_.cold_items().numpy()
     np.testing.assert_array_equal(items[12], cold[12])  # item 12 has no training pairs
     assert not np.allclose(items[:12], cold[:12])
+
+
+def test_the_cold_tower_is_the_ridge_solution() -> None:
+    """solve_cold minimises sum |x W + b - v|^2 / sum |v|^2 + ridge |W|^2 over the warm
+    videos: its gradient there is zero, and it matches numpy's normal equations."""
+    import torch
+
+    from kuairec.models.two_tower_net import NetShape, TwoTowerNet, solve_cold
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(9, 3)).astype(np.float32)
+    warm = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0], np.float32)
+    torch.manual_seed(0)
+    net = TwoTowerNet(NetShape(9, 2, 4, "dot", 0.1, True, False), np.zeros((1, 0)),
+                      np.zeros((1, 0)), x, x[::-1].copy(), warm)  # fmt: skip
+    solve_cold(net, 0.3)
+    with torch.no_grad():
+        v = net.warm_items()[:7].double()
+    w = net.cold_tower.first["x"].weight.detach().double().T.clone().requires_grad_(True)
+    b = net.cold_tower.bias.detach().double().clone().requires_grad_(True)
+    xc = torch.as_tensor(x[::-1].copy()[:7], dtype=torch.float64)
+    objective = ((xc @ w + b - v) ** 2).sum() / (v**2).sum() + 0.3 * (w**2).sum()
+    objective.backward()
+    assert float(w.grad.abs().max()) < 1e-5 and float(b.grad.abs().max()) < 1e-5
+    # numpy: augment with a column of ones, no penalty on it
+    a = np.hstack([xc.numpy(), np.ones((7, 1))])
+    pen = np.diag([0.3 * float((v**2).sum())] * 3 + [0.0])
+    sol = np.linalg.solve(a.T @ a + pen, a.T @ v.numpy())
+    np.testing.assert_allclose(w.detach().numpy(), sol[:3], rtol=1e-4, atol=1e-6)
+    with torch.no_grad():  # the cold videos get it; the warm ones keep the item tower
+        all_v = net.all_items().numpy()
+    np.testing.assert_allclose(all_v[7:], (xc.new_tensor(x[::-1].copy()[7:]) @ w + b).detach(),
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_batch_size_follows_the_log_size() -> None:
+    from kuairec.models.two_tower import batch_size
+
+    assert batch_size(64_000, 0) == 1000  # a 64th of the pairs
+    assert batch_size(10_000, 0) == 512 and batch_size(9_000_000, 0) == 4096  # the bounds
+    assert batch_size(9_000_000, 300) == 300  # a setting wins
+
+
+def test_rating_clip_and_the_log1p_target(tmp_path) -> None:
+    """The head learns log1p(min(wr, c)); predict gives expm1 of it within [0, c], with c
+    the 0.9 quantile of the training watch ratios (below clip)."""
+    from kuairec.models.two_tower import rating_clip
+
+    train = tiny_train()
+    wr = train.interactions.watch_ratio_mean
+    assert rating_clip(wr, 5.0, 1.0) == 5.0
+    assert rating_clip(wr, 5.0, 0.5) == pytest.approx(float(np.quantile(wr, 0.5)))
+    assert rating_clip(wr, 0.4, 0.9) == 0.4  # clip wins when lower
+    model = create_model("two_tower", {**FAST, "rating_target": "log1p", "rating_quantile": 0.9})
+    model.fit(train)
+    c = float(np.quantile(wr, 0.9))
+    assert model.rating_clip_ == pytest.approx(c)
+    users, items = train.interactions.row_users().astype(np.int64), train.interactions.indices
+    pred = model.predict(users, items.astype(np.int64))
+    assert pred.min() >= 0 and pred.max() <= c + 1e-5
+    # the fitted head follows the targets: group items (2.0 -> clipped c) above the rest
+    own = wr >= 2.0
+    assert pred[own].mean() > pred[~own].mean() + 0.3
+    model.save(tmp_path / "m")
+    again = type(model).load(tmp_path / "m")  # the clip travels with the saved state
+    np.testing.assert_allclose(
+        again.predict(users[:5], items[:5].astype(np.int64)), pred[:5], rtol=1e-5
+    )
+
+
+def test_a_batch_worker_gives_the_same_fit(monkeypatch) -> None:
+    """Batches built in a worker process are the same batches: the same scores."""
+    from kuairec.models import two_tower_batches
+
+    settings = {"max_epochs": 3, "uniform_negatives": 3, "batch_negatives": 4}  # draws
+    monkeypatch.setattr(two_tower_batches, "WORKER_PAIRS", 0)
+    with_worker = create_model("two_tower", {**FAST, **settings}).fit(tiny_train())
+    monkeypatch.setattr(two_tower_batches, "WORKER_PAIRS", 10**9)
+    without = create_model("two_tower", {**FAST, **settings}).fit(tiny_train())
+    users = np.arange(20)
+    np.testing.assert_array_equal(with_worker.score(users), without.score(users))
+
+
+def test_hard_negatives_come_from_the_unseen_top_list(fitted) -> None:
+    import torch
+
+    from kuairec.models.two_tower import build_task, net_arrays, positive_log_share
+
+    train = tiny_train()
+    inter = train.interactions
+    c = dataclasses.replace(fitted.config, hard_negatives=3, hard_pool=2)
+    hist = fitted._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
+    task = build_task(fitted.net_shape(train.n_items), net_arrays(train),
+                      positive_log_share(inter, 1.0), c, hist)  # fmt: skip
+    task.net.load_state_dict(fitted.net_.state_dict())
+    table = task.top_unseen(2).numpy()
+    scores = fitted.score(np.arange(train.n_users))
+    for u in range(train.n_users):
+        seen = set(inter.indices[inter.indptr[u] : inter.indptr[u + 1]].tolist()) | {12}
+        unseen = [i for i in np.argsort(-scores[u], kind="stable") if i not in seen]
+        assert set(table[u].tolist()) == set(unseen[:2]), u  # item 12 is cold
+    task.hard_table = torch.as_tensor(table)
+    logits = task.hard_logits(torch.randn(5, 8), torch.tensor([0, 0, 3, 10, 19]))
+    assert logits.shape == (5, 3)
+
+
+def test_last_items_by_hand() -> None:
+    from kuairec.models.two_tower_net import last_items
+
+    indptr = np.array([0, 4, 4, 6])
+    items = np.array([10, 11, 12, 13, 20, 21])
+    times = np.array([5.0, 1.0, np.nan, 3.0, 2.0, 2.0])  # no time: oldest; a tie: position
+    got = last_items(indptr, items, 3, times)
+    assert got.tolist() == [[11, 13, 10], [-1, -1, -1], [20, 21, -1]]
+    assert last_items(indptr, items, 2).tolist() == [[12, 13], [-1, -1], [20, 21]]
+
+
+def test_attention_leaves_the_own_video_out_exactly() -> None:
+    """A pair's attention pooling equals the softmax over its user's last videos without
+    the pair's own video, computed directly."""
+    import torch
+
+    from kuairec.models.two_tower_batches import PairBatches
+    from kuairec.models.two_tower_net import NetShape, TwoTowerNet, last_items
+    from kuairec.models.two_tower_task import TaskSettings, TwoTowerTask
+
+    indptr, items = np.array([0, 4, 5, 8]), np.array([0, 2, 3, 5, 1, 0, 4, 5])
+    ratios = np.ones(8, np.float32)
+    recent = last_items(indptr, items, 3)  # user 0: 2, 3, 5 (video 0 is older)
+    rules = create_model("two_tower", {**FAST, "batch_size": 8})
+    rules.rating_clip_, rules.batch_size_ = 5.0, 8
+    data = PairBatches(indptr, items, ratios, 6, np.arange(6), rules._rules(), recent)
+    torch.manual_seed(0)
+    net = TwoTowerNet(NetShape(6, 4, 0, "dot", 0.1, True, False, recent=3), np.zeros((3, 0)),
+                      np.zeros((1, 0)), np.zeros((6, 0)), np.zeros((6, 0)), np.ones(6))  # fmt: skip
+    with torch.no_grad():
+        net.attention_query.copy_(torch.tensor([1.0, -2.0, 0.5, 3.0]))
+    task = TwoTowerTask(net, np.zeros(6), TaskSettings("softmax", True, 0, "huber", 1e-3, 0, 0.1))
+    batch = data[np.arange(8)]
+    with torch.no_grad():
+        got = task.recent_without_own(batch).numpy()
+        e = net.history_id.weight.numpy()
+    q = net.attention_query.detach().numpy()
+    users = np.repeat(np.arange(3), np.diff(indptr))
+    for p in range(8):
+        others = [i for i in recent[users[p]] if i >= 0 and i != items[p]]
+        if not others:
+            np.testing.assert_allclose(got[p], 0.0)  # user 1's only video
+            continue
+        w = np.exp(np.array([e[i] @ q / 2.0 for i in others]))
+        want = sum(wi * e[i] for wi, i in zip(w / w.sum(), others, strict=True))
+        np.testing.assert_allclose(got[p], want, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_round_trips_through_save_and_load(tmp_path) -> None:
+    settings = {**FAST, "history_encoder": "attention", "history_length": 3, "max_epochs": 3}
+    train = tiny_train()
+    inter = train.interactions  # times against the stored order: the last videos differ
+    times = -np.arange(inter.nnz, dtype=np.float64)
+    train = dataclasses.replace(train, interactions=dataclasses.replace(inter,
+                                first_timestamp=times))  # fmt: skip
+    model = create_model("two_tower", settings).fit(train)
+    model.save(tmp_path / "m")
+    again = type(model).load(tmp_path / "m")
+    users = np.arange(20)
+    np.testing.assert_array_equal(again.score(users), model.score(users))
+    assert again.history_arrays_.recent.shape == (21, 3)
+
+
+def test_a_user_embedding_scores_known_users_only() -> None:
+    """With user_embedding a known user's scores include the user's own vector; a posted
+    history (a new user) goes without it: its scores equal the known user's with the id
+    embedding zeroed."""
+    import torch
+
+    train = dataclasses.replace(tiny_train(), user_x=None)
+    model = create_model("two_tower", {**FAST, "user_embedding": True}).fit(train)
+    users = np.arange(20)
+    history = train.interactions.csr("watch_ratio_mean")[users]
+    assert not np.allclose(model.score(history=history), model.score(users))
+    with torch.no_grad():
+        model.net_.user_id.weight.zero_()
+    np.testing.assert_allclose(model.score(history=history), model.score(users), rtol=1e-5)

@@ -57,23 +57,41 @@ class TwoTowerConfig:
     loss: Literal["softmax", "bce"] = param("softmax", doc="in-batch softmax or sampled BCE")
     logq: bool = param(True, doc="softmax: subtract log of the sampling probability")
     uniform_negatives: int = param(0, ge=0, doc="softmax: extra uniform negatives per batch")
+    batch_negatives: int = param(1024, ge=1, doc="softmax: in-batch positives' videos shared")
+    hard_negatives: int = param(0, ge=0, doc="softmax: per query, from its user's top list")
+    hard_pool: int = param(100, ge=1, doc="hard negatives: top unseen videos, each epoch")
     bce_negatives: int = param(4, ge=1, doc="bce: uniform negatives per positive")
     threshold: float = param(1.0, ge=0, doc="positives: pairs with watch_ratio >= this")
+    history_encoder: Literal["mean", "attention"] = param(
+        "mean", doc="user tower: the history's mean, or also attention over its last videos"
+    )
+    history_length: int = param(50, ge=1, doc="attention: each user's last this many videos")
+    user_embedding: bool = param(False, doc="user tower: also a user id embedding (known users)")
     history_weighting: Literal["binary", "linear", "log"] = param(
         "binary", doc="weight of a history video in the mean (of its clipped watch_ratio)"
     )
-    cold_weight: float = param(1.0, gt=0, doc="weight of the cold tower's loss")
     cold_ridge: float = param(0.1, ge=0, doc="L2 penalty on the cold tower's weights")
     rating_head: bool = param(True, doc="train a watch_ratio head (predict)")
     rating_weight: float = param(0.5, ge=0, doc="weight of the watch_ratio loss")
     rating_loss: Literal["huber", "mse"] = param("huber", doc="loss of the watch_ratio head")
+    rating_target: Literal["clipped", "log1p"] = param(
+        "clipped", doc="the head learns min(wr, c) or log1p(min(wr, c)); predict inverts it"
+    )
+    rating_quantile: float = param(
+        1.0, gt=0, le=1, doc="c = min(clip, this quantile of the training watch_ratio)"
+    )
     clip: float = param(5.0, gt=0, doc="watch_ratio is clipped here (head target, weights)")
-    batch_size: int = param(4096, ge=2, doc="training pairs per batch")
+    batch_size: int = param(
+        0, ge=0, doc="training pairs per batch (0: a 64th of the pairs, within 512..4096)"
+    )
+    pairs_per_user: int = param(32, ge=1, doc="a batch takes a user's pairs in chunks of this")
+    mask_user_positives: bool = param(
+        True, doc="softmax: a user's other positives aren't negatives"
+    )
     learning_rate: float = param(5e-3, gt=0, doc="AdamW learning rate")
     weight_decay: float = param(1e-5, ge=0, doc="AdamW weight decay")
     max_epochs: int = param(3, ge=1, doc="epochs at most (3: the run's time budget)")
     patience: int = param(2, ge=1, doc="epochs without a better validation NDCG@10")
-    max_seconds: float | None = param(None, gt=0, doc="stop after the epoch past this time")
     seed: int = param(0, ge=0, doc="seeds the weights, batches and samples")
     accelerator: str = param("cpu", doc="Lightning accelerator (cpu, gpu, auto ...)")
     devices: int = param(1, ge=1, doc="number of devices")
@@ -119,59 +137,72 @@ class TwoTowerRecommender(Recommender):
     # ------------------------------------------------------------------ fitting
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         from kuairec.models import torch_train as tt
+        from kuairec.models import two_tower_batches as bt
         from kuairec.models import two_tower_net as nn_
+        from kuairec.models import two_tower_task as task_
 
         c = self.config
         inter = train.interactions
+        self.rating_clip_ = rating_clip(inter.watch_ratio_mean, c.clip, c.rating_quantile)
+        self.batch_size_ = batch_size(inter.nnz, c.batch_size)
         arrays = net_arrays(train)
-        history = self._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
+        history = self._history(
+            inter.indptr, inter.indices, inter.watch_ratio_mean, inter.first_timestamp
+        )
         warm = arrays["warm"] > 0
         log_q = positive_log_share(inter, c.threshold)
-        dataset = nn_.PairBatches(
+        dataset = bt.PairBatches(
             inter.indptr, inter.indices, inter.watch_ratio_mean, train.n_items,
             np.flatnonzero(warm),
-            self._rules(),
+            self._rules(), history.recent,
         )  # fmt: skip
         shape = self.net_shape(train.n_items)
         validate = None
         if valid is not None:
-            validate = tt.ValidationNDCG(valid, train, nn_.validation_scores)
+            validate = tt.ValidationNDCG(valid, train, task_.validation_scores)
         settings = tt.TrainSettings(
             name=self.name, max_epochs=c.max_epochs, patience=c.patience, seed=c.seed,
-            accelerator=c.accelerator, devices=c.devices, max_seconds=c.max_seconds,
+            accelerator=c.accelerator, devices=c.devices,
         )  # fmt: skip
         with torch_threads(c.num_threads):
             trained = tt.train_module(
                 functools.partial(build_task, shape, arrays, log_q, c, history),
-                nn_.batch_loader(dataset, c.batch_size, c.seed),
+                bt.batch_loader(dataset),
                 settings,
                 validate=validate,
                 scratch_dir=self.scratch_dir,
                 progress=progress,
             )
         self.net_ = trained.module.net.cpu().eval()
+        nn_.solve_cold(self.net_, c.cold_ridge)  # for the restored (best epoch's) weights
         self.history_arrays_ = history
         self.history_ = trained.history
         self.best_epoch_ = trained.best_epoch
         self.time_limit_fired_, self.fit_remark_ = tt.fit_notes(trained, settings)
 
-    def _history(self, indptr, items, ratios) -> Any:
-        from kuairec.models.two_tower_net import History
+    def _history(self, indptr, items, ratios, order=None, recent=None) -> Any:
+        """A :class:`History`; with the attention encoder also each row's last videos
+        (``recent``, or by ``order``: per-entry times; None: the stored order)."""
+        from kuairec.models.two_tower_net import History, last_items
 
         c = self.config
+        if c.history_encoder == "attention" and recent is None:
+            recent = last_items(indptr, items, c.history_length, order)
         return History(
             np.asarray(indptr, np.int64), np.asarray(items, np.int64),
-            np.asarray(ratios, np.float32), c.history_weighting, c.clip,
+            np.asarray(ratios, np.float32), c.history_weighting, c.clip, recent,
         )  # fmt: skip
 
     def _rules(self) -> Any:
-        from kuairec.models.two_tower_net import BatchRules
+        from kuairec.models.two_tower_batches import BatchRules
 
         c = self.config
         return BatchRules(
             threshold=c.threshold, clip=c.clip, history_weighting=c.history_weighting,
+            rating_clip=self.rating_clip_, rating_log1p=c.rating_target == "log1p",
             uniform_negatives=c.uniform_negatives, bce_negatives=c.bce_negatives,
-            loss=c.loss, seed=c.seed,
+            loss=c.loss, seed=c.seed, batch_size=self.batch_size_, pairs_per_user=c.pairs_per_user,
+            mask_user_positives=c.mask_user_positives, batch_negatives=c.batch_negatives,
         )  # fmt: skip
 
     def net_shape(self, n_items: int) -> Any:
@@ -182,6 +213,8 @@ class TwoTowerRecommender(Recommender):
             n_items=n_items, dim=c.dim, hidden=c.hidden, similarity=c.similarity,
             temperature=c.temperature, learn_temperature=c.learn_temperature,
             rating_head=c.rating_head,
+            recent=c.history_length if c.history_encoder == "attention" else 0,
+            user_id=c.user_embedding,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ scoring
@@ -189,7 +222,7 @@ class TwoTowerRecommender(Recommender):
         from kuairec.models.two_tower_net import score_users
 
         user_x = self.net_.user_x[users]
-        return score_users(self.net_, self.history_arrays_.rows(users), user_x, items)
+        return score_users(self.net_, self.history_arrays_.rows(users), user_x, items, users)
 
     def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         from kuairec.models.two_tower_net import score_users
@@ -209,11 +242,19 @@ class TwoTowerRecommender(Recommender):
         for start in range(0, users.size, 65536):
             u, i = users[start : start + 65536], items[start : start + 65536]
             uniq, inv = np.unique(u, return_inverse=True)
-            uv = user_vectors(self.net_, self.history_arrays_.rows(uniq), self.net_.user_x[uniq])
+            rows = self.history_arrays_.rows(uniq)
+            uv = user_vectors(self.net_, rows, self.net_.user_x[uniq], uniq)
             with torch.no_grad():
                 pred = self.net_.rating(uv[inv], all_item_vectors(self.net_, i))
-            out[start : start + u.size] = pred.clamp(0, self.config.clip).numpy()
+            out[start : start + u.size] = self._from_target(pred).numpy()
         return out
+
+    def _from_target(self, pred: Any) -> Any:
+        """The head's output back on the watch_ratio scale, within [0, rating clip]."""
+        c = float(self.rating_clip_)
+        if self.config.rating_target == "log1p":
+            return pred.clamp(0, float(np.log1p(c))).expm1()
+        return pred.clamp(0, c)
 
     # ------------------------------------------------------------------ state
     def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
@@ -228,7 +269,10 @@ class TwoTowerRecommender(Recommender):
 
         h = self.history_arrays_
         history = dict(zip(_HISTORY_KEYS, (h.indptr, h.items, h.ratios), strict=True))
-        return {**state_arrays(self.net_), **history}
+        clip = np.array([self.rating_clip_], np.float64)
+        if h.recent is not None:
+            history["hist_recent"] = h.recent
+        return {**state_arrays(self.net_), **history, "rating_clip": clip}
 
     def _set_state(self, state: Mapping[str, np.ndarray]) -> None:
         from kuairec.models.torch_train import load_state_arrays
@@ -238,7 +282,27 @@ class TwoTowerRecommender(Recommender):
         arrays = {k: np.asarray(state[f"w:{k}"]) for k in names}
         net = TwoTowerNet(self.net_shape(arrays["warm"].size), **arrays)
         self.net_ = load_state_arrays(net, state)
-        self.history_arrays_ = self._history(*(state[k] for k in _HISTORY_KEYS))
+        recent = state["hist_recent"] if "hist_recent" in state else None
+        self.history_arrays_ = self._history(*(state[k] for k in _HISTORY_KEYS), recent=recent)
+        clip = state["rating_clip"] if "rating_clip" in state else [self.config.clip]
+        self.rating_clip_ = float(np.asarray(clip).ravel()[0])
+
+
+def batch_size(n_pairs: int, setting: int) -> int:
+    """The batch size: ``setting``, or (0) a 64th of the training pairs within 512..4096,
+    so that a small log still gets 64 optimiser steps an epoch and a large one 4,096-pair
+    batches (whose in-batch softmax has ~1,000 negatives)."""
+    if setting:
+        return int(setting)
+    return int(min(4096, max(512, n_pairs // 64)))
+
+
+def rating_clip(watch_ratio: np.ndarray, clip: float, quantile: float) -> float:
+    """Where the head's target is clipped: ``clip``, or the ``quantile`` of the training
+    watch ratios when lower (1.0: ``clip``)."""
+    if quantile >= 1.0 or watch_ratio.size == 0:
+        return float(clip)
+    return float(min(clip, np.quantile(watch_ratio, quantile)))
 
 
 def positive_log_share(inter: Any, threshold: float) -> np.ndarray:
@@ -268,12 +332,13 @@ def build_task(
     shape: Any, arrays: dict[str, np.ndarray], log_q: np.ndarray, c: Any, history: Any
 ) -> Any:
     """The LightningModule (picklable through ``functools.partial``)."""
-    from kuairec.models.two_tower_net import TaskSettings, TwoTowerNet, TwoTowerTask
+    from kuairec.models.two_tower_net import TwoTowerNet
+    from kuairec.models.two_tower_task import TaskSettings, TwoTowerTask
 
     settings = TaskSettings(
         loss=c.loss, logq=c.logq, rating_weight=c.rating_weight, rating_loss=c.rating_loss,
-        learning_rate=c.learning_rate, weight_decay=c.weight_decay, cold_weight=c.cold_weight,
-        cold_ridge=c.cold_ridge,
+        learning_rate=c.learning_rate, weight_decay=c.weight_decay, cold_ridge=c.cold_ridge,
+        hard_negatives=c.hard_negatives, hard_pool=c.hard_pool,
     )  # fmt: skip
     return TwoTowerTask(TwoTowerNet(shape, **arrays), log_q, settings, history)
 

@@ -1,30 +1,29 @@
-"""The two-tower model's torch parts: the towers, the losses, the batches, the training task.
+"""The two-tower model's torch network, losses and scoring.
 
-Imported only inside :mod:`kuairec.models.two_tower`'s functions (it imports torch and
-lightning at the top). Everything the trainer receives is a module-level class or
-function (picklable for ``ddp_spawn``).
+Imported only inside :mod:`kuairec.models.two_tower`'s functions (it imports torch).
+Everything the trainer receives is a module-level class or function (picklable for
+``ddp_spawn``).
 
-- :class:`TwoTowerNet` (a plain ``nn.Module``): the item tower ``MLP([id embedding *
-  keep, item_x])``, the user tower ``MLP([mean of the history's embeddings, mean of the
-  history's item_x, user_x])``,
-  the similarity (dot, or cosine over a learned temperature) and the watch_ratio head
-  ``MLP([u, v, u * v])``. Features are standardised once; they live in the module as
-  buffers, so ``state_dict()`` is the whole fitted state but the training history.
+- :class:`TwoTowerNet` (a plain ``nn.Module``): the item tower ``MLP([id embedding,
+  item_x])``, the user tower ``MLP([mean of the history's embeddings, mean of the
+  history's item_x, user_x])``, the cold tower (:func:`solve_cold`), the similarity (dot,
+  or cosine over a learned temperature) and the watch_ratio head ``MLP([u, v, u * v])``.
+  Features are standardised once; they live in the module as buffers, so
+  ``state_dict()`` is the whole fitted state but the training history.
 - the losses: :func:`logq_softmax_loss` (in-batch sampled softmax with the logQ
-  correction) and :func:`sampled_bce_loss`; :func:`rating_loss`.
-- :class:`PairBatches`: seeded batches of training pairs with their users' histories
-  (the model leaves each pair's own video out of its user's mean: :func:`leave_one_out`)
-  and the sampled negatives.
-- :class:`TwoTowerTask`: the LightningModule that adds the losses up.
+  correction), :func:`sampled_bce_loss`, :func:`rating_loss`; :func:`leave_one_out`.
+- scoring: :class:`History`, :func:`user_vectors`, :func:`score_users`;
+  :func:`last_items` (each user's last videos, for the attention encoder).
+
+The batches are :mod:`kuairec.models.two_tower_batches`, the LightningModule
+:mod:`kuairec.models.two_tower_task`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
@@ -44,6 +43,8 @@ class NetShape:
     temperature: float
     learn_temperature: bool
     rating_head: bool
+    recent: int = 0  # attention over each user's last `recent` videos (0: off)
+    user_id: bool = False  # a user id embedding in the user tower (known users)
 
 
 class Tower(nn.Module):
@@ -100,8 +101,17 @@ class TwoTowerNet(nn.Module):
             nn.init.normal_(emb.weight, std=0.05)
         n_ix, n_ux = self.item_x.shape[1], self.user_x.shape[1]
         self.item_tower = Tower({"id": d, "x": n_ix}, shape.hidden, d)
-        self.user_tower = Tower({"history": d, "history_x": n_ix, "x": n_ux}, shape.hidden, d)
-        self.cold_tower = Tower({"x": n_ix}, 0, d)
+        parts = {"history": d, "history_x": n_ix, "x": n_ux, "recent": d if shape.recent else 0,
+                 "user_id": d if shape.user_id else 0}  # fmt: skip
+        self.user_tower = Tower(parts, shape.hidden, d)
+        self.user_id = None
+        if shape.user_id:  # a known user's own vector; new users go without (zeros)
+            self.user_id = nn.Embedding(self.user_x.shape[0], d)
+            nn.init.normal_(self.user_id.weight, std=0.05)
+        self.attention_query = None
+        if shape.recent:  # zero: the attention starts as the mean of the last videos
+            self.attention_query = nn.Parameter(torch.zeros(d))
+        self.cold_tower = Tower({"x": n_ix}, 0, d).requires_grad_(False)  # solved: solve_cold
         self.log_temperature = nn.Parameter(
             torch.tensor(math.log(shape.temperature)), requires_grad=shape.learn_temperature
         )
@@ -115,10 +125,12 @@ class TwoTowerNet(nn.Module):
         warm = self.warm[:, None] > 0
         return torch.where(warm, self.warm_items(), self.cold_items())
 
-    def warm_items(self) -> torch.Tensor:
-        """The item tower on every video's id embedding and ``item_x``."""
-        t = self.item_tower
-        return t.finish(t.part("id", self.item_id.weight) + t.part("x", self.item_x))
+    def warm_items(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The item tower on the id embedding and ``item_x`` of ``items`` (all: None)."""
+        t, ids, x = self.item_tower, self.item_id.weight, self.item_x
+        if items is not None:
+            ids, x = ids[items], x[items]
+        return t.finish(t.part("id", ids) + t.part("x", x))
 
     def cold_items(self) -> torch.Tensor:
         """The cold tower on every video's ``item_x_cold``: tags, captions, duration (the
@@ -126,10 +138,13 @@ class TwoTowerNet(nn.Module):
         output of the warm videos (:func:`cold_tower_loss`)."""
         return self.cold_tower.finish(self.cold_tower.part("x", self.item_x_cold))
 
-    def history_table(self) -> torch.Tensor:
-        """Every video's contribution to the user tower's first layer (n_items, width)."""
-        t = self.user_tower
-        return t.part("history", self.history_id.weight) + t.part("history_x", self.item_x)
+    def history_table(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The contribution of ``items`` (all: None) to the user tower's first layer
+        (n, width) when they are in a history."""
+        t, ids, x = self.user_tower, self.history_id.weight, self.item_x
+        if items is not None:
+            ids, x = ids[items], x[items]
+        return t.part("history", ids) + t.part("history_x", x)
 
     def history_sums(self, table, items, weights, offsets) -> tuple[torch.Tensor, torch.Tensor]:
         """Per bag: the weighted sum of its ``table`` rows and the sum of its weights."""
@@ -138,6 +153,20 @@ class TwoTowerNet(nn.Module):
         total = F.embedding_bag(items, table, offsets, mode="sum", per_sample_weights=w)
         mass = F.embedding_bag(items, ones, offsets, mode="sum", per_sample_weights=w)
         return total, mass.squeeze(1)
+
+    def recent_pool(self, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Attention over each row's last videos ``items`` (rows, N; -1 pads, videos
+        without training pairs ignored): ``alpha = softmax(e_j . q / sqrt(d))`` with ``e_j``
+        the videos' history embeddings and ``q`` the learned query; returns ``(alpha,
+        sum_j alpha_j e_j, e)`` (a row without videos: zero weights and zero vector)."""
+        valid = items >= 0
+        safe = items.clamp_min(0)
+        valid = valid & (self.warm[safe] > 0)
+        e = self.history_id.weight[safe]  # (rows, N, d)
+        logits = (e @ self.attention_query) / math.sqrt(e.shape[-1])
+        alpha = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
+        alpha = torch.nan_to_num(alpha, nan=0.0)  # rows without a valid video
+        return alpha, (alpha[..., None] * e).sum(dim=1), e
 
     def user_vectors(self, pooled: torch.Tensor, user_x: torch.Tensor) -> torch.Tensor:
         """User tower output from the pooled history part and the user features."""
@@ -149,6 +178,12 @@ class TwoTowerNet(nn.Module):
             u, v = F.normalize(u, dim=1), F.normalize(v, dim=1)
             return u @ v.T / self.log_temperature.exp()
         return u @ v.T
+
+    def score_parts(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(a, b)`` with ``similarity(u, v) == a @ b.T`` (for ``addmm``)."""
+        if self.shape.similarity == "cosine":
+            return F.normalize(u, dim=1) / self.log_temperature.exp(), F.normalize(v, dim=1)
+        return u, v
 
     def similarity_rows(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """(P, K) scores of each query ``u[p]`` against its own candidates ``v[p, :]``."""
@@ -178,24 +213,16 @@ def leave_one_out(total, mass, own_row, own_weight) -> torch.Tensor:
 # ---------------------------------------------------------------- losses
 
 
-def logq_softmax_loss(
-    scores: torch.Tensor,
-    log_q: torch.Tensor,
-    target: torch.Tensor,
-    same_item: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """In-batch sampled softmax with the logQ correction (Yi et al., RecSys 2019).
+def shared_softmax_loss(own: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+    """Sampled softmax over each query's own positive and shared candidates.
 
-    ``scores`` (P, C): query p against candidate c; ``log_q`` (C,): log of how often each
-    candidate is expected among the sampled candidates; ``target`` (P,): the column of each
-    query's positive. ``same_item`` (P, C) bool masks accidental hits (another column of
-    the query's own video). Loss = mean over queries of
-    ``-log softmax(scores - log_q)[p, target_p]``.
-    """
-    logits = scores - log_q[None, :]
-    if same_item is not None:
-        logits = logits.masked_fill(same_item, float("-inf"))
-    return F.cross_entropy(logits, target)
+    ``own`` (P,): each query's logit of its own positive video; ``shared`` (P, C): its
+    logits of the shared candidates (the batch's positives' videos and uniform negatives;
+    accidental hits at ``-inf``). Logits are scores minus log of the candidate's expected
+    count among the sampled candidates: the logQ correction of Yi et al., RecSys 2019.
+    Loss = mean over queries of ``-log(exp(own) / (exp(own) + sum_c exp(shared_c)))``."""
+    logits = torch.cat([own[:, None], shared], dim=1)  # fused log_softmax: fewer passes
+    return F.cross_entropy(logits, torch.zeros_like(own, dtype=torch.int64))
 
 
 def sampled_bce_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -206,11 +233,35 @@ def sampled_bce_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     return (loss_pos + loss_neg.mean(dim=1)).mean()
 
 
-def cold_tower_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Relative squared error of the cold tower's vectors against the item tower's (held
-    fixed: no gradient reaches the item tower), ``sum |p - t|^2 / sum |t|^2``."""
-    target = target.detach()
-    return ((predicted - target) ** 2).sum() / (target**2).sum().clamp_min(1e-12)
+@torch.no_grad()
+def solve_cold(net: TwoTowerNet, ridge: float) -> None:
+    """Set the cold tower to the ridge regression of the item tower's vectors of the warm
+    videos on their upload-time features (``item_x_cold``), in closed form:
+
+    ``min_W,b  sum_i |x_i W + b - v_i|^2 / sum_i |v_i|^2  +  ridge * |W|^2``
+
+    (``W = (Xc' Xc + ridge * sum |v|^2 I)^-1 Xc' Vc`` on the centred features ``Xc`` and
+    vectors ``Vc``, ``b`` the mean vector minus the mean features times ``W``; float64).
+    The item tower is not changed. Done before every validation and after the fit: the
+    exact optimum of the objective the first version descended by SGD at every step,
+    at a fraction of the cost (no pass over every video per training step)."""
+    tower, warm = net.cold_tower, net.warm > 0
+    if not bool(warm.any()):
+        return
+    v = net.warm_items()[warm].double()
+    v_mean = v.mean(dim=0)
+    tower.bias.copy_(v_mean)
+    if "x" not in tower.first:  # no item features: every cold video is the mean video
+        return
+    x = net.item_x_cold[warm].double()
+    x_mean = x.mean(dim=0)
+    xc = x - x_mean
+    gram = xc.T @ xc
+    lam = max(ridge * float((v**2).sum()), 1e-9 * float(gram.diagonal().sum()) + 1e-12)
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    w = torch.linalg.solve(gram + lam * eye, xc.T @ (v - v_mean))  # (F, d)
+    tower.first["x"].weight.copy_(w.T)
+    tower.bias.copy_(v_mean - x_mean @ w)
 
 
 def rating_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -218,94 +269,6 @@ def rating_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Te
     if kind == "mse":
         return F.mse_loss(pred, target)
     return F.huber_loss(pred, target, delta=1.0)
-
-
-# ---------------------------------------------------------------- batches
-
-
-@dataclass(frozen=True)
-class BatchRules:
-    """How :class:`PairBatches` builds a batch (from the model config)."""
-
-    threshold: float  # positives: watch_ratio >= threshold
-    clip: float
-    history_weighting: str
-    uniform_negatives: int  # softmax: extra uniform negatives per batch
-    bce_negatives: int  # bce: negatives per positive
-    loss: str  # "softmax" | "bce"
-    seed: int
-
-
-class PairBatches(torch.utils.data.Dataset):
-    """Training pairs (the stored entries of a CSR history), served a batch at a time:
-    ``dataset[positions]`` gives a dict of tensors for those entries.
-
-    A batch holds the pairs (``user``, ``item``, clipped ``rating``, ``positive``, the
-    pair's history ``weight`` and its user's total weight ``mass``), the batch's distinct
-    users' weighted histories as dense rows (``history``; ``user_row``: each pair's row:
-    at KuaiRec's density a dense product is much faster than a sparse one), from which
-    the model subtracts the pair's own entry, and the ``negatives``. Randomness comes from
-    one generator seeded with ``rules.seed``.
-    """
-
-    def __init__(self, indptr, items, ratios, n_items, warm_items, rules: BatchRules) -> None:
-        from kuairec.models.matrices import weight_values
-
-        self.indptr = np.asarray(indptr, np.int64)
-        self.items = np.asarray(items, np.int64)
-        self.ratios = np.asarray(ratios, np.float32)
-        self.n_items = int(n_items)
-        self.users = np.repeat(np.arange(self.indptr.size - 1), np.diff(self.indptr))
-        self.weights = weight_values(self.ratios, rules.history_weighting, rules.clip)
-        n_users = self.indptr.size - 1
-        self.mass = np.bincount(self.users, self.weights, n_users).astype(np.float32)
-        self.warm_items = np.asarray(warm_items, np.int64)
-        self.rules = rules
-        self.rng = np.random.default_rng(rules.seed)
-
-    def __len__(self) -> int:
-        return int(self.items.size)
-
-    def __getitem__(self, positions: Any) -> dict[str, torch.Tensor]:
-        pos = np.asarray(positions, np.int64)
-        r = self.rules
-        users, user_row = np.unique(self.users[pos], return_inverse=True)
-        entry, indptr = rows_entries(self.indptr, users)
-        dense = np.zeros((users.size, self.n_items), np.float32)
-        dense[np.repeat(np.arange(users.size), np.diff(indptr)), self.items[entry]] = self.weights[
-            entry
-        ]
-        out = {
-            "user": self.users[pos],
-            "item": self.items[pos],
-            "weight": self.weights[pos],
-            "mass": self.mass[self.users[pos]],
-            "rating": np.minimum(self.ratios[pos], r.clip),
-            "positive": self.ratios[pos] >= r.threshold,
-            "user_row": user_row.ravel(),
-            "history": dense,
-        }
-        n_neg = (r.uniform_negatives,) if r.loss == "softmax" else (pos.size, r.bce_negatives)
-        out["negatives"] = self.warm_items[self.rng.integers(0, self.warm_items.size, n_neg)]
-        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
-
-
-def rows_entries(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The stored-entry positions of CSR ``rows`` (in that order) and their new indptr."""
-    start, stop = indptr[rows], indptr[rows + 1]
-    size = stop - start
-    new_indptr = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
-    entry = np.repeat(start - new_indptr[:-1], size) + np.arange(new_indptr[-1])
-    return entry, new_indptr
-
-
-def batch_loader(dataset: PairBatches, batch_size: int, seed: int) -> Any:
-    """A DataLoader of shuffled batches (one ``dataset[positions]`` per batch)."""
-    from torch.utils.data import BatchSampler, DataLoader, RandomSampler
-
-    g = torch.Generator().manual_seed(seed)
-    sampler = BatchSampler(RandomSampler(dataset, generator=g), batch_size, drop_last=False)
-    return DataLoader(dataset, sampler=sampler, batch_size=None)
 
 
 # ---------------------------------------------------------------- scoring
@@ -321,6 +284,7 @@ class History:
     ratios: np.ndarray
     weighting: str
     clip: float
+    recent: np.ndarray | None = None  # (rows, N) each row's last videos, -1 pads
 
     def sums(self, table: np.ndarray) -> np.ndarray:
         """Per row, the weighted sum of its videos' ``table`` rows (n_rows, n_columns)."""
@@ -335,13 +299,20 @@ class History:
 
     def rows(self, users: np.ndarray) -> History:
         """The histories of ``users`` (indices into the rows), in that order."""
+        from kuairec.models.two_tower_batches import rows_entries
+
         entry, indptr = rows_entries(self.indptr, users)
-        return History(indptr, self.items[entry], self.ratios[entry], self.weighting, self.clip)
+        recent = None if self.recent is None else self.recent[users]
+        return History(indptr, self.items[entry], self.ratios[entry], self.weighting, self.clip,
+                       recent)  # fmt: skip
 
 
 @torch.no_grad()
-def user_vectors(net: TwoTowerNet, history: History, user_x: torch.Tensor) -> torch.Tensor:
-    """User tower output of every row of ``history`` with features ``user_x`` (rows)."""
+def user_vectors(
+    net: TwoTowerNet, history: History, user_x: torch.Tensor, users: np.ndarray | None = None
+) -> torch.Tensor:
+    """User tower output of every row of ``history`` with features ``user_x`` (rows);
+    ``users``: the rows' known user indices (their id embeddings), None for new users."""
     from kuairec.models.matrices import weight_values
 
     device = net.warm.device
@@ -353,6 +324,12 @@ def user_vectors(net: TwoTowerNet, history: History, user_x: torch.Tensor) -> to
         torch.as_tensor(history.indptr[:-1], dtype=torch.int64, device=device),
     )
     pooled = total / mass.clamp_min(1e-12)[:, None]
+    if net.attention_query is not None:
+        recent = torch.as_tensor(history.recent, dtype=torch.int64, device=device)
+        pooled = pooled + net.user_tower.part("recent", net.recent_pool(recent)[1])
+    if net.user_id is not None and users is not None:
+        ids = net.user_id.weight[torch.as_tensor(users, dtype=torch.int64, device=device)]
+        pooled = pooled + net.user_tower.part("user_id", ids)
     return net.user_vectors(pooled, user_x.to(device))
 
 
@@ -363,119 +340,26 @@ def all_item_vectors(net: TwoTowerNet, items: np.ndarray | None = None) -> torch
 
 
 @torch.no_grad()
-def score_users(net: TwoTowerNet, history: History, user_x, items=None) -> np.ndarray:
-    """float32 (rows, items) ranking scores of the users behind ``history``."""
-    u = user_vectors(net, history, user_x)
+def score_users(net: TwoTowerNet, history: History, user_x, items=None, users=None) -> np.ndarray:
+    """float32 (rows, items) ranking scores of the users behind ``history`` (``users``:
+    their indices when known, see :func:`user_vectors`)."""
+    u = user_vectors(net, history, user_x, users)
     return net.similarity(u, all_item_vectors(net, items)).float().cpu().numpy()
 
 
-def validation_scores(task: TwoTowerTask, users: np.ndarray) -> np.ndarray:
-    """Scores of known users (the task's training history) for :class:`ValidationNDCG`."""
-    net = task.net
-    return score_users(net, task.history.rows(users), net.user_x[torch.as_tensor(users)])
-
-
-# ---------------------------------------------------------------- training task
-
-
-@dataclass(frozen=True)
-class TaskSettings:
-    loss: str
-    logq: bool
-    rating_weight: float
-    rating_loss: str
-    learning_rate: float
-    weight_decay: float
-    cold_weight: float
-    cold_ridge: float
-
-
-class TwoTowerTask(L.LightningModule):
-    """Training of a :class:`TwoTowerNet`: the retrieval loss on the batch's positive
-    pairs plus ``rating_weight`` times the watch_ratio loss on all its pairs.
-
-    The softmax's candidates are the batch's positive pairs' videos (each query's own
-    video is its target; another copy of it is masked as an accidental hit) plus the
-    uniform negatives. ``log_q`` (n_items,) is log of each video's share of the positive
-    training pairs (the probability that a positive drawn into the batch is on it);
-    ``history`` (a :class:`History`) is the training pairs', used
-    to score users (validation)."""
-
-    def __init__(self, net: TwoTowerNet, log_q, settings: TaskSettings, history=None) -> None:
-        super().__init__()
-        self.net = net
-        self.settings = settings
-        self.register_buffer("log_q", torch.as_tensor(np.asarray(log_q, np.float32)))
-        self.history = history
-        x_sums = np.zeros((net.user_x.shape[0], net.item_x.shape[1]), np.float32)
-        if history is not None:
-            x_sums = history.sums(net.item_x.cpu().numpy())
-        self.register_buffer("history_x_sums", torch.as_tensor(x_sums), persistent=False)
-
-    def pooled_without_own(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Each pair's user's pooled history part (the user tower's first layer) without
-        the pair's own video: the sums over the whole history minus the own entry."""
-        net, t = self.net, self.net.user_tower
-        id_sums = t.part("history", batch["history"] @ net.history_id.weight)
-        x_sums = t.part("history_x", self.history_x_sums[batch["user"]])
-        own = net.history_table()[batch["item"]]
-        total = id_sums[batch["user_row"]] + x_sums
-        return leave_one_out(total, batch["mass"], own, batch["weight"])
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        net, s = self.net, self.settings
-        pooled = self.pooled_without_own(batch)
-        u = net.user_vectors(pooled, net.user_x[batch["user"]])
-        items = net.all_items()
-        v = items[batch["item"]]
-        loss = self.retrieval_loss(u, v, items, batch)
-        if s.cold_weight > 0:
-            warm = net.warm > 0
-            fit = cold_tower_loss(net.cold_items()[warm], items[warm])
-            ridge = sum((p**2).sum() for p in net.cold_tower.first.parameters())
-            loss = loss + s.cold_weight * (fit + s.cold_ridge * ridge)
-        if net.head is not None and s.rating_weight > 0:
-            pred = net.rating(u, v)
-            loss = loss + s.rating_weight * rating_loss(pred, batch["rating"], s.rating_loss)
-        return loss
-
-    def retrieval_loss(self, u, v, items_v, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        positive = batch["positive"]
-        if not bool(positive.any()):
-            return u.sum() * 0.0
-        net, items, neg = self.net, batch["item"], batch["negatives"]
-        qu = u[positive]
-        if self.settings.loss == "bce":
-            pos = net.similarity_rows(qu, v[positive][:, None, :]).squeeze(1)
-            neg = neg[positive]  # (P, K): the positives' own negatives
-            neg_v = items_v[neg.reshape(-1)].view(*neg.shape, v.shape[1])
-            return sampled_bce_loss(pos, net.similarity_rows(qu, neg_v))
-        # candidates: the positives' videos (in-batch negatives), then the uniform ones
-        pos_items = items[positive]
-        n_pos = pos_items.numel()
-        cand_items = torch.cat([pos_items, neg])
-        cand = torch.cat([v[positive], items_v[neg]]) if neg.numel() else v[positive]
-        scores = net.similarity(qu, cand)
-        target = torch.arange(n_pos, device=items.device)
-        same = (pos_items[:, None] == cand_items[None, :]) & (
-            torch.arange(cand_items.numel(), device=items.device)[None, :] != target[:, None]
-        )
-        log_q = self.expected_log_q(cand_items, n_pos, neg.numel())
-        return logq_softmax_loss(scores, log_q, target, same)
-
-    def expected_log_q(self, items: torch.Tensor, n_batch: int, n_uniform: int) -> torch.Tensor:
-        """log of each candidate's expected count among the candidates: ``n_batch * q_i +
-        n_uniform / n_warm`` (0 when the correction is off)."""
-        if not self.settings.logq:
-            return torch.zeros(items.numel(), device=items.device)
-        expected = n_batch * self.log_q[items].exp()
-        if n_uniform:
-            expected = expected + n_uniform / self.net.warm.sum()
-        return expected.log()
-
-    def configure_optimizers(self) -> Any:
-        return torch.optim.AdamW(
-            (p for p in self.parameters() if p.requires_grad),
-            lr=self.settings.learning_rate,
-            weight_decay=self.settings.weight_decay,
-        )
+def last_items(indptr: np.ndarray, items: np.ndarray, n: int, order=None) -> np.ndarray:
+    """(rows, n) int64: each CSR row's last ``n`` videos, oldest first, -1 padded at the
+    end. ``order``: a per-entry sort key (e.g. the first timestamp; ties by position);
+    None: the stored order (a posted history has no time: its last stored entries)."""
+    indptr = np.asarray(indptr, np.int64)
+    sizes = np.diff(indptr)
+    rows = np.repeat(np.arange(sizes.size), sizes)
+    key = np.arange(rows.size) if order is None else np.asarray(order, np.float64)
+    key = np.where(np.isfinite(key), key, -np.inf)
+    by_time = np.lexsort((np.arange(rows.size), key, rows))  # per row, oldest first
+    rank = np.arange(rows.size) - indptr[rows]  # place in the row, by time
+    keep = rank >= (sizes - n)[rows]
+    out = np.full((sizes.size, n), -1, np.int64)
+    slot = rank - np.maximum(sizes - n, 0)[rows]
+    out[rows[keep], slot[keep]] = np.asarray(items, np.int64)[by_time][keep]
+    return out
