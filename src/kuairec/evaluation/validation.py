@@ -94,7 +94,8 @@ def random_holdout(
     """Hold out a seeded random ``fraction`` of each user's pairs.
 
     Only ``users`` (user indices; None = every user) are held out from; a user with n
-    pairs, n >= 2, gives ``max(1, round(fraction * n))`` of them, at most n - 1.
+    pairs, n >= 2, gives ``max(1, round(fraction * n))`` of them, at most n - 1: the ones
+    first in the order of :func:`kuairec.data.ties.tie_hash` ``(seed, user, item)``.
     """
     if not isinstance(fraction, int | float) or not 0 < fraction < 1:
         raise ConfigError(f"fraction must be in (0, 1), got {fraction!r}")
@@ -108,7 +109,7 @@ def random_holdout(
         chosen & (counts >= 2), np.clip(np.rint(fraction * counts), 1, counts - 1), 0
     ).astype(np.int64)
     rows = inter.row_users().astype(np.int64)
-    rank = _random_rank_in_row(rows, inter.indptr, np.random.default_rng(seed))
+    rank = _random_rank_in_row(rows, inter.indices, inter.indptr, seed)
     held = rank < n_held[rows]
     if not held.any():
         raise DataError(
@@ -117,9 +118,15 @@ def random_holdout(
     return _split(train, inter, held, "random_holdout")
 
 
-def _random_rank_in_row(rows: np.ndarray, indptr: np.ndarray, rng: Any) -> np.ndarray:
-    """For every stored entry, its position in a random order of its row's entries."""
-    order = np.lexsort((rng.random(rows.size), rows))  # rows stay grouped, shuffled inside
+def _random_rank_in_row(
+    rows: np.ndarray, items: np.ndarray, indptr: np.ndarray, seed: int
+) -> np.ndarray:
+    """For every stored entry, its position in a seeded random order of its row's entries:
+    by :func:`kuairec.data.ties.tie_hash` of ``(seed, user, item)``, then item. A hash of
+    the pair, not a random stream: the Spark engine holds out exactly the same pairs."""
+    from kuairec.data.ties import tie_hash
+
+    order = np.lexsort((items, tie_hash(seed, rows, items), rows))  # rows stay grouped
     rank = np.empty(rows.size, dtype=np.int64)
     rank[order] = np.arange(rows.size) - indptr[rows[order]]
     return rank
