@@ -60,6 +60,7 @@ class SparkRunConfig:
     models: list[str] = param(list(DEFAULT_MODELS))
     model_params: dict[str, dict[str, Any]] = param({})
     work_dir: str | None = None  # tables, recommendations, checkpoints; None = a temp folder
+    side_files: bool = True  # read, check and write the five side files too
     max_local_items: int = param(20_000, ge=0, doc="driver-side models: at most this many")
     max_local_pairs: int = param(50_000_000, ge=0, doc="driver-side models: training pairs")
     spark: SparkSettings = field(default_factory=SparkSettings)

@@ -51,7 +51,10 @@ def build_id_map(
         )
     bucket = _bucket_column(distinct, raw, n, rows_per_bucket)
     bucketed = distinct.withColumn("_bucket", bucket)
-    counts = {r["_bucket"]: r["count"] for r in bucketed.groupBy("_bucket").count().collect()}
+    if n <= rows_per_bucket:  # one bucket: no counts to fetch
+        counts = {0: n}
+    else:
+        counts = {r["_bucket"]: r["count"] for r in bucketed.groupBy("_bucket").count().collect()}
     sizes = np.array([counts.get(b, 0) for b in range(max(counts, default=-1) + 1)], np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
     offset = F.element_at(F.array(*[F.lit(int(o)) for o in offsets]), F.col("_bucket") + 1)

@@ -13,13 +13,14 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from kuairec.data import schema
 from kuairec.data.schema import Column, FileSpec
-from kuairec.data.validate import check_header_names
+from kuairec.data.validate import check_header, check_header_names
 from kuairec.errors import DataError
-from kuairec.sparkengine.session import join, spark_uri
+from kuairec.sparkengine.session import is_uri, join, spark_uri
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -42,8 +43,12 @@ class Source:
 
 
 def _exists(spark: SparkSession, location: str, fmt: str) -> bool:
-    """Whether Spark finds ``location`` (any file system Spark can read)."""
+    """Whether ``location`` exists: a local path is looked at directly, a URI through
+    Spark (any file system Spark can read)."""
     from pyspark.errors import AnalysisException
+
+    if not is_uri(location):
+        return Path(location).exists()
 
     try:
         reader = spark.read.format(fmt)
@@ -112,6 +117,9 @@ def read_raw(spark: SparkSession, source: Source) -> DataFrame:
 def check_csv_header(spark: SparkSession, source: Source) -> None:
     """The first line must name the spec's columns, in order (the local loader's rule
     and messages, :func:`kuairec.data.validate.check_header_names`)."""
+    if not is_uri(source.location):  # a local file: the local loader's own check
+        check_header(Path(source.location), source.spec)  # (it also sniffs the bytes)
+        return
     first = spark.read.text(spark_uri(source.location)).limit(1).collect()
     if not first or not (first[0][0] or "").strip():
         raise DataError("empty file: expected a header line", file=source.location)

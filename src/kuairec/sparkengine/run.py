@@ -192,7 +192,16 @@ def _load(spark: SparkSession, cfg: SparkRunConfig, tables: str, parts: int) -> 
         "data": cfg.data,
     }
     maps = (spark.read.parquet(cleaned.users), items)
-    return split, maps, duration, cleaning_with_tables(cleaned), description
+    cleaning = cleaning_with_tables(cleaned)
+    if cfg.side_files:
+        from kuairec.sparkengine.side import clean_side_files
+
+        side_maps = {"users": maps[0], "items": items.select("video_id", "item_idx")}
+        written, side = clean_side_files(spark, cleaned.sources, side_maps, tables)
+        cleaning["rows_read"].update(side.pop("rows_read"))
+        cleaning["notes"] += side.pop("notes")
+        cleaning.update(side, side_tables=written)
+    return split, maps, duration, cleaning, description
 
 
 def cleaning_with_tables(cleaned: Any) -> dict[str, Any]:
