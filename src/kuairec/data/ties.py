@@ -18,7 +18,7 @@ Definition (all arithmetic on unsigned 32-bit values, ``mul(x, c) = (x * c) mod 
 maps, sorted by raw id), so they are below 2**31. The result lies in [0, 2**32). Spark
 evaluates ``mul`` in two 16-bit halves so that no intermediate leaves a signed 64-bit
 long (ANSI mode turns an overflow into an error); numpy wraps uint64 arithmetic. Both are
-the same function, ``tests/spark/test_engine_equal.py`` checks it on a million values.
+the same function, ``tests/spark/test_engine_equal.py`` checks it on 200,000 pairs.
 """
 
 from __future__ import annotations

@@ -311,6 +311,11 @@ def _kill_gateway() -> None:
                 proc.wait(timeout=10)
 
 
+def current_session() -> SparkSession | None:
+    """The running shared session (None when none was started)."""
+    return _state["session"]
+
+
 def current_settings() -> SessionSettings | None:
     """The settings the running session was started with (None when none runs)."""
     return _state["settings"]
