@@ -6,7 +6,7 @@ hash, then by ``item_idx``. It depends only on its three integers: not on file o
 partitioning, the number of executors or a library's hash function (Spark's ``hash`` and
 ``xxhash64`` may change between versions, ``randomSplit`` depends on partitioning), so
 the local engine (numpy, here) and the Spark engine
-(:func:`kuairec.sparkengine.ties.tie_hash_column`) compute the same values.
+(:func:`kuairec.sparkengine.ties.with_tie_hash`) compute the same values.
 
 Definition (all arithmetic on unsigned 32-bit values, ``mul(x, c) = (x * c) mod 2**32``)::
 

@@ -149,7 +149,13 @@ def _read_parquet(spark: SparkSession, source: Source) -> DataFrame:
     # a value that does not convert marks the row as corrupt, as a CSV parse failure does
     corrupt = F.when(
         F.coalesce(*bad).isNotNull(),
-        F.concat_ws(",", *[F.col(f"`{c.name}`").cast("string") for c in source.spec.columns]),
+        F.concat_ws(
+            ",",
+            *[
+                F.coalesce(F.col(f"`{c.name}`").cast("string"), F.lit(""))
+                for c in source.spec.columns
+            ],
+        ),
     )
     return df.select(*typed, corrupt.alias(CORRUPT))
 
