@@ -10,6 +10,7 @@ cleaning counts and the per-stage timings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
@@ -41,6 +42,15 @@ class SparkSettings:
     batch_rows: int = param(2048, ge=1, doc="users per Arrow batch in the Python kernels")
     id_map_rows: int = param(2_000_000, ge=1, doc="ids per sorted bucket of an id map")
     conf: dict[str, str] = param({}, doc="more Spark settings, e.g. spark.executor.cores")
+    ship_package: bool | None = param(None, doc="send kuairec to executors; None: not local[N]")
+
+    @property
+    def ships_package(self) -> bool:
+        """Whether executors get this kuairec (any master but plain ``local[N]``, where
+        the driver's own interpreter runs the kernels)."""
+        if self.ship_package is not None:
+            return self.ship_package
+        return re.match(r"local(\[[^]]*\])?$", self.master) is None
 
 
 @dataclass(frozen=True)

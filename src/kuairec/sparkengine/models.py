@@ -28,6 +28,7 @@ import numpy as np
 
 from kuairec.errors import ConfigError
 from kuairec.models.params import config_to_dict
+from kuairec.sparkengine.session import parallelism
 from kuairec.sparkengine.topk import TopKKernel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,8 +158,8 @@ def fit_spark_als(
     reg_param = c.regularization / float(
         np.sqrt((stats["nnz"] / stats["u"]) * (stats["nnz"] / stats["i"]))
     )
-    parallelism = max(1, int(spark.sparkContext.defaultParallelism))
-    blocks = (c.num_user_blocks or parallelism, c.num_item_blocks or parallelism)
+    cores = parallelism(spark)
+    blocks = (c.num_user_blocks or cores, c.num_item_blocks or cores)
     als = ALS(
         rank=c.factors, maxIter=c.iterations, regParam=reg_param, implicitPrefs=True,
         alpha=c.alpha, userCol="user", itemCol="item", ratingCol="rating",

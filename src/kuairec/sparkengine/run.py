@@ -11,6 +11,7 @@ when it is small enough).
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,7 +26,15 @@ from kuairec.sparkengine import evaluate as E
 from kuairec.sparkengine import models as M
 from kuairec.sparkengine.config import SparkModelResult, SparkRunConfig, SparkRunResult
 from kuairec.sparkengine.driver import collect_train, driver_reason, fit_on_driver, not_on_spark
-from kuairec.sparkengine.session import apply_run_settings, describe, join, spark_uri, start
+from kuairec.sparkengine.session import (
+    apply_run_settings,
+    describe,
+    join,
+    parallelism,
+    ship_package,
+    spark_uri,
+    start,
+)
 from kuairec.sparkengine.topk import top_k
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,6 +89,8 @@ def run_spark(cfg: SparkRunConfig, progress: Any = False) -> SparkRunResult:
         with stages("spark session"):
             spark = start(cfg.spark)
             apply_run_settings(spark, cfg.spark, join(work, "checkpoints"))
+            if cfg.spark.ships_package:
+                ship_package(spark)
         try:
             prep = _prepare(spark, cfg, work, stages)
         except KuaiRecError:
@@ -113,7 +124,7 @@ def run_spark(cfg: SparkRunConfig, progress: Any = False) -> SparkRunResult:
 def _partitions(spark: SparkSession, cfg: SparkRunConfig) -> int:
     if cfg.spark.shuffle_partitions:
         return cfg.spark.shuffle_partitions
-    return max(2, int(spark.sparkContext.defaultParallelism))
+    return max(2, parallelism(spark))
 
 
 def _prepare(spark: SparkSession, cfg: SparkRunConfig, work: str, stages: _Stages) -> Prepared:
@@ -323,10 +334,11 @@ def _write_top(spark: SparkSession, name: str, fitted: M.Fitted, prep: Prepared,
                 "factors", F.coalesce(F.col("factors"), default)
             )
         top_k(table, fitted.kernel).write.mode("overwrite").parquet(uri)
-        if name == "spark_als":
+        if name == "spark_als":  # ALS keeps its factors cached: drop them now
             from kuairec.models.spark_als import _unpersist_all
 
-            _unpersist_all(spark.sparkContext)
+            with contextlib.suppress(Exception):  # Spark Connect: the server's business
+                _unpersist_all(spark.sparkContext)
     else:
         items, scores = fitted.lists
         spark.createDataFrame(_lists_table(prep.ctx.users, items, scores)).write.mode(

@@ -9,6 +9,7 @@ so tests and tuning trials share one JVM. A checkpoint directory is always set.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,13 +77,54 @@ def set_checkpoint_dir(spark: SparkSession, location: str) -> None:
         spark.conf.set("spark.checkpoint.dir", uri)
 
 
+def parallelism(spark: SparkSession) -> int:
+    """The cluster's default parallelism (Spark Connect: the shuffle partitions)."""
+    try:
+        return max(1, int(spark.sparkContext.defaultParallelism))
+    except Exception:  # Spark Connect has no SparkContext
+        return max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
+
+
+def ship_package(spark: SparkSession) -> str:
+    """Send this kuairec package to the executors (a zip on their Python path, ahead of
+    any installed copy), so that the kernels run the driver's code: executors need
+    numpy, scipy and pyarrow, not kuairec. The zip is named by a digest of the sources,
+    so a session registers each version once. Returns the zip's path."""
+    import hashlib
+    import tempfile
+    import zipfile
+
+    import kuairec
+
+    root = Path(kuairec.__file__).parent
+    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    digest = hashlib.blake2b(digest_size=8)
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    target = Path(tempfile.gettempdir()) / "kuairec-ship" / f"kuairec-{digest.hexdigest()}.zip"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in files:
+                zf.write(path, Path("kuairec") / path.relative_to(root))
+        tmp.replace(target)
+    try:
+        spark.sparkContext.addPyFile(str(target))
+    except AttributeError:  # Spark Connect: an artifact of the session
+        spark.addArtifacts(str(target), pyfile=True)
+    return str(target)
+
+
 def describe(spark: SparkSession, settings: SparkSettings) -> dict[str, Any]:
     """What ran: master, Spark's version, executors and the SQL settings in force."""
     out: dict[str, Any] = {"master": settings.master, "version": spark.version}
     try:
         sc = spark.sparkContext
         out["default_parallelism"] = int(sc.defaultParallelism)
-        driver = 0 if sc.master.startswith("local") else 1  # the status lists the driver
+        # the status lists the driver's block manager too, except in local mode where
+        # the driver is the only executor (local-cluster has separate executors)
+        driver = 0 if re.match(r"local(\[|$)", sc.master) else 1
         out["executors"] = int(sc._jsc.sc().getExecutorMemoryStatus().size()) - driver
     except Exception:  # Spark Connect has no SparkContext
         pass
