@@ -200,12 +200,12 @@ def data_folder(scale: float, seed: int, fmt: str) -> Path:
 def to_parquet(folder: Path, target: Path) -> None:
     """Every CSV of ``folder`` as ``<stem>.parquet`` (Spark's reader, the schema's types)."""
     from kuairec.models.spark_session import stop_session
+    from kuairec.sparkengine.config import SparkSettings
     from kuairec.sparkengine.read import locate, read_raw
     from kuairec.sparkengine.session import start
-    from kuairec.sparkengine.config import SparkSettings
 
     spark = start(SparkSettings(master="local[*]", driver_memory="4g"))
-    for key, source in locate(spark, str(folder)).items():
+    for source in locate(spark, str(folder)).values():
         if source is not None:
             stem = Path(source.location).stem
             read_raw(spark, source).drop("_corrupt").write.mode("overwrite").parquet(
@@ -248,9 +248,10 @@ def cmd_engines(args: argparse.Namespace) -> None:
 
 def _print_engine(e: dict) -> None:
     r = e["result"]
+    load = f"{e['load_before']:.1f}->{e['load_after']:.1f}"
     print(f"\n{e['engine']} scale {e['scale']} ({e['format']}): rows {r.get('rows')}, "
           f"wall {e['wall_s']} s, peak {e['peak_total_mb']} MB, rc {e['rc']}, "
-          f"load {e['load_before']:.1f}->{e['load_after']:.1f}, ndcg@10 {r.get('ndcg@10')}")  # fmt: skip
+          f"load {load}, ndcg@10 {r.get('ndcg@10')}")  # fmt: skip
     print("| stage | s | driver MB | JVM MB | workers MB |\n|---|---|---|---|---|")
     for s in e["stages"]:
         print(f"| {s['stage']} | {s['seconds']:.1f} | {s['driver_mb']:.0f} | {s['jvm_mb']:.0f} "
@@ -276,7 +277,8 @@ def cmd_ceiling(args: argparse.Namespace) -> None:
         points.append((rows, got["peak_total_mb"]))
         print(
             f"scale {scale}: {rows} rows, peak {got['peak_total_mb']:.0f} MB, "
-            f"{got['peak_total_mb'] * 2**20 / rows:.0f} B/row, wall {got['wall_s']} s, rc {got['rc']}"
+            f"{got['peak_total_mb'] * 2**20 / rows:.0f} B/row, wall {got['wall_s']} s, "
+            f"rc {got['rc']}"
         )
     if len(points) >= 2:
         x, y = np.array(points, dtype=float).T
@@ -298,9 +300,8 @@ def cmd_project(args: argparse.Namespace) -> None:
         sys.exit("project needs Spark results at 3 or more sizes (run `engines` first)")
     local_cores = os.cpu_count() or 2
     stages = sorted({s["stage"] for e in spark for s in e["stages"]})
-    print(
-        f"| stage | a (s) | b (us/row, {local_cores} cores) | 1B rows, 10x8 cores (min) | 10B rows, 50x8 cores (min) |"
-    )
+    print(f"| stage | a (s) | b (us/row, {local_cores} cores) | 1B rows, 10x8 cores (min) "
+          "| 10B rows, 50x8 cores (min) |")  # fmt: skip
     print("|---|---|---|---|---|")
     for stage in stages:
         pts = [
