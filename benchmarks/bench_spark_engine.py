@@ -96,7 +96,10 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
         elif line.startswith("RESULT "):
             result = json.loads(line[7:])
     for s in stages:
-        inside = [m for t, m in samples if s["t0"] <= t <= s["t1"]] or [{}]
+        inside = [m for t, m in samples if s["t0"] <= t <= s["t1"]]
+        if not inside and samples:  # a stage shorter than the sampling step: the nearest
+            inside = [min(samples, key=lambda x: abs(x[0] - s["t0"]))[1]]
+        inside = inside or [{}]
         for kind in ("driver", "jvm", "workers"):
             s[f"{kind}_mb"] = round(max(m.get(kind, 0.0) for m in inside), 1)
         s["total_mb"] = round(max(sum(m.values()) for m in inside), 1) if inside[0] else 0.0

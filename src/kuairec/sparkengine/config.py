@@ -69,6 +69,7 @@ class SparkRunConfig:
     n_bootstrap: int = param(1000, ge=0, doc="bootstrap resamples (0 = no intervals)")
     models: list[str] = param(list(DEFAULT_MODELS))
     model_params: dict[str, dict[str, Any]] = param({})
+    validation: Literal["temporal", "random"] = "temporal"  # driver-side early stopping
     work_dir: str | None = None  # tables, recommendations, checkpoints; None = a temp folder
     side_files: bool = True  # read, check and write the five side files too
     max_local_items: int = param(20_000, ge=0, doc="driver-side models: at most this many")

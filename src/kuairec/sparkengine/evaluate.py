@@ -88,30 +88,14 @@ def prepare(
 ) -> SparkEvalContext:
     """The context for ``test`` (user_idx, item_idx, watch_ratio_mean) given training
     pairs (for the duration label's cut-offs) and the per-item arrays."""
-    from pyspark.sql import functions as F
-
-    from kuairec.errors import ConfigError
-
     default = parse_label(default_label)
     parsed = {default.name: default, **{lab.name: lab for lab in map(parse_label, labels)}}
-    edges, notes, item_cut = None, [], {}
+    edges = None
     if video_duration is not None:
         warm = np.flatnonzero(popularity > 0)
         edges = duration_edges(video_duration, warm if warm.size else candidates, N_BUCKETS)
-    for name, lab in list(parsed.items()):
-        if lab.kind != "duration":
-            continue
-        if video_duration is None:
-            if name == default.name:
-                raise ConfigError(f"default_label {name!r} needs video durations; none are known")
-            notes.append(f"label {name!r} skipped: the training set has no video durations")
-            del parsed[name]
-            continue
-        same = edges if lab.n_buckets == N_BUCKETS else None
-        cut = spark_duration_cutoffs(lab, train, video_duration, popularity, same)
-        item_cut[name] = item_cutoffs(cut, video_duration)
+    item_cut, notes = _cutoffs(parsed, default.name, train, video_duration, popularity, edges)
     cap = max(int(candidates.size), 1)
-    capped = tuple(sorted({min(k, cap) for k in ks}))
     over = [k for k in ks if k > cap]
     if over:
         notes.append(
@@ -126,8 +110,49 @@ def prepare(
                 S.duration_names(edges),
             )
         groups["item_coldness"] = ((popularity > 0).astype(np.int64), ["cold", "warm"])
+    return SparkEvalContext(
+        rel_lists=grouped_test_pairs(test), users=users, candidates=candidates,
+        n_items=popularity.size, labels=parsed, default_label=default.name,
+        ks=tuple(sorted({min(k, cap) for k in ks})), requested_ks=tuple(ks), cap=cap,
+        popularity=popularity, activity=activity, item_cut=item_cut, item_groups=groups,
+        notes=notes,
+    )  # fmt: skip
+
+
+def _cutoffs(
+    labels: dict[str, Label],
+    default: str,
+    train: DataFrame,
+    video_duration: np.ndarray | None,
+    popularity: np.ndarray,
+    edges: np.ndarray | None,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Every duration label's per-item cut-off (the local ``_label_data``'s rules);
+    labels that cannot be computed are removed from ``labels`` with a note."""
+    from kuairec.errors import ConfigError
+
+    item_cut, notes = {}, []
+    for name, lab in list(labels.items()):
+        if lab.kind != "duration":
+            continue
+        if video_duration is None:
+            if name == default:
+                raise ConfigError(f"default_label {name!r} needs video durations; none are known")
+            notes.append(f"label {name!r} skipped: the training set has no video durations")
+            del labels[name]
+            continue
+        same = edges if lab.n_buckets == N_BUCKETS else None
+        cut = spark_duration_cutoffs(lab, train, video_duration, popularity, same)
+        item_cut[name] = item_cutoffs(cut, video_duration)
+    return item_cut, notes
+
+
+def grouped_test_pairs(test: DataFrame) -> DataFrame:
+    """One row per test user: its test items (sorted) and their watch ratios."""
+    from pyspark.sql import functions as F
+
     entries = F.sort_array(F.collect_list(F.struct("item_idx", "watch_ratio_mean")))
-    rel_lists = (
+    return (
         test.groupBy("user_idx")
         .agg(entries.alias("_e"))
         .select(
@@ -136,12 +161,6 @@ def prepare(
             F.col("_e.watch_ratio_mean").cast("array<double>").alias("rel_wr"),
         )
     )
-    return SparkEvalContext(
-        rel_lists=rel_lists, users=users, candidates=candidates, n_items=popularity.size,
-        labels=parsed, default_label=default.name, ks=capped, requested_ks=tuple(ks), cap=cap,
-        popularity=popularity, activity=activity, item_cut=item_cut, item_groups=groups,
-        notes=notes,
-    )  # fmt: skip
 
 
 def spark_duration_cutoffs(
@@ -157,9 +176,13 @@ def spark_duration_cutoffs(
 
     if edges is None:
         edges = duration_edges(video_duration, np.flatnonzero(popularity > 0), label.n_buckets)
+    import pyarrow as pa
+
     bucket = duration_bucket(video_duration, edges)
-    lookup = F.element_at(F.array(*[F.lit(int(b)) for b in bucket]), F.col("item_idx") + 1)
-    wr = train.select(lookup.alias("b"), F.col("watch_ratio_mean").alias("v"))
+    per_item = train.sparkSession.createDataFrame(
+        pa.table({"item_idx": np.arange(bucket.size, dtype=np.int32), "b": bucket.astype(np.int32)})
+    )
+    wr = train.join(per_item, "item_idx").select("b", F.col("watch_ratio_mean").alias("v"))
     counts = np.zeros(label.n_buckets, np.int64)
     for r in wr.groupBy("b").count().collect():
         if r["b"] >= 0:

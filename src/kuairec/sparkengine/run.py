@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kuairec.errors import KuaiRecError
+from kuairec.errors import KuaiRecError, ModelError
 from kuairec.sparkengine import evaluate as E
 from kuairec.sparkengine import models as M
 from kuairec.sparkengine.config import SparkModelResult, SparkRunConfig, SparkRunResult
@@ -81,8 +81,11 @@ class _Stages:
 def run_spark(cfg: SparkRunConfig, progress: Any = False) -> SparkRunResult:
     """Run the main job on Spark; see :class:`SparkRunConfig` and docs/scale.md."""
     from kuairec.display.progress import using
+    from kuairec.models.registry import check_params
 
     cfg = SparkRunConfig.from_dict({**cfg.to_dict(), "spark": cfg.spark})  # checked
+    for name in cfg.models:  # unknown names and bad parameters fail before any work
+        check_params(name, cfg.model_params.get(name, {}))
     work = cfg.work_dir or tempfile.mkdtemp(prefix="kuairec-spark-run-")
     with using(progress) as display:
         stages = _Stages(display)
@@ -93,9 +96,7 @@ def run_spark(cfg: SparkRunConfig, progress: Any = False) -> SparkRunResult:
                 ship_package(spark)
         try:
             prep = _prepare(spark, cfg, work, stages)
-        except KuaiRecError:
-            raise
-        except Exception as exc:  # Spark's own errors (py4j, analysis): one line
+        except _spark_errors() as exc:  # Spark's own errors (py4j, analysis): one line
             raise SparkEngineError(
                 f"Spark failed while preparing the data: {_reason(exc)}"
             ) from None
@@ -110,8 +111,11 @@ def run_spark(cfg: SparkRunConfig, progress: Any = False) -> SparkRunResult:
                 models[name] = _run_model(spark, name, prep, cfg, work, stages)
             except KuaiRecError as exc:
                 skipped[name] = f"failed: {exc}"
-            except Exception as exc:  # a failure inside Spark: the run goes on
+            except _spark_errors() as exc:  # a failure inside Spark: the run goes on
                 skipped[name] = f"failed: Spark: {_reason(exc)}"
+        if not models:
+            reasons = "; ".join(f"{n}: {r}" for n, r in skipped.items())
+            raise ModelError(f"no model could be trained and evaluated on Spark ({reasons})")
         return SparkRunResult(
             protocol=prep.protocol, models=models, skipped=skipped,
             stage_seconds=dict(stages.seconds), cleaning=prep.cleaning, tables=prep.tables,
@@ -162,6 +166,7 @@ def _prepare(spark: SparkSession, cfg: SparkRunConfig, work: str, stages: _Stage
         "ks": list(cfg.ks),
         "n_bootstrap": cfg.n_bootstrap,
         "seed": cfg.seed,
+        "validation_split": cfg.validation,
     }
     return Prepared(
         split, maps[0], maps[1], user_table, ctx, arrays["users_raw"], video_duration,
@@ -201,6 +206,7 @@ def _load(spark: SparkSession, cfg: SparkRunConfig, tables: str, parts: int) -> 
         "train": "big_matrix",
         "test": "small_matrix (fully observed)",
         "data": cfg.data,
+        "synthetic": cleaned.sources.get("truth") is not None,
     }
     maps = (spark.read.parquet(cleaned.users), items)
     cleaning = cleaning_with_tables(cleaned)
@@ -317,7 +323,7 @@ def _fit(spark, name, params, prep, cfg, k, cand, n_items) -> M.Fitted:  # noqa:
             prep.split.train, prep.users_map, prep.items_map, prep.video_duration
         )
     return fit_on_driver(
-        name, params, prep.train_set, prep.ctx.users, k, cand, "temporal", cfg.seed
+        name, params, prep.train_set, prep.ctx.users, k, cand, cfg.validation, cfg.seed
     )
 
 
@@ -386,6 +392,14 @@ def _write_recommendations(name: str, top: DataFrame, prep: Prepared, work: str)
     uri = spark_uri(join(work, "recommendations", name))
     recs.write.mode("overwrite").parquet(uri)
     return uri
+
+
+def _spark_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions Spark raises (the JVM's through py4j, pyspark's own)."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    return (Py4JError, PySparkException)
 
 
 def _reason(exc: BaseException) -> str:
