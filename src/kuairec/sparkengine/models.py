@@ -169,23 +169,30 @@ def fit_spark_als(
         seed=c.seed,
     )  # fmt: skip
     model = als.fit(ratings)
-    items = model.itemFactors.toArrow()
-    ids = items.column("id").to_numpy()
-    item_f = np.zeros((n_items, c.factors), np.float32)
-    flat = items.column("features").combine_chunks().flatten().to_numpy()
-    item_f[ids] = flat.reshape(ids.size, c.factors)
     users = model.userFactors.select(
         F.col("id").alias("user_idx"), F.col("features").alias("factors")
     )
     default, max_user_norm = _user_summary(users, c.factors)
+    state = _item_state(model.itemFactors, n_items, c.factors, max_user_norm)
+    kernel = TopKKernel("factors", n_items, k, cand, state)
+    info = {"reg_param": reg_param, "blocks": list(blocks), "kept_pairs": int(stats["nnz"])}
+    return Fitted(config_to_dict(c), "spark", kernel, users, info=info, default_user=default)
+
+
+def _item_state(
+    item_factors: DataFrame, n_items: int, rank: int, max_user_norm: float
+) -> dict[str, np.ndarray]:
+    """Item factors (zero for items without kept pairs) and FactorModel's offsets: cold
+    items below any ``|user . item|`` (the Cauchy-Schwarz bound), as ``set_factors``."""
+    items = item_factors.toArrow()
+    ids = items.column("id").to_numpy()
+    item_f = np.zeros((n_items, rank), np.float32)
+    item_f[ids] = items.column("features").combine_chunks().flatten().to_numpy().reshape(-1, rank)
     cold_items = np.ones(n_items, bool)
     cold_items[ids] = False
     bound = max_user_norm * (float(np.linalg.norm(item_f, axis=1).max()) if n_items else 0.0)
     offset = np.where(cold_items, -(2.0 * bound + 1.0), 0.0).astype(np.float32)
-    state = {"item_factors": item_f, "item_offset": offset}
-    kernel = TopKKernel("factors", n_items, k, cand, state)
-    info = {"reg_param": reg_param, "blocks": list(blocks), "kept_pairs": int(stats["nnz"])}
-    return Fitted(config_to_dict(c), "spark", kernel, users, info=info, default_user=default)
+    return {"item_factors": item_f, "item_offset": offset}
 
 
 def _user_summary(users: DataFrame, rank: int) -> tuple[np.ndarray, float]:
