@@ -215,16 +215,39 @@ def test_temporal_protocol_by_hand():
         *[(1, i, i) for i in range(10)],  # 10 rows -> floor(0.2 * 10) = 2 test rows: 8, 9
         (2, 0, 1),  # one row: train only
         (3, 5, 1), (3, 6, 2), (3, 5, 3),  # last row (item 5) is a training item: dropped
-        (4, 7, 10), (4, 8, 10),  # tie at t = 10: file order decides, item 8 is later
+        (4, 8, 10), (4, 7, 10),  # tie at t = 10: tie_hash(0, 4, 7) > tie_hash(0, 4, 8)
         (5, 1, np.nan), (5, 2, 0),  # no time counts as the oldest: item 2 is the test row
     ]  # fmt: skip
     u, i, t = (np.array(c) for c in zip(*log, strict=True))
     train, test = temporal_protocol(u, i, t.astype(float), np.ones(len(u)), 6, 10)
     assert test.users.tolist() == [0, 1, 4, 5]
-    assert _rows(test.relevance) == [[0], [8, 9], [8], [2]]
+    assert _rows(test.relevance) == [[0], [8, 9], [7], [2]]
     assert sorted(i for uu, i in _pairs(train) if uu == 0) == [1, 2, 3, 4]
     assert sorted(i for uu, i in _pairs(train) if uu == 3) == [5, 6]
     assert test.candidates.tolist() == list(range(10))
+
+
+def test_temporal_protocol_ties_do_not_depend_on_file_order():
+    from kuairec.data.ties import tie_hash
+
+    rng = np.random.default_rng(5)
+    n = 4000  # 40 users, times drawn from 5 values: many ties
+    u, i = rng.integers(0, 40, n), rng.integers(0, 300, n)
+    t, wr = rng.integers(0, 5, n).astype(float), rng.integers(0, 3, n).astype(float)
+    splits = []
+    for seed, perm in ((0, np.arange(n)), (0, rng.permutation(n)), (1, np.arange(n))):
+        train, test = temporal_protocol(u[perm], i[perm], t[perm], wr[perm], 40, 300, seed=seed)
+        splits.append((_pairs(train), _rows(test.relevance), train.watch_ratio_mean.tolist()))
+    assert splits[0] == splits[1]  # shuffled rows: the same split
+    assert splits[0] != splits[2]  # another seed breaks the ties differently
+    # user 0's test rows by the definition: its last floor(0.2 n) rows by (time, hash,
+    # item, watch_ratio), less the pairs it also has among its training rows
+    rows = np.flatnonzero(u == 0)
+    ordered = rows[np.lexsort((wr[rows], i[rows], tie_hash(0, u[rows], i[rows]), t[rows]))]
+    n_test = int(np.floor(0.2 * rows.size))
+    train_items = set(i[ordered[:-n_test]].tolist())
+    expected = sorted(set(i[ordered[-n_test:]].tolist()) - train_items)
+    assert splits[0][1][0] == expected and len(expected) > 0
 
 
 def test_temporal_protocol_rejects_bad_input():

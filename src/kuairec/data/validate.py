@@ -132,7 +132,12 @@ def check_header(path: Path, spec: FileSpec) -> None:
     """The header must name exactly ``spec``'s columns, in order, without spaces around
     them (``user_id, video_id`` is refused with exactly that message: polars would read
     the values after such commas as text)."""
-    raw = read_header(path)
+    check_header_names(path, spec, read_header(path))
+
+
+def check_header_names(path: Path | str, spec: FileSpec, raw: list[str]) -> None:
+    """:func:`check_header`'s rule on the header's fields ``raw`` (already read: the
+    Spark engine reads the first line with Spark)."""
     found = [name.strip() for name in raw]
     expected = spec.header
     if found == expected:

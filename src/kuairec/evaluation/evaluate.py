@@ -27,8 +27,9 @@ from kuairec.evaluation.labels import (
     duration_bucket,
     duration_cutoffs,
     duration_edges,
-    label_values,
+    item_cutoffs,
     parse_label,
+    values_of,
 )
 from kuairec.evaluation.protocols import TestSet
 
@@ -203,13 +204,13 @@ def prepare(
     )
 
 
-def _alias_capped(table: dict[str, Any], ctx: EvalContext) -> None:
+def _alias_capped(table: dict[str, Any], requested_ks: tuple[int, ...], cap: int) -> None:
     """Add ``<metric>@K`` for each requested K above the cap: the ``@cap`` value (a list
     cannot hold more than every candidate). In place."""
-    over = [k for k in ctx.requested_ks if k > ctx.cap]
+    over = [k for k in requested_ks if k > cap]
     if not over:
         return
-    suffix = f"@{ctx.cap}"
+    suffix = f"@{cap}"
     for key in [k for k in table if k.endswith(suffix)]:
         for k in over:
             table[f"{key[: -len(suffix)]}@{k}"] = table[key]
@@ -233,15 +234,61 @@ def _label_data(
                 raise ConfigError(f"default_label {name!r} needs video durations; none are known")
             notes.append(f"label {name!r} skipped: the training set has no video durations")
             continue
-        cut = None
+        item_cut = None
         if lab.kind == "duration":
             same = edges if lab.n_buckets == N_BUCKETS else None
-            cut = duration_cutoffs(lab, inter, duration, edges=same)
-        values[name] = label_values(lab, test, inter, duration, cutoffs=cut)
-        n_pos[name] = M.row_counts(values[name], test.relevance.indptr)
-        if not lab.binary:
-            ideal[name] = M.ideal_gains(values[name], test.relevance.indptr, max_k)
+            item_cut = item_cutoffs(duration_cutoffs(lab, inter, duration, edges=same), duration)
+        rel = test.relevance
+        values[name], n_pos[name], best = label_arrays(
+            lab, rel.data, rel.indices, rel.indptr, item_cut, max_k
+        )
+        if best is not None:
+            ideal[name] = best
     return values, n_pos, ideal, notes
+
+
+def label_arrays(
+    label: Label,
+    watch_ratio: np.ndarray,
+    items: np.ndarray,
+    indptr: np.ndarray,
+    item_cut: np.ndarray | None,
+    max_k: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One label over CSR rows of observed pairs (one row per user): every pair's value,
+    the positives per row and, for graded labels, each row's ``max_k`` best gains (None
+    for binary labels). Both engines call it: the Spark engine on batches of users."""
+    values = values_of(label, watch_ratio, items, item_cut)
+    n_pos = M.row_counts(values, indptr)
+    ideal = None if label.binary else M.ideal_gains(values, indptr, max_k)
+    return values, n_pos, ideal
+
+
+def per_user_metrics(
+    top: np.ndarray,
+    relevance: Any,
+    rel_keys: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    n_pos: Mapping[str, np.ndarray],
+    ideal: Mapping[str, np.ndarray],
+    labels: Mapping[str, Label],
+    ks: tuple[int, ...],
+) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+    """Every label's per-user metrics of the lists ``top`` (padded to max(ks)) against
+    ``relevance`` (canonical CSR, one row per list), and the position in
+    ``relevance.data`` of every listed item (-1: not an observed pair).
+
+    The one per-user formula of both engines: :func:`evaluate` calls it on all test
+    users, the Spark engine on Arrow batches of them (kuairec.sparkengine.evaluate)."""
+    pos = M.lookup(relevance, top, rel_keys)
+    per_label: dict[str, dict[str, np.ndarray]] = {}
+    for name, lab in labels.items():
+        gains = M.gather(values[name], pos)
+        if lab.binary:
+            per_label[name] = M.ranking_metrics(gains, n_pos[name], ks)
+        else:
+            per_label[name] = M.graded_ndcg(gains, ideal[name], ks)
+    return per_label, pos
 
 
 def check_top_items(
@@ -315,31 +362,50 @@ def evaluate(
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
         raise ConfigError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}")
     top = M.pad_columns(check_top_items(top_items, test, ctx.excl_keys), max(ctx.ks))
-    pos = M.lookup(test.relevance, top, ctx.rel_keys)
-    per_label: dict[str, dict[str, np.ndarray]] = {}
-    for name, lab in ctx.labels.items():
-        gains = M.gather(ctx.values[name], pos)
-        if lab.binary:
-            per_label[name] = M.ranking_metrics(gains, ctx.n_pos[name], ctx.ks)
-        else:
-            per_label[name] = M.graded_ndcg(gains, ctx.ideal[name], ctx.ks)
-    default = ctx.default_label
-    per_user = per_label[default]
-    result_metrics = _summaries(per_user, ctx.n_pos[default])
-    result_metrics.update(_beyond_accuracy(top, test, ctx))
+    per_label, pos = per_user_metrics(
+        top, test.relevance, ctx.rel_keys, ctx.values, ctx.n_pos, ctx.ideal, ctx.labels, ctx.ks
+    )
+    extra = beyond_accuracy(top, test.candidates, ctx.popularity, ctx.ks)
     if predictions is not None:
-        result_metrics.update(
-            M.rating_errors(test.relevance.data, _check_predictions(predictions, test))
-        )
+        extra.update(M.rating_errors(test.relevance.data, _check_predictions(predictions, test)))
+    segments = _segments(top, pos, per_label[ctx.default_label], ctx)
+    return assemble(
+        per_label, ctx.n_pos, extra, segments, users=test.users, labels=ctx.labels,
+        default_label=ctx.default_label, requested_ks=ctx.requested_ks, cap=ctx.cap,
+        n_bootstrap=n_bootstrap, seed=seed, notes=ctx.notes,
+    )  # fmt: skip
+
+
+def assemble(
+    per_label: dict[str, dict[str, np.ndarray]],
+    n_pos: Mapping[str, np.ndarray],
+    extra: Mapping[str, float],
+    segments: dict[str, Any],
+    *,
+    users: np.ndarray,
+    labels: Mapping[str, Label],
+    default_label: str,
+    requested_ks: tuple[int, ...],
+    cap: int,
+    n_bootstrap: int,
+    seed: int,
+    notes: Sequence[str] = (),
+) -> EvalResult:
+    """An :class:`EvalResult` from per-user metrics (users in ``users`` order): means,
+    bootstrap intervals (:func:`bootstrap_ci` over the default label's per-user table),
+    per-label summaries and the aliases of capped K. ``extra`` holds the metrics that are
+    not user means (coverage, popularity, gini, rating errors). Both engines end here."""
+    per_user = per_label[default_label]
+    result_metrics = _summaries(per_user, n_pos[default_label])
+    result_metrics.update(extra)
     ci = {}
     if n_bootstrap > 0 and per_user:
         names = list(per_user)
         lo, hi = bootstrap_ci(np.column_stack([per_user[m] for m in names]), n_bootstrap, seed)
         ci = {m: [float(a), float(b)] for m, a, b in zip(names, lo, hi, strict=True)}
-    segments = _segments(top, pos, per_user, ctx)
-    by_label = {n: _summaries(pu, ctx.n_pos[n]) for n, pu in per_label.items()}
+    by_label = {n: _summaries(pu, n_pos[n]) for n, pu in per_label.items()}
     for table in (result_metrics, ci, per_user, *by_label.values(), *per_label.values()):
-        _alias_capped(table, ctx)
+        _alias_capped(table, requested_ks, cap)
     return EvalResult(
         metrics=result_metrics,
         ci=ci,
@@ -347,13 +413,13 @@ def evaluate(
         segments=segments,
         per_user=per_user,
         per_user_by_label=per_label,
-        users=test.users,
-        default_label=default,
-        labels={n: lab.describe() for n, lab in ctx.labels.items()},
-        ks=ctx.requested_ks,
+        users=users,
+        default_label=default_label,
+        labels={n: lab.describe() for n, lab in labels.items()},
+        ks=requested_ks,
         n_bootstrap=n_bootstrap,
         seed=seed,
-        notes=list(ctx.notes),
+        notes=list(notes),
     )
 
 
@@ -368,12 +434,15 @@ def _summaries(per_user: dict[str, np.ndarray], n_pos: np.ndarray) -> dict[str, 
     return out
 
 
-def _beyond_accuracy(top: np.ndarray, test: TestSet, ctx: EvalContext) -> dict[str, float]:
+def beyond_accuracy(
+    top: np.ndarray, candidates: np.ndarray, popularity: np.ndarray, ks: Sequence[int]
+) -> dict[str, float]:
+    """Coverage, mean popularity and Gini of exposure of the lists ``top`` at every K."""
     out = {}
-    for k in ctx.ks:
-        out[f"coverage@{k}"] = M.coverage(top, k, test.candidates.size)
-        out[f"mean_popularity@{k}"] = M.mean_popularity(top, k, ctx.popularity)
-        out[f"gini@{k}"] = M.gini(top, k, test.candidates)
+    for k in ks:
+        out[f"coverage@{k}"] = M.coverage(top, k, candidates.size)
+        out[f"mean_popularity@{k}"] = M.mean_popularity(top, k, popularity)
+        out[f"gini@{k}"] = M.gini(top, k, candidates)
     return out
 
 

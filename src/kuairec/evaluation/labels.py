@@ -191,8 +191,22 @@ def linear_quantile(x: np.ndarray, q: float) -> float:
         return float(x[n - 1])
     lo = max(int(math.floor(virtual)), 0)
     x.partition([lo, lo + 1])
-    a, b = float(x[lo]), float(x[lo + 1])
-    t = virtual - lo
+    return interpolate(float(x[lo]), float(x[lo + 1]), virtual - lo)
+
+
+def quantile_positions(n: int, q: float) -> tuple[int, int, float]:
+    """Which order statistics (0-based) numpy's "linear" quantile of n values reads, and
+    the weight between them: ``(lo, hi, t)``. The Spark engine fetches just those two
+    values per group and finishes with :func:`interpolate`, as :func:`linear_quantile`."""
+    virtual = (n - 1) * q
+    if virtual >= n - 1:
+        return n - 1, n - 1, 0.0
+    lo = max(int(math.floor(virtual)), 0)
+    return lo, lo + 1, virtual - lo
+
+
+def interpolate(a: float, b: float, t: float) -> float:
+    """numpy's linear interpolation between consecutive order statistics ``a <= b``."""
     diff = b - a
     return b - diff * (1 - t) if t >= 0.5 else a + diff * t
 
@@ -247,19 +261,36 @@ def label_values(
     """The label of every stored test pair, aligned with ``test.relevance.data``:
     1.0 / 0.0 for binary labels, the gain for graded ones (float64)."""
     label = parse_label(label)
-    wr = np.asarray(test.relevance.data, dtype=np.float64)
+    if label.kind == "duration" and cutoffs is None:
+        if train is None:
+            raise ConfigError(f"label {label.name!r} needs the training interactions")
+        cutoffs = duration_cutoffs(label, train, video_duration)
+    item_cut = None if cutoffs is None else item_cutoffs(cutoffs, video_duration)
+    return values_of(label, test.relevance.data, test.relevance.indices, item_cut)
+
+
+def item_cutoffs(cutoffs: DurationCutoffs, video_duration: np.ndarray) -> np.ndarray:
+    """The watch-ratio cut-off of a duration label for every item (float64, n_items):
+    its bucket's, or the global one for an item without a duration."""
+    bucket = duration_bucket(video_duration, cutoffs.edges)
+    return np.where(bucket >= 0, cutoffs.cutoffs[np.maximum(bucket, 0)], cutoffs.global_cutoff)
+
+
+def values_of(
+    label: Label, watch_ratio: np.ndarray, items: np.ndarray, item_cut: np.ndarray | None
+) -> np.ndarray:
+    """The label of observed pairs from their watch ratios and item_idx (float64): 1.0 /
+    0.0 for binary labels, the gain for graded ones. ``item_cut`` (duration labels only)
+    is :func:`item_cutoffs`. Both engines label test pairs with this function."""
+    wr = np.asarray(watch_ratio, dtype=np.float64)
     if label.kind == "threshold":
         pos = wr >= label.threshold if label.inclusive else wr > label.threshold
         return pos.astype(np.float64)
     if label.kind == "graded":
         return np.minimum(wr, label.clip)
-    if cutoffs is None:
-        if train is None:
-            raise ConfigError(f"label {label.name!r} needs the training interactions")
-        cutoffs = duration_cutoffs(label, train, video_duration)
-    bucket = duration_bucket(video_duration, cutoffs.edges)[test.relevance.indices]
-    cut = np.where(bucket >= 0, cutoffs.cutoffs[np.maximum(bucket, 0)], cutoffs.global_cutoff)
-    return (wr > cut).astype(np.float64)
+    if item_cut is None:
+        raise ConfigError(f"label {label.name!r} needs the duration cut-offs")
+    return (wr > np.asarray(item_cut)[np.asarray(items, dtype=np.int64)]).astype(np.float64)
 
 
 def label_relevance(

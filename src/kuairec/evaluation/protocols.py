@@ -230,20 +230,27 @@ def temporal_protocol(
     n_users: int,
     n_items: int,
     test_fraction: float = 0.2,
+    seed: int = 0,
 ) -> tuple[Interactions, TestSet]:
     """A per-user temporal holdout of one row-level log.
 
-    Each user's last ``max(1, floor(test_fraction * rows))`` rows by time (ties: file order;
-    rows without a timestamp count as the oldest) are test rows; users with fewer than 2
-    rows stay train-only. Test pairs that the user also has in training are dropped (they
-    are excluded from ranking, so they could never be hit). Candidates: every item.
+    Each user's last ``max(1, floor(test_fraction * rows))`` rows by time are test rows;
+    rows without a timestamp count as the oldest; rows at the same time are ordered by
+    :func:`kuairec.data.ties.tie_hash` of ``(seed, user, item)``, then item, then
+    watch_ratio (never by file order: the Spark engine, which has none, orders them the
+    same way). Users with fewer than 2 rows stay train-only. Test pairs that the user also
+    has in training are dropped (they are excluded from ranking, so they could never be
+    hit). Candidates: every item.
     """
     if not isinstance(test_fraction, int | float) or not 0 < test_fraction < 1:
         raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     u, i, ts, wr = _check_log(user_idx, item_idx, timestamp, watch_ratio, n_users, n_items)
     counts = np.bincount(u, minlength=n_users)
     n_test = np.where(counts >= 2, np.clip(np.floor(test_fraction * counts), 1, None), 0)
-    order = np.lexsort((np.arange(u.size), np.where(np.isnan(ts), -np.inf, ts), u))
+    from kuairec.data.ties import tie_hash
+
+    time = np.where(np.isnan(ts), -np.inf, ts)
+    order = np.lexsort((wr, i, tie_hash(seed, u, i), time, u))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rank = np.arange(u.size) - starts[u[order]]
     is_test = np.empty(u.size, bool)
@@ -320,17 +327,23 @@ def make_train_set(interactions: Interactions, users: IdMap, items: IdMap) -> Tr
 
 
 def temporal_experiment(
-    path: str | Path, test_fraction: float = 0.2, notes: list[str] | None = None
+    path: str | Path,
+    test_fraction: float = 0.2,
+    notes: list[str] | None = None,
+    seed: int = 0,
 ) -> tuple[TrainSet, TestSet]:
-    """Read a user's log and split it with :func:`temporal_protocol`; what was understood
-    of the file is appended to ``notes``. A log that leaves nothing to test (one row per
-    user, one video, the same pairs repeated) is refused here, before any training."""
+    """Read a user's log and split it with :func:`temporal_protocol` (ties in time broken
+    by the seeded hash); what was understood of the file is appended to ``notes``. A log
+    that leaves nothing to test (one row per user, one video, the same pairs repeated) is
+    refused here, before any training."""
     users, items, log = load_interactions_csv(path, notes)
     if len(items) < 2:
         raise DataError(
             f"the log names {len(items)} video: ranking needs at least 2 videos", file=path
         )
-    inter, test = temporal_protocol(*log, len(users), len(items), test_fraction=test_fraction)
+    inter, test = temporal_protocol(
+        *log, len(users), len(items), test_fraction=test_fraction, seed=seed
+    )
     if test.relevance.nnz == 0:
         raise DataError(_nothing_to_test(log, len(users)), file=path)
     return make_train_set(inter, users, items), test

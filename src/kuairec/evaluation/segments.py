@@ -96,18 +96,46 @@ def item_segments(
     ``hits`` (n, >= k) come from one binary label and ``n_pos`` from
     :func:`group_positives` with the same label; groups without candidates are left out.
     """
+    per_group = item_segment_users(hits, top_items, n_pos, item_group, len(names), k)
+    return summarise_item_segments(per_group, item_group, names, candidates, k)
+
+
+def item_segment_users(
+    hits: np.ndarray,
+    top_items: np.ndarray,
+    n_pos: np.ndarray,
+    item_group: np.ndarray,
+    n_groups: int,
+    k: int,
+) -> list[dict[str, np.ndarray]]:
+    """Per item group, every user's headline metrics@k with relevance and hits restricted
+    to the group's items (the per-user half of :func:`item_segments`; the Spark engine
+    runs it on batches of users)."""
     item_group = np.asarray(item_group, dtype=np.int64)
     top = np.asarray(top_items)[:, :k]
     top_group = np.where(top >= 0, item_group[np.maximum(top, 0)], -1)
-    cand_group = item_group[candidates]
+    return [  # one pass per group (a handful), never per user
+        ranking_metrics(hits[:, :k] * (top_group == g), n_pos[:, g], [k]) for g in range(n_groups)
+    ]
+
+
+def summarise_item_segments(
+    per_group: list[dict[str, np.ndarray]],
+    item_group: np.ndarray,
+    names: Sequence[str],
+    candidates: np.ndarray,
+    k: int,
+) -> dict[str, dict[str, float]]:
+    """The means of :func:`item_segment_users`' values over all users, per group with
+    candidates (the summary half of :func:`item_segments`)."""
+    cand_group = np.asarray(item_group, dtype=np.int64)[candidates]
     n_items = np.bincount(cand_group[cand_group >= 0], minlength=len(names))
-    rows = np.arange(top.shape[0])
     out = {}
-    for g, name in enumerate(names):  # one pass per group (a handful), never per user
+    for g, name in enumerate(names):
         if n_items[g] == 0:
             continue
-        per_user = ranking_metrics(hits[:, :k] * (top_group == g), n_pos[:, g], [k])
-        entry = _summary(per_user, rows, k)
+        per_user = per_group[g]
+        entry = _summary(per_user, np.arange(next(iter(per_user.values())).size), k)
         entry["n_items"] = int(n_items[g])
         out[name] = entry
     return out

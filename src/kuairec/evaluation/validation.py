@@ -63,38 +63,20 @@ def validation_split(
     return fit, dataclasses.replace(valid, label=label)
 
 
-_MASK64 = (1 << 64) - 1
 HALVES_RULE = (
-    "user u is in the selection half when splitmix64(splitmix64(seed) XOR u) is even, "
-    "else in the confirmation half (u = user_idx; splitmix64 as in Steele et al. 2014)"
+    "user u is in the selection half when tie_hash(seed, u, 0) is even, else in the "
+    "confirmation half (u = user_idx; tie_hash: kuairec.data.ties, both engines' hash)"
 )
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser on uint64 values (wrapping arithmetic): a documented,
-    engine-independent integer hash (the Spark engine computes the same with 64-bit
-    integer columns)."""
-    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def stable_hash(seed: int, *keys: np.ndarray) -> np.ndarray:
-    """``h = splitmix64(seed)``, then ``h = splitmix64(h XOR k)`` for each key array in
-    turn (user ids, video ids...): the same on every machine, numpy version and engine."""
-    with np.errstate(over="ignore"):
-        h = splitmix64(np.uint64(int(seed) & _MASK64))
-        for k in keys:
-            h = splitmix64(h ^ np.asarray(k).astype(np.int64).astype(np.uint64))
-    return h
 
 
 def selection_half(users: np.ndarray, seed: int) -> np.ndarray:
     """Boolean mask over ``users``: True for the validation users whose numbers choose
     (tuning's best trial, early stopping), False for the confirmation half that checks
     the choice (:data:`HALVES_RULE`)."""
-    return (stable_hash(seed, users) & np.uint64(1)) == 0
+    from kuairec.data.ties import tie_hash
+
+    users = np.asarray(users, dtype=np.int64)
+    return (tie_hash(seed, users, np.zeros_like(users)) & 1) == 0
 
 
 MIN_TIME_USERS = 100  # fewer users than this (and than a tenth) after the cut: per user
@@ -183,7 +165,8 @@ def random_holdout(
     """Hold out a seeded random ``fraction`` of each user's pairs.
 
     Only ``users`` (user indices; None = every user) are held out from; a user with n
-    pairs, n >= 2, gives ``max(1, round(fraction * n))`` of them, at most n - 1.
+    pairs, n >= 2, gives ``max(1, round(fraction * n))`` of them, at most n - 1: the ones
+    first in the order of :func:`kuairec.data.ties.tie_hash` ``(seed, user, item)``.
     """
     if not isinstance(fraction, int | float) or not 0 < fraction < 1:
         raise ConfigError(f"fraction must be in (0, 1), got {fraction!r}")
@@ -197,7 +180,7 @@ def random_holdout(
         chosen & (counts >= 2), np.clip(np.rint(fraction * counts), 1, counts - 1), 0
     ).astype(np.int64)
     rows = inter.row_users().astype(np.int64)
-    rank = _random_rank_in_row(rows, inter.indptr, np.random.default_rng(seed))
+    rank = _random_rank_in_row(rows, inter.indices, inter.indptr, seed)
     held = rank < n_held[rows]
     if not held.any():
         raise DataError(
@@ -206,9 +189,15 @@ def random_holdout(
     return _split(train, inter, held, "random_holdout")
 
 
-def _random_rank_in_row(rows: np.ndarray, indptr: np.ndarray, rng: Any) -> np.ndarray:
-    """For every stored entry, its position in a random order of its row's entries."""
-    order = np.lexsort((rng.random(rows.size), rows))  # rows stay grouped, shuffled inside
+def _random_rank_in_row(
+    rows: np.ndarray, items: np.ndarray, indptr: np.ndarray, seed: int
+) -> np.ndarray:
+    """For every stored entry, its position in a seeded random order of its row's entries:
+    by :func:`kuairec.data.ties.tie_hash` of ``(seed, user, item)``, then item. A hash of
+    the pair, not a random stream: the Spark engine holds out exactly the same pairs."""
+    from kuairec.data.ties import tie_hash
+
+    order = np.lexsort((items, tie_hash(seed, rows, items), rows))  # rows stay grouped
     rank = np.empty(rows.size, dtype=np.int64)
     rank[order] = np.arange(rows.size) - indptr[rows[order]]
     return rank

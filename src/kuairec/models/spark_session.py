@@ -39,6 +39,7 @@ __all__ = [
     "blas_implementation",
     "get_session",
     "java_problem",
+    "jvm_log",
     "jvm_pids",
     "session_is_running",
     "stop_session",
@@ -190,9 +191,12 @@ def get_session(settings: SessionSettings | None = None) -> SparkSession:
         try:
             session = _start(settings, tmp)
         except Exception as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            _kill_gateway()
             reason = _one_line(exc)
+            tail = _log_tail(tmp)
+            _kill_gateway()
+            shutil.rmtree(tmp, ignore_errors=True)
+            if tail:
+                reason = f"{reason} (JVM: {tail[:300]})"
             raise SparkUnavailable(f"Spark could not start ({settings.master}): {reason}") from None
         _state.update(session=session, settings=settings, tmp=tmp)
         from kuairec.models.backends import on_close
@@ -203,19 +207,46 @@ def get_session(settings: SessionSettings | None = None) -> SparkSession:
 
 def _start(settings: SessionSettings, tmp: Path) -> SparkSession:
     try:
+        from pyspark import SparkConf, SparkContext
+        from pyspark.java_gateway import launch_gateway
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - the registry checks first
-        raise SparkUnavailable("spark_als needs pyspark (pip install 'kuairec[spark]')") from exc
+        raise SparkUnavailable("Spark needs pyspark (pip install 'kuairec[spark]')") from exc
     env = {"OPENBLAS_NUM_THREADS": "1"}  # the local JVM's BLAS: one thread per task
     if is_local_master(settings.master):
         env["SPARK_LOCAL_IP"] = LOOPBACK  # read by the JVM at start: bind to loopback
-    builder = SparkSession.builder.master(settings.master).appName("kuairec")
+        # Python workers on this machine run this interpreter (its packages, kuairec)
+        env["PYSPARK_PYTHON"] = os.environ.get("PYSPARK_PYTHON") or sys.executable
+    conf = SparkConf(loadDefaults=False).setMaster(settings.master).setAppName("kuairec")
     for key, value in _conf(settings, tmp).items():
-        builder = builder.config(key, value)
-    with _environment(env):  # the JVM inherits these; this process keeps its own
-        session = builder.getOrCreate()
+        conf.set(key, value)
+    # the JVM's own output (its start-up lines, log4j, Python workers' stderr) goes to a
+    # log file in the session folder, never to the user's terminal: jvm_log() names it
+    with _environment(env), open(tmp / "jvm.log", "ab") as log:
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+        try:
+            SparkContext(conf=conf, gateway=gateway)
+        except BaseException:
+            SparkContext._gateway = gateway  # so that _kill_gateway ends this JVM
+            raise
+    session = SparkSession.builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def jvm_log() -> Path | None:
+    """The running session's JVM log (start-up lines, Spark's errors), or None."""
+    tmp = _state["tmp"]
+    return None if tmp is None else tmp / "jvm.log"
+
+
+def _log_tail(tmp: Path, lines: int = 3) -> str:
+    try:
+        text = (tmp / "jvm.log").read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    keep = [line for line in text if "incubator" not in line][-lines:]
+    return " | ".join(keep)
 
 
 @contextlib.contextmanager
@@ -281,6 +312,11 @@ def _kill_gateway() -> None:
             with contextlib.suppress(Exception):
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def current_session() -> SparkSession | None:
+    """The running shared session (None when none was started)."""
+    return _state["session"]
 
 
 def current_settings() -> SessionSettings | None:

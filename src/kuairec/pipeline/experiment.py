@@ -144,7 +144,9 @@ def _prepare(cfg: RunConfig, progress: Progress) -> Experiment:
 
         notes: list[str] = []  # what was understood of the user's file
         with progress.stage("loading interactions"):
-            train, test = temporal_experiment(Path(cfg.interactions), cfg.test_fraction, notes)
+            train, test = temporal_experiment(
+                Path(cfg.interactions), cfg.test_fraction, notes, seed=cfg.seed
+            )
         protocol = protocol_info(
             cfg,
             test,
