@@ -238,3 +238,28 @@ def test_perturbed_test_labels_leave_the_fitted_ranker_byte_identical(
         mine, theirs = r._get_state(), m.retrievers_[name]._get_state()
         assert all(np.array_equal(mine[k], theirs[k]) for k in mine)
     np.testing.assert_array_equal(m.context_.items.values, model.context_.items.values)
+
+
+@pytest.mark.slow
+def test_the_runs_ranking_section(small_synthetic_dir, tmp_path) -> None:
+    from kuairec.pipeline import metrics_file
+    from kuairec.pipeline.config import load_run_config
+    from kuairec.pipeline.run import execute
+
+    cfg = load_run_config(None, {
+        "data": str(small_synthetic_dir), "runs_dir": str(tmp_path), "tune": False,
+        "eda": False, "validity": False, "cold_items": False, "n_bootstrap": 50,
+        "models": ["popularity", "ease", "two_stage"], "save_models": False,
+    })  # fmt: skip
+    folder = execute(cfg)
+    result = metrics_file.read(folder / "metrics.json")
+    r = result.sections["ranking"].models["two_stage"]
+    assert r.retrievers == ["ease", "popularity"] and set(r.reused) == {"ease", "popularity"}
+    assert 0 < r.recall_ceiling <= 1 and r.mean_candidates >= r.n_candidates
+    assert max(r.recall_by_retriever.values()) <= r.recall_ceiling + 1e-12  # a union
+    assert set(r.lifts) == {"ease", "popularity"}
+    m = result.models
+    for other, c in r.lifts.items():
+        assert c.diff == pytest.approx(m["two_stage"].value() - m[other].value(), abs=1e-9)
+    assert r.features and abs(sum(f.gain_share for f in r.features)) <= 1 + 1e-9
+    assert "## Two-stage ranking" in (folder / "report.md").read_text()

@@ -216,6 +216,8 @@ OTHER_MEANINGS = {
     ("random", "pipeline/config.py"): "the random validation split",
     ("random", "pipeline/sections/validity/compute.py"): "the random logged split",
     ("random", "pipeline/sections/validity/render.py"): "the random logged split",
+    ("random", "sparkengine/config.py"): "the random validation split",
+    ("random", "sparkengine/protocols.py"): "the random validation split",
     ("popularity", "eda/report.py"): "the item popularity statistic",
     ("popularity", "eda/sections.py"): "the item popularity statistic",
     ("popularity", "serve/catalogue.py"): "a video's popularity field",

@@ -137,6 +137,19 @@ def _progress(quiet: bool) -> Any:
     "fully observed truth).",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default=None,
+    help="Where the main job runs: local (one process, the default) or spark (every stage "
+    "that grows with the log as Spark DataFrame work; docs/scale.md).",
+)
+@click.option(
+    "--spark-master",
+    default=None,
+    help="--engine spark: local[*] (default), local[N], spark://host:7077, yarn, k8s://...; "
+    "the data must be at a path every executor reads (docs/scale.md).",
+)
+@click.option(
     "--tune-trials",
     type=click.IntRange(min=0),
     default=None,

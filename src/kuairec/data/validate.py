@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 HEADER_LINE = 1
 _FIRST_DATA_LINE = 2
 _LINE_SEPARATOR = "\x1f"  # a byte no KuaiRec file holds: reads each line as one field
-_LIST_PATTERN = r"^\s*\[\s*(?:-?\d+\s*(?:,\s*-?\d+\s*)*)?\]\s*$"
+LIST_PATTERN = r"^\s*\[\s*(?:-?\d+\s*(?:,\s*-?\d+\s*)*)?\]\s*$"
 
 
 def polars_dtype(column: Column) -> pl.DataType:
@@ -627,7 +627,7 @@ def parse_int_lists(s: pl.Series, path: Path, column: str, *, min_value: int = 0
     """
     import polars as pl
 
-    ok = s.str.contains(_LIST_PATTERN).fill_null(False)
+    ok = s.str.contains(LIST_PATTERN).fill_null(False)
     if not ok.all():
         row = int((~ok).arg_true()[0])
         raise DataError(

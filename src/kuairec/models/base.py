@@ -87,6 +87,9 @@ class Recommender(abc.ABC):
       minute or so) or ``"heavy"`` (a JVM session, many minutes). Sections that refit the
       run's models choose them by this declaration, never by a measured time: the
       validation scores and the validity section refit what is not heavy.
+    - ``spark_kind``: how the Spark engine trains it as DataFrame work, when it can:
+      ``"counts"`` (an aggregation), ``"cooccurrence"`` (a self-join with top-N pruning),
+      ``"factorization"`` (Spark ML's ALS); None: on the driver, when it fits there.
     - ``tune_trials``: how many trials ``kuairec run`` gives its in-run tuning (a count,
       so the same command tunes alike on a fast and a slow machine).
     - ``deterministic`` / ``nondeterministic_reason``: whether the same seed gives the same
@@ -125,6 +128,7 @@ class Recommender(abc.ABC):
         "it learns nothing about a video without training pairs (no item features)"
     )
     cost: ClassVar[Cost] = "cheap"
+    spark_kind: ClassVar[str | None] = None
     tune_trials: ClassVar[int] = 10
     deterministic: ClassVar[bool] = True
     nondeterministic_reason: ClassVar[str] = ""

@@ -106,6 +106,7 @@ class PopularityRecommender(_ItemScoreRecommender):
     """Items ranked by the number of distinct training users who watched them."""
 
     name = "popularity"
+    spark_kind = "counts"  # sparkengine: an aggregation of the training pairs
     Config = PopularityConfig
 
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:

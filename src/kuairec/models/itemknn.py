@@ -79,6 +79,7 @@ class ItemKNNRecommender(Recommender):
     """Item-item cosine nearest neighbours."""
 
     name = "itemknn"
+    spark_kind = "cooccurrence"  # sparkengine: a co-occurrence self-join, top-N per item
     Config = ItemKNNConfig
     supports_history = True
     tune_in_run = True

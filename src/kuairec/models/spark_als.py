@@ -165,6 +165,7 @@ class SparkALSRecommender(FactorModel):
     """Weighted ALS on Spark (pyspark.ml ALS, implicit preferences, exact solves)."""
 
     name = "spark_als"
+    spark_kind = "factorization"  # sparkengine: fed from the cleaned pair table
     cost = "heavy"  # a JVM session of its own: minutes to start and fit at full size
     Config = SparkALSConfig
     requires = ("pyspark",)
@@ -273,7 +274,7 @@ class SparkALSRecommender(FactorModel):
         except KuaiRecError:
             raise
         except Exception as exc:  # the JVM's errors (py4j): one line, the run goes on
-            raise ModelError(f"{self.name}: Spark failed: {_java_reason(exc)}") from None
+            raise ModelError(f"{self.name}: Spark failed: {java_reason(exc)}") from None
         self.reg_param_ = reg_param
         self.set_factors(user_f, item_f, x)
         self.fit_info_ = {
@@ -319,7 +320,7 @@ class SparkALSRecommender(FactorModel):
             user_f = _factors(model.userFactors, x.shape[0], c.factors)
             item_f = _factors(model.itemFactors, x.shape[1], c.factors)
         finally:
-            _unpersist_all(sc)
+            unpersist_all(sc)
             _remove(checkpoints)
         return user_f, item_f, blocks
 
@@ -418,7 +419,7 @@ def _factors(frame: Any, n: int, rank: int) -> np.ndarray:
     return out
 
 
-def _unpersist_all(sc: Any) -> None:
+def unpersist_all(sc: Any) -> None:
     """Drop every cached RDD (ALS leaves its final factors cached): nothing accumulates
     across fits in the shared session."""
     try:
@@ -428,7 +429,7 @@ def _unpersist_all(sc: Any) -> None:
         pass
 
 
-def _java_reason(exc: BaseException) -> str:
+def java_reason(exc: BaseException) -> str:
     java = getattr(exc, "java_exception", None)
     text = ""
     if java is not None:

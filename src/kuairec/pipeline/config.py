@@ -50,6 +50,8 @@ class RunConfig:
         None, gt=0, doc="opt-in safety cap in seconds per model (tuning, deep fits); off"
     )
     baseline: str | None = None  # the paired comparisons' baseline; None = validation winner
+    engine: Literal["local", "spark"] = "local"  # where the main job runs (docs/scale.md)
+    spark_master: str = "local[*]"  # --engine spark: local[N], spark://host:7077, yarn...
     accelerator: Accelerator = "cpu"  # torch models: Lightning's accelerator
     devices: int = param(1, ge=1, doc="torch models: devices (processes) per fit")
     eda: bool = True  # write eda/report.html into the run folder
@@ -88,6 +90,11 @@ class RunConfig:
             raise ConfigError(
                 f"run: setting 'baseline' must be one of the run's models {self.models}, "
                 f"got {self.baseline!r}"
+            )
+        if self.engine == "spark" and self.protocol == "cold-items":
+            raise ConfigError(
+                "run: protocol 'cold-items' runs on the local engine only (it builds content "
+                "features from the local dataset); use --engine local"
             )
         if self.label not in self.labels:
             self.labels = [self.label, *self.labels]

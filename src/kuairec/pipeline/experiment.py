@@ -161,7 +161,10 @@ def _prepare(cfg: RunConfig, progress: Progress) -> Experiment:
     from kuairec.evaluation.protocols import default_protocol
 
     with progress.stage("preparing data"):
-        folder = _data_folder(cfg, progress)
+        folder = data_folder(cfg, progress)
+        from kuairec.data.footprint import check_fits_locally
+
+        check_fits_locally(folder)  # before loading: a log too big is refused, naming Spark
         ds = load_dataset(folder, progress=progress)
         if cfg.protocol == COLD_PROTOCOL:
             return cold_experiment(ds, cfg, 0.1, None)
@@ -206,7 +209,7 @@ def uses_default_data(cfg: RunConfig) -> bool:
     return cfg.data is None and config.data_dir_from_env() is None
 
 
-def _data_folder(cfg: RunConfig, progress: Progress) -> Path:
+def data_folder(cfg: RunConfig, progress: Progress) -> Path:
     from kuairec.data.default import ensure_synthetic, resolve_data_dir
 
     if uses_default_data(cfg):

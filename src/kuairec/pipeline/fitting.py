@@ -33,7 +33,7 @@ class FittedModel:
     """A fitted model with its evaluation and the top-K lists it was evaluated on."""
 
     name: str
-    model: Recommender
+    model: Recommender | None  # None on the Spark engine (the model lived in Spark)
     result: ModelResult
     evaluation: EvalResult
     top_items: np.ndarray

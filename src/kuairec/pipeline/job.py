@@ -23,9 +23,21 @@ class Job:
     value of its own; it never writes to it."""
 
     cfg: RunConfig
-    exp: Experiment
+    exp: Experiment | None  # None on the Spark engine: nothing of the log is local
     progress: Progress
     result: RunResult
+    engine: str = "local"
     fitted: dict[str, FittedModel] = field(default_factory=dict)
     tuning: dict[str, TuningRecord] = field(default_factory=dict)
     valid_fits: dict[str, ValidationFit] = field(default_factory=dict)
+    recommendations: dict[str, str] = field(default_factory=dict)  # Spark: Parquet folders
+
+    def local(self) -> Experiment:
+        """The local experiment; a section that needs it on the Spark engine says so."""
+        if self.exp is None:
+            from kuairec.errors import KuaiRecError
+
+            raise KuaiRecError(
+                "on the Spark engine: this section refits models on the local dataset"
+            )
+        return self.exp

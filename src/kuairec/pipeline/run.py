@@ -29,7 +29,7 @@ from kuairec import atomic
 from kuairec.display.progress import Progress
 from kuairec.errors import ConfigError, KuaiRecError, ModelError
 from kuairec.pipeline.config import RunConfig
-from kuairec.pipeline.experiment import Experiment, prepare
+from kuairec.pipeline.experiment import Experiment, data_folder, prepare
 from kuairec.pipeline.fitting import FittedModel
 from kuairec.pipeline.job import Job
 from kuairec.result import RunResult
@@ -59,24 +59,34 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
     names = model_names(cfg)
     target = _new_run_path(cfg)
     swept = atomic.sweep_orphans(cfg.runs_dir)  # leftovers of killed runs, no live writer
-    exp = prepare(cfg, progress)
-    if swept:
-        exp.notes.append(
-            f"swept {len(swept)} leftover temporary folder(s) of interrupted runs from "
-            f"{cfg.runs_dir}: {', '.join(sorted(p.name for p in swept))}"
-        )
-    exp.scratch = atomic.temp_dir(target.with_name(f"{target.name}-scratch"))
-    try:  # models' checkpoints and logs live here, never in the finished run folder
-        job = run_models(cfg, exp, names, progress)
+    notes = [
+        f"swept {len(swept)} leftover temporary folder(s) of interrupted runs from "
+        f"{cfg.runs_dir}: {', '.join(sorted(p.name for p in swept))}"
+    ] if swept else []  # fmt: skip
+    scratch = None
+    try:  # models' checkpoints and logs live in scratch, never in the finished run folder
+        if cfg.engine == "spark":
+            from kuairec.pipeline.on_spark import run_on_spark
+
+            data = None if cfg.protocol == "temporal" else data_folder(cfg, progress)
+            scratch = atomic.temp_dir(target.with_name(f"{target.name}-scratch"))
+            job = run_on_spark(cfg, data, scratch, progress)
+            job.result.notes[:0] = notes
+            finish_job(job)
+        else:
+            exp = prepare(cfg, progress)
+            exp.notes += notes
+            scratch = exp.scratch = atomic.temp_dir(target.with_name(f"{target.name}-scratch"))
+            job = run_models(cfg, exp, names, progress)
         return write_run(job, target)
     finally:
         close_all()  # sessions models opened (Spark): closed whatever happened
-        atomic.discard(exp.scratch)
+        if scratch is not None:
+            atomic.discard(scratch)
 
 
 def run_models(cfg: RunConfig, exp: Experiment, names: list[str], progress: Progress) -> Job:
     """Tune, fit and evaluate every model; choose the baseline; compare; the sections."""
-    from kuairec.pipeline.sections import compute_all
 
     result = RunResult(protocol=exp.protocol, models={}, notes=list(exp.notes))
     job = Job(cfg, exp, progress, result)
@@ -86,9 +96,16 @@ def run_models(cfg: RunConfig, exp: Experiment, names: list[str], progress: Prog
         reasons = "; ".join(f"{n}: {r}" for n, r in result.skipped.items())
         raise ModelError(f"no model could be trained and evaluated ({reasons})")
     _protocol_facts(job)
-    _compare(job)
-    result.sections, result.section_errors = compute_all(job)
+    finish_job(job)
     return job
+
+
+def finish_job(job: Job) -> None:
+    """The baseline chosen without the test set, the paired comparisons, the sections."""
+    from kuairec.pipeline.sections import compute_all
+
+    _compare(job)
+    job.result.sections, job.result.section_errors = compute_all(job)
 
 
 def _run_one(name: str, job: Job) -> None:
@@ -178,7 +195,7 @@ def _compare(job: Job) -> None:
     if cfg.n_bootstrap < 1:
         result.notes.append("no paired comparison: n_bootstrap is 0 (no resamples)")
         return
-    if cfg.baseline is None:
+    if cfg.baseline is None and job.exp is not None:
         with job.progress.stage("validation scores"):
             job.valid_fits = validation_fits(job.fitted, job.valid_fits, job.exp, cfg, job.progress)
         select = job.exp.validation(cfg).select
@@ -186,6 +203,12 @@ def _compare(job: Job) -> None:
             result.models[name].validation = score
     scores = {n: m.validation for n, m in result.models.items() if m.validation is not None}
     baseline, why = choose_baseline(scores, result.learned(), cfg.baseline)
+    if baseline is None and job.exp is None and result.learned():  # the Spark engine
+        baseline = result.learned()[0]
+        why = (
+            "the run's first learned model (the Spark engine fits no model on a validation "
+            "split; name one with --baseline)"
+        )
     if baseline is None:
         result.notes.append(f"no paired comparison: {why}")
         return
@@ -212,15 +235,16 @@ def write_run(job: Job, target: Path) -> Path:
     from kuairec.pipeline.manifest import build_manifest
 
     cfg, exp, progress = job.cfg, job.exp, job.progress
+    data_dir = exp.data_dir if exp is not None else _local_folder(job.result.protocol.data)
     with progress.stage("writing the run folder"), atomic.new_directory(target) as tmp:
+        _write_outputs(tmp, job)  # first: where the outputs went may add a note
         metrics_file.write(job.result, tmp / metrics_file.FILE_NAME)
         (tmp / "config.json").write_text(_json(cfg.to_dict()))
-        manifest = build_manifest(cfg, exp.data_dir)
+        manifest = build_manifest(cfg, data_dir)
         manifest["stage_seconds"] = {k: round(v, 2) for k, v in progress.timings.items()}
         (tmp / "manifest.json").write_text(_json(manifest))
-        _write_outputs(tmp, job)
         extra: dict[str, Any] = {"manifest": manifest}
-        if cfg.eda and exp.dataset is not None:
+        if cfg.eda and exp is not None and exp.dataset is not None:
             from kuairec.eda import write_eda_report
 
             write_eda_report(exp.dataset, tmp / "eda", progress=progress)
@@ -264,9 +288,40 @@ def write_recommendations(path: Path, fitted: FittedModel, exp: Experiment) -> N
 def _write_outputs(tmp: Path, job: Job) -> None:
     (tmp / "recommendations").mkdir()
     for name, fitted in job.fitted.items():
-        write_recommendations(tmp / "recommendations" / f"{name}.parquet", fitted, job.exp)
-        if job.cfg.save_models:
+        target = tmp / "recommendations" / f"{name}.parquet"
+        if job.exp is None:  # the Spark engine wrote them: its Parquet folder, copied
+            _copy_spark_output(job.recommendations[name], target, job.result.notes)
+            continue
+        write_recommendations(target, fitted, job.exp)
+        if job.cfg.save_models and fitted.model is not None:
             fitted.model.save(tmp / "models" / name)
+
+
+def _local_path(uri: str | None) -> Path | None:
+    """A path on this machine named by ``uri`` (a path or a ``file:`` URI), else None
+    (``hdfs://``, ``s3a://``... live on a cluster's storage)."""
+    if not uri:
+        return None
+    if uri.startswith("file:"):
+        return Path("/" + uri.removeprefix("file:").lstrip("/"))
+    return None if "://" in uri else Path(uri)
+
+
+def _local_folder(uri: str | None) -> Path | None:
+    path = _local_path(uri)
+    return path if path is not None and path.is_dir() else None
+
+
+def _copy_spark_output(uri: str, target: Path, notes: list[str]) -> None:
+    """Spark's Parquet folder of recommendations into the run folder, when it is on this
+    machine (on a cluster's storage it stays there, and a note says where)."""
+    import shutil
+
+    source = _local_folder(uri)
+    if source is None:
+        notes.append(f"recommendations of {target.stem} are where Spark wrote them: {uri}")
+        return
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*.crc", "_SUCCESS"))
 
 
 def _json(obj: Any) -> str:

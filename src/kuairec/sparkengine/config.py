@@ -20,10 +20,15 @@ from kuairec.errors import ConfigError
 from kuairec.evaluation.evaluate import DEFAULT_KS, DEFAULT_LABELS, EvalResult
 from kuairec.models.params import config_from_dict, param
 
-#: models that train as Spark DataFrame work; every other registered model runs on the
-#: driver on the collected training matrix when the catalogue is small enough
-SPARK_NATIVE = ("popularity", "itemknn", "spark_als")
-DEFAULT_MODELS = ("popularity", "itemknn", "spark_als")
+
+def spark_native_models() -> list[str]:
+    """The registered models that declare how they train as Spark DataFrame work
+    (``spark_kind``), in the registry's order: the engine's default models. Every other
+    model runs on the driver on the collected training matrix when the catalogue is
+    small enough."""
+    from kuairec.models.registry import default_models, get_model_class
+
+    return [n for n in default_models() if get_model_class(n).spark_kind is not None]
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class SparkRunConfig:
     ks: list[int] = param(list(DEFAULT_KS), doc="cut-offs K")
     seed: int = param(0, ge=0)
     n_bootstrap: int = param(1000, ge=0, doc="bootstrap resamples (0 = no intervals)")
-    models: list[str] = param(list(DEFAULT_MODELS))
+    models: list[str] = field(default_factory=spark_native_models)
     model_params: dict[str, dict[str, Any]] = param({})
     validation: Literal["temporal", "random"] = "temporal"  # driver-side early stopping
     work_dir: str | None = None  # tables, recommendations, checkpoints; None = a temp folder

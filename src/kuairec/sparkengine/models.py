@@ -73,7 +73,7 @@ def kept_pairs(train: DataFrame, threshold: float) -> DataFrame:
 
 
 def fit_popularity(popularity: np.ndarray, n_items: int, k: int, cand: np.ndarray) -> Fitted:
-    state = {"popularity": popularity.astype(np.float32)}
+    state = {"item_scores": popularity.astype(np.float32)}
     return Fitted({}, "spark", TopKKernel("item", n_items, k, cand, state))
 
 
@@ -81,7 +81,7 @@ def fit_popularity(popularity: np.ndarray, n_items: int, k: int, cand: np.ndarra
 
 
 def fit_itemknn(
-    train: DataFrame, params: dict[str, Any], n_items: int, k: int, cand: np.ndarray
+    name: str, train: DataFrame, params: dict[str, Any], n_items: int, k: int, cand: np.ndarray
 ) -> Fitted:
     import scipy.sparse as sp
     from pyspark.sql import Window
@@ -89,7 +89,7 @@ def fit_itemknn(
 
     from kuairec.models.registry import check_params
 
-    c = check_params("itemknn", params)
+    c = check_params(name, params)
     x = kept_pairs(train, c.threshold).select(
         "user_idx", "item_idx", weight_column(c.weighting, c.clip).alias("w")
     )
@@ -122,7 +122,7 @@ def fit_itemknn(
     )
     s.sort_indices()
     config = config_to_dict(c)
-    kernel = TopKKernel("itemknn", n_items, k, cand, {"sim": s}, config)
+    kernel = TopKKernel("similarity", n_items, k, cand, {"sim": s}, config)
     return Fitted(config, "spark", kernel, info={"neighbour_entries": int(s.nnz)})
 
 
@@ -130,6 +130,7 @@ def fit_itemknn(
 
 
 def fit_spark_als(
+    name: str,
     spark: SparkSession,
     train: DataFrame,
     params: dict[str, Any],
@@ -142,7 +143,7 @@ def fit_spark_als(
 
     from kuairec.models.registry import check_params
 
-    c = check_params("spark_als", params)
+    c = check_params(name, params)
     rating = F.greatest(weight_column(c.confidence, c.clip), F.lit(MIN_RATING).cast("float"))
     ratings = kept_pairs(train, c.threshold).select(
         F.col("user_idx").alias("user"), F.col("item_idx").alias("item"), rating.alias("rating")

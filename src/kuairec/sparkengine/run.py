@@ -150,7 +150,7 @@ def _prepare(spark: SparkSession, cfg: SparkRunConfig, work: str, stages: _Stage
         user_table = _user_table(spark, split, join(tables, "user_lists"), parts)
         ctx = E.prepare(
             split.train, split.test, arrays["users"], arrays["activity"], arrays["candidates"],
-            arrays["popularity"], video_duration, ks=tuple(cfg.ks), labels=tuple(cfg.labels),
+            arrays["item_popularity"], video_duration, ks=tuple(cfg.ks), labels=tuple(cfg.labels),
             default_label=cfg.label,
         )  # fmt: skip
         rel_uri = spark_uri(join(tables, "test_lists"))
@@ -248,7 +248,7 @@ def _driver_arrays(split: Any, maps: tuple) -> dict[str, Any]:
         "users_raw": per_user.column("user_id").to_numpy(),
         "activity": np.nan_to_num(np.asarray(activity, dtype=np.float64)).astype(np.int64),
         "candidates": cand,
-        "popularity": popularity,
+        "item_popularity": popularity,
         "n_train_pairs": int(popularity.sum()),
     }
 
@@ -276,8 +276,7 @@ def _user_table(spark: SparkSession, split: Any, location: str, parts: int) -> D
 def _unavailable(name: str, prep: Prepared, cfg: SparkRunConfig) -> str | None:
     from kuairec.models.registry import get_model_class
 
-    get_model_class(name)  # an unknown name is a ConfigError, before any work
-    if name in ("popularity", "itemknn", "spark_als"):
+    if get_model_class(name).spark_kind is not None:  # an unknown name: a ConfigError
         return None
     return not_on_spark(name) or driver_reason(
         name, prep.split.n_items, prep.n_train_pairs, cfg.max_local_items, cfg.max_local_pairs
@@ -312,12 +311,15 @@ def _run_model(
 
 
 def _fit(spark, name, params, prep, cfg, k, cand, n_items) -> M.Fitted:  # noqa: ANN001
-    if name == "popularity":
+    from kuairec.models.registry import get_model_class
+
+    kind = get_model_class(name).spark_kind  # how the model declares it trains on Spark
+    if kind == "counts":
         return M.fit_popularity(prep.ctx.popularity, n_items, k, cand)
-    if name == "itemknn":
-        return M.fit_itemknn(prep.split.train, params, n_items, k, cand)
-    if name == "spark_als":
-        return M.fit_spark_als(spark, prep.split.train, params, n_items, k, cand)
+    if kind == "cooccurrence":
+        return M.fit_itemknn(name, prep.split.train, params, n_items, k, cand)
+    if kind == "factorization":
+        return M.fit_spark_als(name, spark, prep.split.train, params, n_items, k, cand)
     if prep.train_set is None:
         prep.train_set = collect_train(
             prep.split.train, prep.users_map, prep.items_map, prep.video_duration
@@ -340,11 +342,11 @@ def _write_top(spark: SparkSession, name: str, fitted: M.Fitted, prep: Prepared,
                 "factors", F.coalesce(F.col("factors"), default)
             )
         top_k(table, fitted.kernel).write.mode("overwrite").parquet(uri)
-        if name == "spark_als":  # ALS keeps its factors cached: drop them now
-            from kuairec.models.spark_als import _unpersist_all
+        if fitted.kernel.kind == "factors":  # ALS keeps its factors cached: drop them now
+            from kuairec.models.spark_als import unpersist_all
 
             with contextlib.suppress(Exception):  # Spark Connect: the server's business
-                _unpersist_all(spark.sparkContext)
+                unpersist_all(spark.sparkContext)
     else:
         items, scores = fitted.lists
         spark.createDataFrame(_lists_table(prep.ctx.users, items, scores)).write.mode(
@@ -403,6 +405,6 @@ def _spark_errors() -> tuple[type[BaseException], ...]:
 
 
 def _reason(exc: BaseException) -> str:
-    from kuairec.models.spark_als import _java_reason
+    from kuairec.models.spark_als import java_reason
 
-    return _java_reason(exc)
+    return java_reason(exc)

@@ -94,9 +94,7 @@ def ship_package(spark: SparkSession) -> str:
     import tempfile
     import zipfile
 
-    import kuairec
-
-    root = Path(kuairec.__file__).parent
+    root = Path(__file__).resolve().parents[1]  # the kuairec package folder
     files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
     digest = hashlib.blake2b(digest_size=8)
     for path in files:

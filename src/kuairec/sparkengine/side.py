@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kuairec.data.validate import _LIST_PATTERN
+from kuairec.data.validate import LIST_PATTERN
 from kuairec.errors import DataError
 from kuairec.sparkengine.checks import N_SHOWN, validate
 from kuairec.sparkengine.read import CORRUPT, Source, read_raw
@@ -93,7 +93,7 @@ def _parse_list(df: DataFrame, source: Source, column: str) -> DataFrame:
     df = df.withColumn("_list", parsed)
     checks = [
         (
-            ~F.coalesce(text.rlike(_LIST_PATTERN), F.lit(False)),
+            ~F.coalesce(text.rlike(LIST_PATTERN), F.lit(False)),
             "expected a list of integers like [1, 2]",
         ),
         (

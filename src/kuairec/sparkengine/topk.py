@@ -57,8 +57,8 @@ class TopKKernel:
     """``mapInArrow`` kernel: ``user_idx, excl, ...`` rows in, ``TOP_SCHEMA`` rows out.
 
     ``kind`` picks how a batch becomes a model: ``"item"`` (a score per item:
-    ``state["popularity"]``), ``"factors"`` (``state["item_factors"]``,
-    ``state["item_offset"]``, the batch's ``factors`` column) or ``"itemknn"``
+    ``state["item_scores"]``), ``"factors"`` (``state["item_factors"]``,
+    ``state["item_offset"]``, the batch's ``factors`` column) or ``"similarity"``
     (``state["sim"]``, the batch's training row ``excl`` / ``excl_wr`` weighted as
     :func:`kuairec.models.matrices.weighted_matrix` weights the training pairs).
     """
@@ -104,14 +104,14 @@ class TopKKernel:
             from kuairec.models.baselines import PopularityRecommender
 
             model: Any = PopularityRecommender()
-            model.popularity_ = self.state["popularity"]
+            model.popularity_ = self.state["item_scores"]
         elif self.kind == "factors":
             model = BatchFactors()
             flat = batch.column("factors").flatten().to_numpy(zero_copy_only=False)
             model.user_factors_ = flat.astype(np.float32).reshape(n, -1)
             model.item_factors_ = self.state["item_factors"]
             model.item_offset_ = self.state["item_offset"]
-        elif self.kind == "itemknn":
+        elif self.kind == "similarity":
             from kuairec.models.itemknn import ItemKNNRecommender
             from kuairec.models.matrices import weight_values
 

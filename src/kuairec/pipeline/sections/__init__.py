@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 SECTIONS: tuple[str, ...] = (
     "kuairec.pipeline.sections.segments",
     "kuairec.pipeline.sections.labels",
+    "kuairec.pipeline.sections.ranking",
     "kuairec.pipeline.sections.cold_items",
     "kuairec.pipeline.sections.validity",
     "kuairec.pipeline.sections.tuning",

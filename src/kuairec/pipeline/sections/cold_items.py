@@ -45,8 +45,11 @@ def compute(job: Job) -> Value | None:
     from kuairec.pipeline.experiment import KUAIREC_PROTOCOL, cold_experiment
     from kuairec.pipeline.fitting import fit_and_evaluate, unavailable
 
-    cfg, main = job.cfg, job.exp
-    if not cfg.cold_items or main.protocol.name != KUAIREC_PROTOCOL or main.dataset is None:
+    cfg = job.cfg
+    if not cfg.cold_items or job.result.protocol.name != KUAIREC_PROTOCOL:
+        return None
+    main = job.local()  # the Spark engine: not computed, and the report says so
+    if main.dataset is None:
         return None
     scratch = None if main.scratch is None else main.scratch / "cold-items"
     with job.progress.stage("cold videos"):

@@ -27,8 +27,9 @@ def compute(job: Job) -> Value | None:
     and rho (with intervals) and the flipped pairs."""
     from kuairec.pipeline.experiment import KUAIREC_PROTOCOL
 
-    if not job.cfg.validity or job.exp.protocol.name != KUAIREC_PROTOCOL:
+    if not job.cfg.validity or job.result.protocol.name != KUAIREC_PROTOCOL:
         return None
+    job.local()  # the Spark engine: not computed, and the report says so
     names, left_out = participants(job)
     if len(names) < 2:
         return Value(names, left_out, {}, note="fewer than two learned models: no orderings")
