@@ -40,8 +40,12 @@ def test_spark_engine_writes_the_local_engines_run_folder(small_synthetic_dir, t
     assert a.protocol.n_test_users == b.protocol.n_test_users
     assert a.paired.baseline == "popularity" and "--baseline" in a.paired.reason
     diff = a.paired.comparisons["itemknn"].diff  # popularity - itemknn on the same users
-    local = b.paired.comparisons
-    want = local["itemknn"].diff if b.paired.baseline == "popularity" else -local["popularity"].diff
+    on_local = b.paired.comparisons
+    want = (
+        on_local["itemknn"].diff
+        if b.paired.baseline == "popularity"
+        else -on_local["popularity"].diff
+    )
     assert diff == pytest.approx(want, abs=1e-9)
     for section in ("cold_items", "validity"):  # said, never silently missing
         assert "Spark engine" in a.section_errors[section]
