@@ -8,19 +8,19 @@ early-stopping on the *selection* half of the validation users; then NDCG@10 (la
 wr>2) on the selection half, on the *confirmation* half (users that chose nothing) and on
 the test, with the 95% bootstrap interval and the paired differences to ``als`` and
 ``popularity_weighted`` (their defaults, fitted on the whole training log as ``kuairec
-run`` fits them; the run also tunes ``als``). Two test figures: ``test`` scores the test
-users from their fit-part rows (what ``kuairec run`` does today), ``test+hist`` from their
-whole training rows (the validation pairs folded into the pooled history, no retraining).
-On synthetic data also the watch_ratio head's RMSE / MAE / R^2 on the fully observed test,
-on the raw scale (clipped at ``clip`` as ``predict`` clips) and on the log1p scale, and
-with ``--cold`` the cold-video protocol's NDCG@10 (a second fit).
+run`` fits them; the run also tunes ``als``). Two test figures: ``test`` after
+``fold_in(train)`` (the pooled histories from the whole training log, no retraining: what
+``kuairec run`` does), ``test-fitpart`` from the fit part's rows. On synthetic data also
+the watch_ratio head's RMSE / MAE / R^2 on the fully observed test (after the fold-in, as
+the run computes them), on the raw scale and on the log1p scale, and with ``--cold`` the
+cold-video protocol's NDCG@10 (a second fit, as the run's cold section fits it).
 
-Data sets (``--data``): ``synthetic`` (scale 0.2, ``--seed``, the default protocol; the
-validation split is the pipeline's temporal one, the last 7 days), ``ml-100k``,
-``ml-latest-small``, ``lastfm-2k`` (``/work/devdata/<name>/interactions.csv``, the
-temporal protocol; validation = each user's last 20% of training pairs by first
-timestamp, the pipeline's 7-day split holding out almost nobody there). Validation users
-are split into two seeded halves. Results are appended to a JSON-lines file (``--out``),
+Data sets (``--data``): ``synthetic`` (scale 0.2, ``--seed``, the default protocol),
+``ml-100k``, ``ml-latest-small``, ``lastfm-2k`` (``/work/devdata/<name>/interactions.csv``,
+the temporal protocol). The validation split is the pipeline's (``--validation
+temporal``: the last 7 days on synthetic data, each user's last 20% of training pairs on
+the real logs, where few users have pairs in the last week) and its halves are the
+pipeline's (a seeded hash of the user). Results are appended to a JSON-lines file (``--out``),
 one line per (data set, candidate, seed); finished lines are not recomputed.
 
     python benchmarks/tt_select.py --data synthetic ml-100k --candidates default dim64
@@ -54,83 +54,69 @@ ABLATE = {  # feature groups a candidate can leave out: "_ablate": [names]
 }
 
 
-_COS = {"similarity": "cosine", "temperature": 0.05, "max_epochs": 30, "patience": 3}
-CANDIDATES: dict[str, dict[str, Any]] = {
-    "default": {},
-    "dot-3ep": {"similarity": "dot", "max_epochs": 3, "patience": 2, "batch_size": 4096},
-    "cos05": _COS,
-    "cos05-b4096": {**_COS, "batch_size": 4096},
-    "cos05-log1p": {**_COS, "rating_target": "log1p"},
-    "cos05-q99": {**_COS, "rating_quantile": 0.99},
-    "cos05-log1p-q99": {**_COS, "rating_target": "log1p", "rating_quantile": 0.99},
-}
+# The run's budget, counted in training pairs (not seconds): 5 epochs of the synthetic
+# default's fit part (scale 0.2), many more on the small real logs.
+BUDGET = {"max_epochs": 50, "patience": 3, "epoch_pairs": 1_800_000}
+_COS = {"similarity": "cosine", "temperature": 0.05, **BUDGET}
 _HEAD = {**_COS, "rating_target": "log1p", "rating_quantile": 0.99}
-CANDIDATES |= {
-    "attn50": {**_HEAD, "history_encoder": "attention", "history_length": 50},
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "old-default": {
+        "similarity": "dot",
+        "max_epochs": 3,
+        "patience": 2,
+        "epoch_pairs": 0,
+        "rating_target": "clipped",
+        "rating_quantile": 1.0,
+    },
+    "default": {},
+    "dot": {**BUDGET, "similarity": "dot"},
+    "cos05-clipped": _COS,
+    "cos05": _HEAD,
     "t10": {**_HEAD, "temperature": 0.1},
     "t03": {**_HEAD, "temperature": 0.03},
     "dim64": {**_HEAD, "dim": 64},
+    "dim16": {**_HEAD, "dim": 16},
+    "nologq": {**_HEAD, "logq": False},
     "unif1024": {**_HEAD, "uniform_negatives": 1024},
     "hard8": {**_HEAD, "hard_negatives": 8},
-    "ppu8": {**_HEAD, "pairs_per_user": 8},
-    "bn512": {**_HEAD, "batch_negatives": 512},
-    "wd01": {**_HEAD, "weight_decay": 0.1},
+    "attn50": {**_HEAD, "history_encoder": "attention", "history_length": 50},
     "uid": {**_HEAD, "user_embedding": True},
     "thr0": {**_HEAD, "threshold": 0.0},
-    "lr1e-3": {**_HEAD, "learning_rate": 1e-3},
+    "2x-budget": {**_HEAD, "epoch_pairs": 3_600_000},
+    "head-mse": {**_HEAD, "rating_loss": "mse"},
+    "head-w1": {**_HEAD, "rating_weight": 1.0},
     **{f"no-{g}": {**_HEAD, "_ablate": [g]} for g in ABLATE},
 }
 
 
 # ---------------------------------------------------------------- data and splits
-def user_temporal_holdout(train: Any, fraction: float = 0.2) -> tuple[Any, Any]:
-    """Each user's last ``max(1, floor(fraction * n))`` training pairs by first timestamp
-    (users with 2+ pairs; ties by item index) are the validation pairs."""
-    from kuairec.evaluation.validation import _split
-
-    inter = train.interactions
-    rows = inter.row_users().astype(np.int64)
-    counts = np.bincount(rows, minlength=inter.n_users)
-    n_held = np.where(counts >= 2, np.maximum(1, np.floor(fraction * counts)), 0)
-    ts = np.where(np.isfinite(inter.first_timestamp), inter.first_timestamp, -np.inf)
-    order = np.lexsort((inter.indices, ts, rows))
-    rank = np.empty(rows.size, dtype=np.int64)
-    rank[order] = np.arange(rows.size) - inter.indptr[rows[order]]
-    held = rank >= (counts - n_held)[rows]
-    return _split(train, inter, held, "user_temporal_holdout")
-
-
 def halves(valid: Any, seed: int) -> tuple[Any, Any]:
-    """The selection and confirmation halves of a validation TestSet (seeded)."""
-    from kuairec.evaluation.protocols import TestSet
+    """The selection and confirmation halves of a validation TestSet, by the pipeline's
+    own rule (:func:`kuairec.evaluation.validation.selection_half`)."""
+    from kuairec.evaluation.validation import selection_half
 
-    perm = np.random.default_rng([seed, 18]).permutation(valid.users.size)
-    out = []
-    for part in (perm[: perm.size // 2], perm[perm.size // 2 :]):
-        rows = np.sort(part)
-        out.append(
-            TestSet(valid.users[rows], valid.candidates, valid.relevance[rows], valid.exclude[rows])
-        )
-    return out[0], out[1]
+    select = selection_half(valid.users, seed)
+    return valid.restrict(select), valid.restrict(~select)
 
 
 def dataset(name: str, seed: int) -> dict[str, Any]:
-    """train, test, fit part, validation halves (and the raw dataset) of one data set."""
+    """train, test, fit part, validation halves (and the raw dataset) of one data set,
+    split as ``kuairec run`` splits it (the temporal validation split, label wr>2)."""
+    from kuairec.evaluation.validation import validation_split
+
     ds = None
     if name in REAL:
         from kuairec.evaluation.protocols import temporal_experiment
 
         train, test = temporal_experiment(DEVDATA / name / "interactions.csv")
-        fit, valid = user_temporal_holdout(train)
     else:
         from kuairec.data.default import ensure_synthetic
         from kuairec.data.load import load_dataset
         from kuairec.evaluation.protocols import default_protocol
-        from kuairec.evaluation.validation import validation_split
 
         ds = load_dataset(ensure_synthetic(0.2, seed), progress=False)
         train, test = default_protocol(ds)
-        fit, valid = validation_split(train, "temporal")
+    fit, valid = validation_split(train, "temporal", seed=seed, label="wr>2")
     select, confirm = halves(valid, seed)
     return {"ds": ds, "train": train, "test": test, "fit": fit, "select": select,
             "confirm": confirm}  # fmt: skip
@@ -147,15 +133,6 @@ def ndcg(items: np.ndarray, test: Any, train: Any, n_bootstrap: int) -> dict[str
 
 def top(model: Any, test: Any) -> np.ndarray:
     return model.recommend(test.users, 10, exclude=test.exclude, candidates=test.candidates)[0]
-
-
-def with_history(model: Any, train: Any) -> Any:
-    """The fitted two-tower model scoring from ``train``'s rows (no retraining)."""
-    inter = train.interactions
-    model.history_arrays_ = model._history(
-        inter.indptr, inter.indices, inter.watch_ratio_mean, inter.first_timestamp
-    )
-    return model
 
 
 def rating_figures(model: Any, test: Any) -> dict[str, float]:
@@ -217,26 +194,25 @@ def measure(d: dict[str, Any], params: dict[str, Any], refs: dict, cold: bool, r
     }
     for part in ("select", "confirm"):
         out[part] = ndcg(top(model, d[part]), d[part], d["fit"], 0)["ndcg"]
+    out["test-fitpart"] = test_figures(model, d, refs)
+    model.fold_in(d["train"])  # what kuairec run does before the test
+    out["test"] = test_figures(model, d, refs)
     if d["ds"] is not None and model.predicts_ratings:
         out["rating"] = rating_figures(model, d["test"])
-    for key in ("test", "test+hist"):
-        if key == "test+hist":
-            with_history(model, d["train"])
-        r = ndcg(top(model, d["test"]), d["test"], d["train"], 1000)
-        per_user = r.pop("per_user")
-        out[key] = {**r, **{f"vs_{n}": paired(per_user, refs[n]["per_user"]) for n in REFS}}
     if refit:  # the whole training log, the epochs early stopping chose, no validation
         epochs = (model.best_epoch_ or 0) + 1
-        again = create_model("two_tower", {**params, "max_epochs": epochs}).fit(d["train"])
-        r = ndcg(top(again, d["test"]), d["test"], d["train"], 1000)
-        per_user = r.pop("per_user")
-        out["test-refit"] = {
-            **r,
-            **{f"vs_{n}": paired(per_user, refs[n]["per_user"]) for n in REFS},
-        }
+        again = create_model("two_tower", {**params, "max_epochs": epochs, "epoch_pairs": 0})
+        out["test-refit"] = test_figures(again.fit(d["train"]), d, refs)
     if cold and d["ds"] is not None:
         out["cold"] = cold_ndcg(d["ds"], params, groups)
     return out
+
+
+def test_figures(model: Any, d: dict[str, Any], refs: dict) -> dict[str, Any]:
+    """NDCG@10 on the test with its interval and the paired differences to ``REFS``."""
+    r = ndcg(top(model, d["test"]), d["test"], d["train"], 1000)
+    per_user = r.pop("per_user")
+    return {**r, **{f"vs_{n}": paired(per_user, refs[n]["per_user"]) for n in REFS}}
 
 
 def cold_ndcg(ds: Any, params: dict[str, Any], groups: list[str], seed: int = 0) -> float:
@@ -248,8 +224,9 @@ def cold_ndcg(ds: Any, params: dict[str, Any], groups: list[str], seed: int = 0)
 
     train, test = cold_items_protocol(ds, fraction=0.1, seed=seed)
     train = ablate(train, groups)
-    fit, valid = validation_split(train, "temporal")
-    model = create_model("two_tower", params).fit(fit, valid)
+    fit, valid = validation_split(train, "temporal", seed=seed, label="wr>2")
+    model = create_model("two_tower", params).fit(fit, halves(valid, seed)[0])
+    model.fold_in(train)
     r = evaluate_model(model, test, train, ks=(10,), labels=("wr>2",), n_bootstrap=0)
     return float(r.metrics["ndcg@10"])
 
@@ -304,28 +281,22 @@ def run(args: argparse.Namespace, candidates: dict[str, dict[str, Any]]) -> None
 
 def table(path: Path) -> None:
     rows = [json.loads(line) for line in path.open()]
-    print("| data | candidate | seed | select | confirm | test | test+hist | test refit "
-          "| vs als (test / refit) | epochs (best) | fit s | R2 raw / log1p | cold |")  # fmt: skip
-    print("|" + "---|" * 14)
+    print("| data | candidate | select | confirm | test | vs als | vs pop_w | test, fit-part "
+          "history | epochs (best) | fit s | R2 raw / log1p | cold |")  # fmt: skip
+    print("|" + "---|" * 12)
+    ci = lambda v: f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"  # noqa: E731
     for r in rows:
         if r["candidate"] in REFS:
-            print(f"| {r['data']} | {r['candidate']} | {r['seed']} | {r['select']:.4f} | "
-                  f"{r['confirm']:.4f} | {r['ndcg']:.4f} | | | | | | | | |")  # fmt: skip
+            print(f"| {r['data']} | {r['candidate']} | {r['select']:.4f} | "
+                  f"{r['confirm']:.4f} | {r['ndcg']:.4f} | | | | | | | |")  # fmt: skip
             continue
-        t, th = r["test"], r["test+hist"]
-        vs = t["vs_als"]
-        rf = r.get("test-refit")
-        refit = f"{rf['ndcg']:.4f}" if rf else ""
-        vs_txt = f"{vs[0]:+.3f} [{vs[1]:+.3f}, {vs[2]:+.3f}]"
-        if rf:
-            v2 = rf["vs_als"]
-            vs_txt += f" / {v2[0]:+.3f} [{v2[1]:+.3f}, {v2[2]:+.3f}]"
+        t = r["test"]
         rating = r.get("rating")
         r2 = f"{rating['raw']['r2']:.3f} / {rating['log1p']['r2']:.3f}" if rating else ""
         cold = f"{r['cold']:.3f}" if "cold" in r else ""
-        print(f"| {r['data']} | {r['candidate']} | {r['seed']} | {r['select']:.4f} | "
-              f"{r['confirm']:.4f} | {t['ndcg']:.4f} | {th['ndcg']:.4f} | {refit} | "
-              f"{vs_txt} | {r['epochs']} ({r['best_epoch']}) "
+        print(f"| {r['data']} | {r['candidate']} | {r['select']:.4f} | {r['confirm']:.4f} "
+              f"| {t['ndcg']:.4f} | {ci(t['vs_als'])} | {ci(t['vs_popularity_weighted'])} "
+              f"| {r['test-fitpart']['ndcg']:.4f} | {r['epochs']} ({r['best_epoch']}) "
               f"| {r['fit_seconds']} | {r2} | {cold} |")  # fmt: skip
 
 

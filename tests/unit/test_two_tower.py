@@ -369,3 +369,66 @@ def test_a_user_embedding_scores_known_users_only() -> None:
     with torch.no_grad():
         model.net_.user_id.weight.zero_()
     np.testing.assert_allclose(model.score(history=history), model.score(users), rtol=1e-5)
+
+
+def test_the_epoch_cap_counts_training_pairs() -> None:
+    from kuairec.models.two_tower import epoch_cap
+
+    assert epoch_cap(358_618, 50, 1_800_000) == 5  # whole epochs within the pairs
+    assert epoch_cap(64_000, 50, 1_800_000) == 28
+    assert epoch_cap(10_000, 50, 1_800_000) == 50  # max_epochs still caps
+    assert epoch_cap(9_000_000, 50, 1_800_000) == 1  # at least one epoch
+    assert epoch_cap(10_000, 7, 0) == 7  # 0: no pair budget
+
+
+def test_the_pair_budget_sets_the_epochs_of_a_fit() -> None:
+    train = tiny_train()  # 20 users x 7 or 8 pairs
+    n = train.interactions.nnz
+    model = create_model("two_tower", {**FAST, "max_epochs": 30, "epoch_pairs": 3 * n + 1})
+    model.fit(train, _valid(train))
+    assert len(model.history_["epoch"]) == 3
+    assert "epoch cap (3 epochs)" in model.fit_remark_
+
+
+def _valid(train):
+    """A validation TestSet over the tiny log's users (their own rows as the truth)."""
+    from kuairec.evaluation.protocols import TestSet
+
+    users = np.arange(train.n_users)
+    rel = train.interactions.csr()
+    empty = sp.csr_matrix(rel.shape, dtype=np.float32)
+    return TestSet(users, np.arange(train.n_items), rel, empty)
+
+
+def test_fold_in_pools_the_whole_training_log() -> None:
+    """After fold_in(train) a known user scores as a new user posting that user's rows of
+    ``train`` (no user features, no id embedding): the history is the one pooled; the fit
+    part's copy is untouched (fold_in replaces, never edits)."""
+    import copy
+
+    full = tiny_train()
+    keep = np.ones(full.interactions.nnz, bool)
+    keep[full.interactions.indptr[:-1][:10]] = False  # the first pair of users 0..9 held
+    part = dataclasses.replace(full, interactions=full.interactions.select(keep))
+    model = create_model("two_tower", FAST).fit(part)
+    before = model.score(np.arange(5))
+    kept = copy.copy(model)
+    assert model.fold_in(full) is model
+    after = model.score(np.arange(5))
+    assert not np.allclose(after, before)
+    np.testing.assert_array_equal(kept.score(np.arange(5)), before)
+    # the same pooling as a fit on the whole log's rows: the whole rows' mean
+    h = model.history_arrays_
+    rows = h.rows(np.arange(5))
+    assert np.diff(rows.indptr).tolist() == np.diff(full.interactions.indptr[:6]).tolist()
+    with pytest.raises(ModelError, match="fold_in needs a training log of shape"):
+        model.fold_in(dataclasses.replace(full, interactions=_other_shape(full)))
+
+
+def _other_shape(train):
+    from kuairec.data.dataset import Interactions
+
+    inter = train.interactions
+    u = inter.row_users()
+    return Interactions.from_log(u, inter.indices, inter.watch_ratio_mean, None,
+                                 (inter.n_users + 1, inter.n_items))  # fmt: skip

@@ -245,3 +245,19 @@ def test_the_task_loss_equals_the_softmax_by_hand() -> None:
         ]
         losses.append(-(own - math.log(sum(map(math.exp, logits)))))
     assert got == pytest.approx(float(np.mean(losses)), rel=1e-5)
+
+
+def test_the_heads_target_clipped_then_log1p() -> None:
+    """The head's target of each pair: min(wr, rating_clip), log1p of it with
+    rating_log1p (by hand on the tiny pairs: 9.0 and 3.0 clipped at 2.5)."""
+    from kuairec.models.two_tower_batches import PairBatches
+
+    indptr, items, ratios = tiny_pairs()
+    pos = np.arange(8)
+    clipped = PairBatches(indptr, items, ratios, 6, np.arange(6), rules(rating_clip=2.5))
+    logged = PairBatches(
+        indptr, items, ratios, 6, np.arange(6), rules(rating_clip=2.5, rating_log1p=True)
+    )
+    want = [2.0, 0.5, 1.5, 1.0, 0.2, 2.5, 2.5, 0.1]
+    np.testing.assert_allclose(clipped[pos]["rating"].numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(logged[pos]["rating"].numpy(), np.log1p(want), rtol=1e-6)

@@ -90,7 +90,11 @@ class TwoTowerConfig:
     )
     learning_rate: float = param(5e-3, gt=0, doc="AdamW learning rate")
     weight_decay: float = param(1e-5, ge=0, doc="AdamW weight decay")
-    max_epochs: int = param(3, ge=1, doc="epochs at most (3: the run's time budget)")
+    max_epochs: int = param(3, ge=1, doc="epochs at most (see also epoch_pairs)")
+    epoch_pairs: int = param(
+        0, ge=0, doc="training pairs in all: epochs at most this / the log's pairs (0: off)"
+    )
+    max_seconds: float | None = param(None, gt=0, doc="stop after the epoch that ends past it")
     patience: int = param(2, ge=1, doc="epochs without a better validation NDCG@10")
     seed: int = param(0, ge=0, doc="seeds the weights, batches and samples")
     accelerator: str = param("cpu", doc="Lightning accelerator (cpu, gpu, auto ...)")
@@ -161,8 +165,9 @@ class TwoTowerRecommender(Recommender):
         if valid is not None:
             validate = tt.ValidationNDCG(valid, train, task_.validation_scores)
         settings = tt.TrainSettings(
-            name=self.name, max_epochs=c.max_epochs, patience=c.patience, seed=c.seed,
-            accelerator=c.accelerator, devices=c.devices,
+            name=self.name, max_epochs=epoch_cap(inter.nnz, c.max_epochs, c.epoch_pairs),
+            patience=c.patience, seed=c.seed, accelerator=c.accelerator, devices=c.devices,
+            max_seconds=c.max_seconds,
         )  # fmt: skip
         with torch_threads(c.num_threads):
             trained = tt.train_module(
@@ -179,6 +184,26 @@ class TwoTowerRecommender(Recommender):
         self.history_ = trained.history
         self.best_epoch_ = trained.best_epoch
         self.time_limit_fired_, self.fit_remark_ = tt.fit_notes(trained, settings)
+
+    def fold_in(self, train: TrainSet) -> TwoTowerRecommender:
+        """From now on, pool known users' histories from ``train`` (normally the whole
+        training log) instead of the fit part; the towers are not trained again.
+
+        The fit part leaves out each validation user's held-out pairs, on a temporal split
+        the user's latest; pooling the whole history puts them back (docs/models.md).
+        Videos without training pairs in the fit stay out of the pooled mean. Replaces
+        ``history_arrays_`` (never edits it). Raises ModelError on other dimensions."""
+        self._check_fitted()
+        inter = train.interactions
+        if inter.shape != (self.n_users_, self.n_items_):
+            raise ModelError(
+                f"{self.name}: fold_in needs a training log of shape "
+                f"{(self.n_users_, self.n_items_)} (the fitted one's), got {inter.shape}"
+            )
+        self.history_arrays_ = self._history(
+            inter.indptr, inter.indices, inter.watch_ratio_mean, inter.first_timestamp
+        )
+        return self
 
     def _history(self, indptr, items, ratios, order=None, recent=None) -> Any:
         """A :class:`History`; with the attention encoder also each row's last videos
@@ -286,6 +311,15 @@ class TwoTowerRecommender(Recommender):
         self.history_arrays_ = self._history(*(state[k] for k in _HISTORY_KEYS), recent=recent)
         clip = state["rating_clip"] if "rating_clip" in state else [self.config.clip]
         self.rating_clip_ = float(np.asarray(clip).ravel()[0])
+
+
+def epoch_cap(n_pairs: int, max_epochs: int, epoch_pairs: int) -> int:
+    """Epochs at most: ``max_epochs``, and (``epoch_pairs`` > 0) no more whole epochs
+    than ``epoch_pairs`` training pairs make, at least one. A budget counted in pairs,
+    not seconds: a small log gets many epochs, a large one few, the same on any machine."""
+    if not epoch_pairs:
+        return int(max_epochs)
+    return int(max(1, min(max_epochs, epoch_pairs // max(int(n_pairs), 1))))
 
 
 def batch_size(n_pairs: int, setting: int) -> int:
