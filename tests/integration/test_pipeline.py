@@ -270,3 +270,27 @@ def test_a_model_folds_in_after_its_validation_scores(small_synthetic_dir, tmp_p
     assert fit_part_nnz < whole_nnz  # scored on the fit part's rows, folded in the whole log
     assert ae.early.model.x_.nnz == fit_part_nnz and ae.model.x_.nnz == whole_nnz
     assert result.models["autoencoder"].validation.source == "its own fit on the fit part"
+
+
+@pytest.mark.parametrize("limit", [10, 10**9])
+def test_moderate_models_are_refitted_only_on_a_log_their_cost_allows(
+    small_synthetic_dir, tmp_path, monkeypatch, limit
+) -> None:
+    """A declared size, not a measured time: on a log above the limit the moderate model
+    (bpr) keeps its main fit but gets no validation refit and no validity refits; the
+    cheap one (ease) gets both; below the limit both take part."""
+    from kuairec.pipeline import refits
+
+    monkeypatch.setattr(refits, "MODERATE_REFIT_PAIRS", limit)
+    cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity", "ease", "bpr"], validity=True)
+    result = _result(execute(cfg))
+    v = result.sections["validity"]
+    assert result.models["bpr"].value("ndcg@10") > 0  # the main fit runs either way
+    assert result.models["ease"].validation is not None
+    if limit == 10:
+        assert v.models == ["popularity", "ease"]
+        assert "cost 'moderate'" in v.left_out["bpr"] and "more than 10:" in v.left_out["bpr"]
+        assert result.models["bpr"].validation is None
+    else:
+        assert v.models == ["popularity", "ease", "bpr"]
+        assert result.models["bpr"].validation is not None

@@ -255,3 +255,20 @@ def test_top_items_follows_recommend_rules() -> None:
     )
     # row 0: 2 excluded, NaN never ranked above a real score; row 1: ties by item_idx
     np.testing.assert_array_equal(got, [[1, 0, -1, -1], [1, 2, 4, -1]])
+
+
+def test_the_fit_threads_follow_the_catalogue_and_leave_the_numbers_alone() -> None:
+    """0 picks 2 threads from 4,096 videos on (never the machine's cores); and the
+    numbers must not depend on it: a fit with 1 and with 2 threads scores alike, to the
+    bit, which is what lets the rule choose threads by size alone."""
+    from kuairec.models.autoencoder import WIDE_CATALOGUE, fit_threads
+
+    assert fit_threads(0, WIDE_CATALOGUE - 1) == 1 and fit_threads(0, WIDE_CATALOGUE) == 2
+    assert fit_threads(3, 10) == 3
+    train = _train(n_users=300, n_items=700)
+    scores = []
+    for n in (1, 2):
+        settings = {**FAST, "hidden_dims": [64], "batch_size": 128, "max_epochs": 2}
+        model = create_model("autoencoder", {**settings, "num_threads": n}).fit(train)
+        scores.append(model.score(np.arange(50)))
+    assert np.array_equal(scores[0], scores[1])

@@ -4,7 +4,9 @@ Every learned model gets a validation score: its NDCG@10 on the validation split
 confirmation half, from a fit on the split's fit part. Where that fit comes from, in
 order: the tuner's chosen trial; the model's own fit, for models that stop early (they
 are fitted on the fit part already); a refit with the run's parameters, for models whose
-declared ``cost`` is not ``"heavy"``. A heavy model (a Spark session) gets none.
+declared ``cost`` allows one at this log's size (:mod:`kuairec.pipeline.refits`: not
+heavy, and moderate only on a log of at most 2M pairs). The others get none, and the
+notes say why.
 
 The paired comparisons' baseline is the model the user names (``--baseline``) or the
 learned model with the best validation score. It is then compared with every other
@@ -38,9 +40,11 @@ def validation_fits(
     """A fit on the validation split's fit part for every learned model that can have
     one (see the module docstring), with its per-user NDCG@10 on every validation user."""
     from kuairec.pipeline.fitting import create_for_run
+    from kuairec.pipeline.refits import refit_refusal
     from kuairec.pipeline.tuning import ValidationFit, score_validation
 
     validation = exp.validation(cfg)
+    n_pairs = int(exp.train.interactions.nnz)
     out: dict[str, ValidationFit] = {}
     for name, f in fitted.items():
         cls = type(f.model)
@@ -50,7 +54,7 @@ def validation_fits(
             out[name] = from_tuning[name]
         elif f.early is not None:  # fitted on the fit part, stopped on the selection half
             out[name] = f.early
-        elif cls.cost != "heavy":
+        elif refit_refusal(cls, n_pairs) is None:
             with progress.stage(f"{name}: fit on the validation split"):
                 fit_part, early = validation.for_fit()
                 again = create_for_run(name, cfg, f.result.config, exp.scratch)
@@ -92,7 +96,10 @@ def choose_baseline(
         f"confirmation half ({scores[best].n_users} users), among {len(scored)} learned models"
     )
     if left:
-        why += f"; without a validation score: {', '.join(left)} (heavy or reference)"
+        why += (
+            f"; without a validation score: {', '.join(left)} (a reference row, or a refit "
+            "its declared cost does not allow at this log's size)"
+        )
     return best, why
 
 

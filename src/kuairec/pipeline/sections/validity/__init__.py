@@ -6,7 +6,8 @@ days; random: 20% of every user's pairs) each learned model is fitted on the res
 the run's parameters (the fits the run already made on its own validation split are
 reused), then measured by the logged holdout, sampled ``uni100`` / ``pop100`` lists and
 IPS / SNIPS estimates (gamma 0.25, 0.5, 1). Which models take part follows what they
-declare: reference rows and models whose ``cost`` is ``"heavy"`` are left out.
+declare: reference rows are left out, heavy models too, and moderate ones on a training
+log of more than 2M pairs (:mod:`kuairec.pipeline.refits`).
 
 The package: :mod:`.estimators` (the protocols' arithmetic), :mod:`.compute` (the
 refits and the comparisons), :mod:`.render` (the report's part); the typed value is

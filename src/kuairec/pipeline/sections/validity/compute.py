@@ -53,17 +53,18 @@ def compute(job: Job) -> Value | None:
 
 def participants(job: Job) -> tuple[list[str], dict[str, str]]:
     """The learned models that take part, and why the others do not (declared, never
-    measured: reference rows and heavy models are left out)."""
+    measured: reference rows are left out, and the others by their declared cost at this
+    log's size, :func:`kuairec.pipeline.refits.refit_refusal`)."""
+    from kuairec.pipeline.refits import refit_refusal
+
+    n_pairs = int(job.exp.train.interactions.nnz)
     names, left_out = [], {}
     for name, f in job.fitted.items():
         cls = type(f.model)
         if cls.reference:
             left_out[name] = "a reference row (it knows only the fully observed pairs)"
-        elif cls.cost == "heavy":
-            left_out[name] = (
-                "it declares cost 'heavy' (a session of its own): the section's two refits "
-                "are left to the lighter models"
-            )
+        elif (why := refit_refusal(cls, n_pairs)) is not None:
+            left_out[name] = why
         else:
             names.append(name)
     return names, left_out

@@ -1,0 +1,90 @@
+"""The torch models' fits with one torch thread against two, side by side.
+
+For ``autoencoder``, ``autoencoder_seed_config`` and ``two_tower``: one fit of a fixed
+number of epochs (``--epochs``, no validation, so both sides do the same work) on the
+fit part of the default protocol's training log (the pipeline's temporal validation
+split), with ``num_threads`` 1 and then 2, alternating, ``--repeats`` times. Prints the
+seconds of each fit, the ratio, and whether two fits with the same thread count gave
+byte-identical scores (they must: a fixed thread count is a deterministic setting)
+and how far the 1-thread and 2-thread scores are apart (the reduction order differs).
+
+    python benchmarks/bench_torch_threads.py --data <scale-1.0 folder> --epochs 1
+
+Not a timed test: record the figures in docs/ with the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from machine_info import machine  # benchmarks/ is on sys.path when run as a script
+
+MODELS = {
+    "autoencoder": {},
+    "autoencoder_seed_config": {},
+    "two_tower": {"epoch_pairs": 0},
+}
+
+
+def fit_part(folder: Path | None, scale: float, seed: int):
+    from kuairec.data.default import ensure_synthetic
+    from kuairec.data.load import load_dataset
+    from kuairec.evaluation.protocols import default_protocol
+    from kuairec.evaluation.validation import validation_split
+
+    folder = folder or ensure_synthetic(scale, seed)
+    train, _ = default_protocol(load_dataset(folder, progress=False))
+    fit, _ = validation_split(train, "temporal")
+    return fit
+
+
+def one_fit(name: str, fit, threads: int, epochs: int) -> tuple[float, np.ndarray]:
+    from kuairec.models import create_model
+
+    settings = {**MODELS[name], "num_threads": threads, "max_epochs": epochs}
+    model = create_model(name, settings)
+    t0 = time.perf_counter()
+    model.fit(fit)
+    seconds = time.perf_counter() - t0
+    users = np.arange(min(500, fit.n_users))
+    return seconds, model.score(users)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--scale", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    args = ap.parse_args()
+    print(machine(), f"load average before: {os.getloadavg()[0]:.2f}")
+    fit = fit_part(args.data, args.scale, args.seed)
+    print(f"fit part: {fit.n_users:,} users, {fit.n_items:,} videos, "
+          f"{fit.interactions.nnz:,} pairs; {args.epochs} epoch(s)")  # fmt: skip
+    print("| model | 1 thread: s | 2 threads: s | ratio | same scores, same threads | "
+          "max abs diff 1 vs 2 threads |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for name in args.models:
+        times: dict[int, list[float]] = {1: [], 2: []}
+        scores: dict[int, list[np.ndarray]] = {1: [], 2: []}
+        for _ in range(args.repeats):
+            for threads in (1, 2):
+                s, sc = one_fit(name, fit, threads, args.epochs)
+                times[threads].append(s)
+                scores[threads].append(sc)
+        same = all(np.array_equal(scores[t][0], x) for t in (1, 2) for x in scores[t][1:])
+        diff = float(np.max(np.abs(scores[1][0] - scores[2][0])))
+        t1, t2 = min(times[1]), min(times[2])
+        print(f"| {name} | {t1:.1f} | {t2:.1f} | {t1 / t2:.2f}x | {same} | {diff:.2e} |",
+              flush=True)  # fmt: skip
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
