@@ -24,8 +24,7 @@ def refit_refusal(cls: Any, n_pairs: int) -> str | None:
     training pairs; otherwise the reason, for the report."""
     if cls.cost == "heavy":
         return (
-            "it declares cost 'heavy' (a session of its own): refits are left to the "
-            "lighter models"
+            "it declares cost 'heavy' (a session of its own): refits are left to the lighter models"
         )
     if cls.cost == "moderate" and n_pairs > MODERATE_REFIT_PAIRS:
         return (
