@@ -137,27 +137,34 @@ def model_result(model: Any, evaluation: EvalResult, cost: CostInfo) -> ModelRes
     """The typed result of a fitted model's evaluation."""
     from kuairec.models.registry import config_to_dict
 
-    cls = type(model)
     fired = model.time_limit_fired_
-    plain = evaluation.to_json()
     history = getattr(model, "history_", None) or None
     return ModelResult(
-        model=cls.name,
-        reference=bool(cls.reference),
-        cost_class=cls.cost,
-        metrics=plain["metrics"],
-        ci={k: (v[0], v[1]) for k, v in plain["ci"].items()},
-        by_label=plain["by_label"],
+        **result_fields(type(model), evaluation),
         cost=cost,
         config=config_to_dict(model.config),
-        notes=list(plain["notes"]),
         history=_finite_lists(history) if history else None,
-        deterministic=bool(cls.deterministic),
-        nondeterministic_reason=cls.nondeterministic_reason or None,
         time_limited=f"{TIME_LIMIT_MARK} ({fired})" if fired else None,
         remark=model.fit_remark_,
-        per_user=dict(evaluation.per_user),
     )
+
+
+def result_fields(cls: Any, evaluation: EvalResult, *notes: str) -> dict[str, Any]:
+    """The fields of a :class:`ModelResult` that come from the model's class and its
+    evaluation, whichever engine ran it (the evaluation's notes, then ``notes``)."""
+    plain = evaluation.to_json()
+    return {
+        "model": cls.name,
+        "reference": bool(cls.reference),
+        "cost_class": cls.cost,
+        "metrics": plain["metrics"],
+        "ci": {k: (v[0], v[1]) for k, v in plain["ci"].items()},
+        "by_label": plain["by_label"],
+        "notes": [*plain["notes"], *notes],
+        "deterministic": bool(cls.deterministic),
+        "nondeterministic_reason": cls.nondeterministic_reason or None,
+        "per_user": dict(evaluation.per_user),
+    }
 
 
 def _finite_lists(history: Mapping[str, Any]) -> dict[str, list[float | None]]:

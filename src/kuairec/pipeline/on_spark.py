@@ -105,25 +105,15 @@ def _protocol(raw: dict[str, Any], cfg: RunConfig, first: Any) -> ProtocolInfo:
 
 def _model_result(name: str, m: SparkModelResult, peak_mb: float) -> ModelResult:
     from kuairec.models.registry import get_model_class
+    from kuairec.pipeline.fitting import result_fields
 
-    cls = get_model_class(name)
-    plain = m.result.to_json()
     seconds = m.seconds
     return ModelResult(
-        model=cls.name,
-        reference=bool(cls.reference),
-        cost_class=cls.cost,
-        metrics=plain["metrics"],
-        ci={k: (v[0], v[1]) for k, v in plain["ci"].items()},
-        by_label=plain["by_label"],
+        **result_fields(get_model_class(name), m.result, *m.notes, f"trained on {m.where}"),
         cost=CostInfo(
             fit_seconds=round(seconds.get("fit", 0.0), 3),
             eval_seconds=round(seconds.get("recommend", 0.0) + seconds.get("evaluate", 0.0), 3),
             peak_rss_mb=round(peak_mb, 1),  # the driver process, the whole Spark run
         ),
         config=dict(m.config),
-        notes=[*plain["notes"], *m.notes, f"trained on {m.where}"],
-        deterministic=bool(cls.deterministic),
-        nondeterministic_reason=cls.nondeterministic_reason or None,
-        per_user=dict(m.result.per_user),
     )
