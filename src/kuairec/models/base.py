@@ -86,7 +86,8 @@ class Recommender(abc.ABC):
     - ``cost``: ``"cheap"`` (a fit in seconds at KuaiRec's size), ``"moderate"`` (a
       minute or so) or ``"heavy"`` (a JVM session, many minutes). Sections that refit the
       run's models choose them by this declaration, never by a measured time: the
-      validation scores and the validity section refit what is not heavy.
+      validation scores and the validity section refit cheap models, moderate ones on a
+      training log of at most 2M pairs, never heavy ones (:mod:`kuairec.pipeline.refits`).
     - ``spark_kind``: how the Spark engine trains it as DataFrame work, when it can:
       ``"counts"`` (an aggregation), ``"cooccurrence"`` (a self-join with top-N pruning),
       ``"factorization"`` (Spark ML's ALS); None: on the driver, when it fits there.
