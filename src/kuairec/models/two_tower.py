@@ -31,9 +31,8 @@ a history are left out of the mean.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -172,17 +171,16 @@ class TwoTowerRecommender(Recommender):
         settings = tt.TrainSettings(
             name=self.name, max_epochs=epoch_cap(inter.nnz, c.max_epochs, c.epoch_pairs),
             patience=c.patience, seed=c.seed, accelerator=c.accelerator, devices=c.devices,
-            max_seconds=c.max_seconds,
+            max_seconds=c.max_seconds, num_threads=c.num_threads,
         )  # fmt: skip
-        with torch_threads(c.num_threads):
-            trained = tt.train_module(
-                functools.partial(build_task, shape, arrays, log_q, c, history),
-                bt.batch_loader(dataset),
-                settings,
-                validate=validate,
-                scratch_dir=self.scratch_dir,
-                progress=progress,
-            )
+        trained = tt.train_module(
+            functools.partial(build_task, shape, arrays, log_q, c, history),
+            bt.batch_loader(dataset),
+            settings,
+            validate=validate,
+            scratch_dir=self.scratch_dir,
+            progress=progress,
+        )
         self.net_ = trained.module.net.cpu().eval()
         nn_.solve_cold(self.net_, c.cold_ridge)  # for the restored (best epoch's) weights
         self.history_arrays_ = history
@@ -350,21 +348,6 @@ def positive_log_share(inter: Any, threshold: float) -> np.ndarray:
     pos = inter.watch_ratio_mean >= threshold
     counts = np.bincount(inter.indices[pos], minlength=inter.n_items)
     return np.log(np.maximum(counts / max(int(pos.sum()), 1), 1e-12))
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op CPU threads set to ``n`` for a block (0: unchanged). On a busy
-    machine one thread is much faster for these small matrices than two that wait."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def build_task(
