@@ -21,25 +21,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine_info import machine  # benchmarks/ is on sys.path when run as a script
+from bench_two_tower import fit_part  # the same fit part (benchmarks/ is on sys.path)
+from machine_info import machine
 
 MODELS = {
     "autoencoder": {},
     "autoencoder_seed_config": {},
     "two_tower": {"epoch_pairs": 0},
 }
-
-
-def fit_part(folder: Path | None, scale: float, seed: int):
-    from kuairec.data.default import ensure_synthetic
-    from kuairec.data.load import load_dataset
-    from kuairec.evaluation.protocols import default_protocol
-    from kuairec.evaluation.validation import validation_split
-
-    folder = folder or ensure_synthetic(scale, seed)
-    train, _ = default_protocol(load_dataset(folder, progress=False))
-    fit, _ = validation_split(train, "temporal")
-    return fit
 
 
 def one_fit(name: str, fit, threads: int, epochs: int) -> tuple[float, np.ndarray]:
@@ -64,7 +53,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     args = ap.parse_args()
     print(machine(), f"load average before: {os.getloadavg()[0]:.2f}")
-    fit = fit_part(args.data, args.scale, args.seed)
+    fit, _ = fit_part(args)
     print(f"fit part: {fit.n_users:,} users, {fit.n_items:,} videos, "
           f"{fit.interactions.nnz:,} pairs; {args.epochs} epoch(s)")  # fmt: skip
     print("| model | 1 thread: s | 2 threads: s | ratio | same scores, same threads | "
