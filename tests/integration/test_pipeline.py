@@ -272,6 +272,34 @@ def test_a_model_folds_in_after_its_validation_scores(small_synthetic_dir, tmp_p
     assert result.models["autoencoder"].validation.source == "its own fit on the fit part"
 
 
+@pytest.mark.parametrize(("limit", "trials"), [(10, None), (10**9, None), (10, 1)])
+def test_moderate_models_are_tuned_in_the_run_only_on_a_log_their_cost_allows(
+    small_synthetic_dir, tmp_path, monkeypatch, limit, trials
+) -> None:
+    """Tuning trials are refits on the fit part: above the declared size the moderate
+    model (bpr) keeps its defaults and the tuning section says why; the cheap one (ease)
+    is tuned either way; an explicit trial count tunes both."""
+    from kuairec.models.registry import get_model_class
+    from kuairec.pipeline import refits
+
+    monkeypatch.setattr(refits, "MODERATE_REFIT_PAIRS", limit)
+    for name in ("ease", "bpr"):  # one trial each (the defaults) keeps the test short
+        monkeypatch.setattr(get_model_class(name), "tune_trials", 1)
+    cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity", "ease", "bpr"],
+               tune=True, tune_trials=trials)  # fmt: skip
+    result = _result(execute(cfg))
+    t = result.sections["tuning"]
+    assert "ease" in t.models and "ease" not in t.not_tuned
+    if limit == 10 and trials is None:
+        assert "bpr" not in t.models and result.models["bpr"].cost.tune_seconds is None
+        assert "cost 'moderate'" in t.not_tuned["bpr"] and "more than 10:" in t.not_tuned["bpr"]
+        assert "kuairec tune --model bpr" in t.not_tuned["bpr"]
+        assert result.models["bpr"].validation is None  # no tuner's fit, no refit
+    else:
+        assert "bpr" in t.models and t.not_tuned == {}
+        assert result.models["bpr"].validation.source == "the tuner's default trial"
+
+
 @pytest.mark.parametrize("limit", [10, 10**9])
 def test_moderate_models_are_refitted_only_on_a_log_their_cost_allows(
     small_synthetic_dir, tmp_path, monkeypatch, limit
@@ -294,3 +322,47 @@ def test_moderate_models_are_refitted_only_on_a_log_their_cost_allows(
     else:
         assert v.models == ["popularity", "ease", "bpr"]
         assert result.models["bpr"].validation is not None
+
+
+def test_validation_scoring_ranks_only_the_users_with_a_positive(
+    small_synthetic_dir, tmp_path, monkeypatch
+) -> None:
+    """The tuner's and the early stopper's NDCG@10 rank only the validation users with a
+    positive; every user's value is the one a full evaluation gives (NaN without one)."""
+    from kuairec.display.progress import Progress
+    from kuairec.evaluation.evaluate import evaluate
+    from kuairec.models.registry import create_model
+    from kuairec.models.torch_train import ValidationNDCG
+    from kuairec.pipeline.experiment import prepare
+    from kuairec.pipeline.tuning import score_validation
+
+    cfg = _cfg(small_synthetic_dir, tmp_path)
+    validation = prepare(cfg, Progress(False)).validation(cfg)
+    fit, valid = validation.parts()
+    model = create_model("ease").fit(fit)
+    ranked: list[np.ndarray] = []
+    recommend = model.recommend
+
+    def spy(users, *args, **kwargs):
+        ranked.append(np.asarray(users))
+        return recommend(users, *args, **kwargs)
+
+    monkeypatch.setattr(model, "recommend", spy)
+    got = score_validation(model, validation)
+    items, _ = recommend(valid.users, 10, exclude=valid.exclude, candidates=valid.candidates)
+    full = evaluate(items, valid, fit, ks=(10,), labels=(valid.label,),
+                    default_label=valid.label, n_bootstrap=0).per_user["ndcg@10"]  # fmt: skip
+    has_positive = np.isfinite(full)
+    assert 0 < has_positive.sum() < valid.users.size  # both kinds of user are here
+    np.testing.assert_array_equal(got, full)  # NaN where full is NaN
+    np.testing.assert_array_equal(np.concatenate(ranked), valid.users[has_positive])
+
+    scored_users: list[np.ndarray] = []
+
+    def score(module, users):
+        scored_users.append(np.asarray(users))
+        return model.score(users)
+
+    value = ValidationNDCG(valid, fit, score)(None)
+    assert value == pytest.approx(float(np.nanmean(full)), abs=1e-12)
+    np.testing.assert_array_equal(np.concatenate(scored_users), valid.users[has_positive])

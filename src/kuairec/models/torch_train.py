@@ -103,7 +103,8 @@ class ValidationNDCG:
 
     ``score(module, users)`` gives a dense float array ``(len(users), n_items)`` of the
     module's scores for known user indices; it must be picklable (a module-level function
-    or a ``functools.partial`` of one). The evaluation context is prepared once.
+    or a ``functools.partial`` of one). The evaluation context is prepared once. Only the
+    users with a positive are ranked: the others have no NDCG, and the mean skips them.
     """
 
     def __init__(
@@ -113,11 +114,14 @@ class ValidationNDCG:
         score: Callable[[Any, np.ndarray], np.ndarray],
         batch_size: int = 1024,
     ) -> None:
-        from kuairec.evaluation.evaluate import prepare
+        from kuairec.evaluation.evaluate import prepare, with_positives
 
-        self.valid, self.train, self.score, self.batch_size = valid, train, score, batch_size
         self.label = valid.label
-        self.ctx = prepare(valid, train, ks=(10,), labels=(self.label,), default_label=self.label)
+        args = {"ks": (10,), "labels": (self.label,), "default_label": self.label}
+        ctx = prepare(valid, train, **args)
+        scored, _ = with_positives(valid, ctx)  # the others have no NDCG: not ranked
+        self.ctx = ctx if scored is valid else prepare(scored, train, **args)
+        self.valid, self.train, self.score, self.batch_size = scored, train, score, batch_size
 
     def __call__(self, module: Any) -> float:
         from kuairec.evaluation.evaluate import evaluate

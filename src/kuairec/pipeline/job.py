@@ -29,6 +29,7 @@ class Job:
     engine: str = "local"
     fitted: dict[str, FittedModel] = field(default_factory=dict)
     tuning: dict[str, TuningRecord] = field(default_factory=dict)
+    untuned: dict[str, str] = field(default_factory=dict)  # tunable in the run, and why not
     valid_fits: dict[str, ValidationFit] = field(default_factory=dict)
     recommendations: dict[str, str] = field(default_factory=dict)  # Spark: Parquet folders
 

@@ -141,8 +141,9 @@ def _run_one(name: str, job: Job) -> None:
 def _tune(name: str, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     """The model's tuned parameters (user-given ones stay fixed), or ``params`` when it
     is not tuned in the run."""
-    from kuairec.models.registry import tunable_models
+    from kuairec.models.registry import get_model_class, tunable_models
     from kuairec.pipeline.fitting import create_for_run
+    from kuairec.pipeline.refits import refit_refusal
     from kuairec.pipeline.tuning import study, trials_for, tunable
 
     cfg = job.cfg
@@ -150,6 +151,13 @@ def _tune(name: str, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     if n_trials < 1 or name not in tunable_models():  # a preset may fix the whole space
         return params
     if not set(tunable(name)) - set(params):  # the user fixed everything searched
+        return params
+    # every trial is a refit on the fit part: the declared cost decides, as for the
+    # sections' refits (an explicit --tune-trials tunes every tunable model)
+    n_pairs = int(job.exp.train.interactions.nnz)
+    why = refit_refusal(get_model_class(name), n_pairs)
+    if why is not None and cfg.tune_trials is None:
+        job.untuned[name] = f"{why}; `kuairec tune --model {name}` searches it on its own"
         return params
     with job.progress.stage(f"{name}: tune ({n_trials} trials)"):
         record, fit = study(

@@ -90,41 +90,34 @@ class _Objective:
     validation: Validation
     fixed: dict[str, Any]
     make: Any  # params -> unfitted model
-    context: Any = None
     kept: dict[str, _Scored] = field(default_factory=dict)  # "default", "best"
 
     def score(self, params: dict[str, Any]) -> _Scored:
-        from kuairec.evaluation.evaluate import evaluate, prepare
-
-        fit_part, valid = self.validation.parts()
+        fit_part, _ = self.validation.parts()
         model = self.make({**self.fixed, **params})
         early = self.validation.for_fit()[1] if model.uses_validation else None
         model.fit(fit_part, early)
-        items, _ = model.recommend(
-            valid.users, 10, exclude=valid.exclude, candidates=valid.candidates
-        )
-        if self.context is None:
-            label = valid.label
-            self.context = prepare(valid, fit_part, ks=(10,), labels=(label,), default_label=label)
-        label = valid.label
-        result = evaluate(
-            items, valid, fit_part, ks=(10,), labels=(label,), default_label=label,
-            n_bootstrap=0, context=self.context,
-        )  # fmt: skip
-        values = np.asarray(result.per_user[OBJECTIVE], dtype=np.float64)
-        return _Scored(dict(params), model, values)
+        return _Scored(dict(params), model, score_validation(model, self.validation))
 
 
 def score_validation(model: Any, validation: Validation) -> np.ndarray:
     """Per-user NDCG@10 of a model fitted on the split's fit part, over every validation
-    user, under the split's label (NaN: a user without a positive)."""
+    user, under the split's label (NaN: a user without a positive). Only the users with
+    a positive are ranked (:meth:`Validation.scored`): the others' value is NaN anyway."""
     from kuairec.evaluation.evaluate import evaluate
 
     fit_part, valid = validation.parts()
-    items, _ = model.recommend(valid.users, 10, exclude=valid.exclude, candidates=valid.candidates)
-    result = evaluate(items, valid, fit_part, ks=(10,), labels=(valid.label,),
-                      default_label=valid.label, n_bootstrap=0)  # fmt: skip
-    return np.asarray(result.per_user[OBJECTIVE], dtype=np.float64)
+    scored, keep, context = validation.scored()
+    items, _ = model.recommend(
+        scored.users, 10, exclude=scored.exclude, candidates=scored.candidates
+    )
+    result = evaluate(
+        items, scored, fit_part, ks=(10,), labels=(validation.label,),
+        default_label=validation.label, n_bootstrap=0, context=context,
+    )  # fmt: skip
+    out = np.full(valid.users.size, np.nan)
+    out[keep] = np.asarray(result.per_user[OBJECTIVE], dtype=np.float64)
+    return out
 
 
 def tunable(name: str) -> dict[str, Any]:

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kuairec.pipeline.job import Job
 from kuairec.pipeline.tuning import TuningRecord
-from kuairec.report.markdown import Block, Heading, Para, Table, fmt, fmt_ci
+from kuairec.report.markdown import Block, Bullets, Heading, Para, Table, fmt, fmt_ci
 from kuairec.report.view import RunView
 
 NAME = "tuning"
@@ -17,10 +17,13 @@ TITLE = "Tuning"
 @dataclass
 class Value:
     models: dict[str, TuningRecord]
+    not_tuned: dict[str, str] = field(default_factory=dict)  # tunable, not tuned here: why
 
 
 def compute(job: Job) -> Value | None:
-    return Value(dict(job.tuning)) if job.tuning else None
+    if not job.tuning and not job.untuned:
+        return None
+    return Value(dict(job.tuning), dict(job.untuned))
 
 
 def render(value: Value, view: RunView) -> list[Block]:
@@ -34,6 +37,9 @@ def render(value: Value, view: RunView) -> list[Block]:
             r.decision, r.why + (f" ({r.time_limited})" if r.time_limited else ""),
         ])  # fmt: skip
     v = view.result.validation
+    untuned = [Bullets([f"{name}: {why}" for name, why in value.not_tuned.items()])]
+    if value.not_tuned:
+        untuned.insert(0, Para("Not tuned in this run (their defaults are used):"))
     where = f"the {v.split} validation split ({v.n_select} + {v.n_confirm} users)" if v else ""
     return [
         Heading(TITLE),
@@ -56,5 +62,6 @@ def render(value: Value, view: RunView) -> list[Block]:
                 "why",
             ],
             rows,
-        ),  # fmt: skip
+        ) if rows else Para("No model was tuned in this run."),  # fmt: skip
+        *(untuned if value.not_tuned else []),
     ]
