@@ -37,11 +37,10 @@ def render(value: Value, view: RunView) -> list[Block]:
             r.decision, r.why + (f" ({r.time_limited})" if r.time_limited else ""),
         ])  # fmt: skip
     v = view.result.validation
-    untuned = [Bullets([f"{name}: {why}" for name, why in value.not_tuned.items()])]
-    if value.not_tuned:
-        untuned.insert(0, Para("Not tuned in this run (their defaults are used):"))
     where = f"the {v.split} validation split ({v.n_select} + {v.n_confirm} users)" if v else ""
-    return [
+    header = ["model", "trials", "defaults (selection)", "best trial (selection)",
+              "tuned - defaults (confirmation)", "used", "why"]  # fmt: skip
+    blocks: list[Block] = [
         Heading(TITLE),
         Para(
             f"Validation NDCG@10 on {where or 'the validation split'}, never the test. "
@@ -51,17 +50,9 @@ def render(value: Value, view: RunView) -> list[Block]:
             "fixed per model (no clock decides it).",
             note=True,
         ),
-        Table(
-            [
-                "model",
-                "trials",
-                "defaults (selection)",
-                "best trial (selection)",
-                "tuned - defaults (confirmation)",
-                "used",
-                "why",
-            ],
-            rows,
-        ) if rows else Para("No model was tuned in this run."),  # fmt: skip
-        *(untuned if value.not_tuned else []),
+        Table(header, rows) if rows else Para("No model was tuned in this run."),
     ]
+    if value.not_tuned:
+        blocks.append(Para("Not tuned in this run (their defaults are used):"))
+        blocks.append(Bullets([f"{name}: {why}" for name, why in value.not_tuned.items()]))
+    return blocks
