@@ -287,9 +287,11 @@ def test_moderate_models_are_tuned_in_the_run_only_on_a_log_their_cost_allows(
         monkeypatch.setattr(get_model_class(name), "tune_trials", 1)
     cfg = _cfg(small_synthetic_dir, tmp_path, models=["popularity", "ease", "bpr"],
                tune=True, tune_trials=trials)  # fmt: skip
-    result = _result(execute(cfg))
+    folder = execute(cfg)
+    result, report = _result(folder), (folder / "report.md").read_text()
     t = result.sections["tuning"]
     assert "ease" in t.models and "ease" not in t.not_tuned
+    assert ("- bpr: it declares cost 'moderate'" in report) == ("bpr" in t.not_tuned)
     if limit == 10 and trials is None:
         assert "bpr" not in t.models and result.models["bpr"].cost.tune_seconds is None
         assert "cost 'moderate'" in t.not_tuned["bpr"] and "more than 10:" in t.not_tuned["bpr"]
