@@ -51,3 +51,38 @@ def test_float64_fallback_gives_the_same_weights(monkeypatch: pytest.MonkeyPatch
 def test_ease_refuses_too_many_items_and_suggests_itemknn() -> None:
     with pytest.raises(ConfigError, match="30 items is above max_items=20.*'itemknn'"):
         create_model("ease", {"max_items": 20}).fit(_train([0], [0], [1.0], (2, 30)))
+
+
+def test_shared_grams_compute_x_t_x_once_per_weighting_and_give_the_same_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside shared_grams() (a tuning study) fits on the same log with the same
+    weighting, clip and threshold reuse X^T X; the models equal fits without sharing,
+    the reused array is never overwritten, and other weightings compute their own."""
+    from kuairec.models import itemknn as knn_module
+    from kuairec.models import matrices
+
+    rng = np.random.default_rng(3)
+    dense = (rng.random((60, 20)) < 0.3) * rng.uniform(0.1, 8.0, (60, 20))
+    u, i = np.nonzero(dense)
+    train = _train(u, i, dense[u, i], (60, 20))
+    knn = {"weighting": "linear", "threshold": 0.0, "neighbours": 5}
+    configs = [("ease", {"l2": 3.0}), ("ease", {"l2": 30.0}), ("itemknn", knn),
+               ("ease", {"l2": 3.0, "weighting": "log"})]  # fmt: skip
+    alone = [create_model(n, p).fit(train) for n, p in configs]
+    calls = []
+    gram = matrices.item_gram
+
+    def counted(x, *args, **kwargs):
+        calls.append(x.shape)
+        return gram(x, *args, **kwargs)
+
+    for module in (matrices, ease_module, knn_module):
+        monkeypatch.setattr(module, "item_gram", counted)
+    with matrices.shared_grams():
+        shared = [create_model(n, p).fit(train) for n, p in configs]
+    assert len(calls) == 2  # linear (EASE, EASE, item-kNN share it), then log
+    for a, b in zip(alone, shared, strict=True):
+        got, want = (b.b_, a.b_) if hasattr(a, "b_") else (b.sim_.toarray(), a.sim_.toarray())
+        np.testing.assert_array_equal(got, want)
+    assert matrices._SHARED is None  # nothing is kept after the block

@@ -28,6 +28,7 @@ from kuairec.models.matrices import (
     select_rows,
     symmetrize_upper,
     user_rows_dense,
+    weighted_gram,
     weighted_matrix,
     weighted_rows,
 )
@@ -50,9 +51,10 @@ class EASEConfig:
     max_items: int = param(20_000, ge=1, doc="refuse to fit above this many items")
 
 
-def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
-    """The EASE matrix B (float32, zero diagonal) of a user x item training matrix."""
-    gram = item_gram(x)
+def ease_weights(x: sp.csr_matrix, l2: float, gram: np.ndarray | None = None) -> np.ndarray:
+    """The EASE matrix B (float32, zero diagonal) of a user x item training matrix;
+    ``gram`` (overwritten) is ``X^T X`` when the caller has it."""
+    gram = item_gram(x) if gram is None else gram
     n = gram.shape[0]
     gram.flat[:: n + 1] += np.float32(l2)
     p = _spd_inverse32(gram)
@@ -141,9 +143,10 @@ class EASERecommender(Recommender):
                 f"{2 * 4 * train.n_items**2 / 1e9:.1f} GB. Use 'itemknn' instead, or raise "
                 "'max_items'"
             )
-        x = weighted_matrix(train.interactions, c.weighting, c.clip, c.threshold)
+        inter = train.interactions
+        x = weighted_matrix(inter, c.weighting, c.clip, c.threshold)
         self.x_ = x
-        self.b_ = ease_weights(x, c.l2)
+        self.b_ = ease_weights(x, c.l2, weighted_gram(inter, x, c.weighting, c.clip, c.threshold))
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         if self.is_sparsified:

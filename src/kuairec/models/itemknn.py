@@ -23,6 +23,7 @@ from kuairec.models.matrices import (
     csr_state,
     item_gram,
     select_rows,
+    weighted_gram,
     weighted_matrix,
     weighted_rows,
 )
@@ -46,12 +47,17 @@ class ItemKNNConfig:
 
 
 def cosine_neighbours(
-    x: sp.csr_matrix, neighbours: int, shrinkage: float = 0.0, block: int = 1024
+    x: sp.csr_matrix,
+    neighbours: int,
+    shrinkage: float = 0.0,
+    block: int = 1024,
+    gram: np.ndarray | None = None,
 ) -> sp.csr_matrix:
-    """Row i: the ``neighbours`` items most cosine-similar to item i (self excluded)."""
+    """Row i: the ``neighbours`` items most cosine-similar to item i (self excluded);
+    ``gram`` is ``X^T X`` when the caller has it."""
     import scipy.sparse as sp
 
-    gram = item_gram(x)
+    gram = item_gram(x) if gram is None else gram
     n = gram.shape[0]
     norms = np.sqrt(np.maximum(gram.diagonal(), 0.0)).astype(np.float32)
     k = min(neighbours, n - 1)
@@ -93,8 +99,10 @@ class ItemKNNRecommender(Recommender):
 
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         c = self.config
-        self.x_ = weighted_matrix(train.interactions, c.weighting, c.clip, c.threshold)
-        self.sim_ = cosine_neighbours(self.x_, c.neighbours, c.shrinkage)
+        inter = train.interactions
+        self.x_ = weighted_matrix(inter, c.weighting, c.clip, c.threshold)
+        gram = weighted_gram(inter, self.x_, c.weighting, c.clip, c.threshold)
+        self.sim_ = cosine_neighbours(self.x_, c.neighbours, c.shrinkage, gram=gram)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         return self._scores_of(select_rows(self.x_, users), items)

@@ -8,7 +8,8 @@ mapped by ``weighting``: ``binary`` -> 1, ``linear`` -> w, ``log`` -> log(1 + w)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -80,6 +81,43 @@ def item_gram(x: sp.csr_matrix, chunk_rows: int = 2048) -> np.ndarray:
         # dense.T is (n, rows) and Fortran-ordered: ssyrk computes dense.T @ dense
         gram = ssyrk(1.0, dense.T, beta=1.0, c=gram, trans=0, lower=0, overwrite_c=1)
     symmetrize_upper(gram)
+    return gram
+
+
+_SHARED: list[tuple[tuple[str, float, float], Interactions, np.ndarray]] | None = None
+
+
+@contextmanager
+def shared_grams() -> Iterator[None]:
+    """Within this block, :func:`weighted_gram` keeps the last Gram matrix it computed
+    and hands out copies of it to a fit on the same interactions with the same
+    weighting, clip and threshold: a tuning study's trials that differ only in other
+    parameters (EASE's l2, item-kNN's neighbours) compute it once. The same array
+    either way, so the same results; one more Gram matrix in memory meanwhile."""
+    global _SHARED
+    outer = _SHARED
+    if outer is None:
+        _SHARED = []
+    try:
+        yield
+    finally:
+        if outer is None:
+            _SHARED = None
+
+
+def weighted_gram(
+    inter: Interactions, x: sp.csr_matrix, weighting: str, clip: float, threshold: float
+) -> np.ndarray:
+    """:func:`item_gram` of ``x``, which must be ``weighted_matrix(inter, weighting, clip,
+    threshold)``; a fresh array the caller may overwrite (see :func:`shared_grams`)."""
+    key = (str(weighting), float(clip), float(threshold))
+    if _SHARED is not None:
+        for k, owner, gram in _SHARED:
+            if k == key and owner is inter:
+                return gram.copy(order="F")
+    gram = item_gram(x)
+    if _SHARED is not None:
+        _SHARED[:] = [(key, inter, gram.copy(order="F"))]
     return gram
 
 

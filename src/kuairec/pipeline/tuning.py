@@ -171,6 +171,7 @@ def study(
     """
     import optuna
 
+    from kuairec.models.matrices import shared_grams
     from kuairec.models.registry import create_model
 
     if n_trials < 1:
@@ -199,7 +200,8 @@ def study(
         return value if value is not None else float("-inf")
 
     start = time.perf_counter()
-    st.optimize(run_trial, n_trials=n_trials, timeout=time_limit)
+    with shared_grams():  # trials differing only in l2 or neighbours share X^T X
+        st.optimize(run_trial, n_trials=n_trials, timeout=time_limit)
     trials = [Trial(t.params, _finite(t.value)) for t in st.trials if t.value is not None]
     record = _decide(objective.kept, select, fixed, defaults, n_bootstrap, seed)
     record.n_trials, record.trials = n_trials, trials
