@@ -168,6 +168,35 @@ def test_validity_section_in_metrics_and_report(small_synthetic_dir, tmp_path) -
     assert (folder / "plots" / "validity.png").is_file()
 
 
+def test_validity_ranks_only_users_with_a_positive_and_gets_the_same_numbers(
+    small_synthetic_dir, tmp_path, monkeypatch
+) -> None:
+    """The validity section ranks only the validation users with a positive; ranking
+    every user (what it did before) gives the same section, number for number."""
+    import dataclasses
+    import importlib
+
+    validity = importlib.import_module("kuairec.pipeline.sections.validity.compute")
+
+    cfg = _cfg(small_synthetic_dir, tmp_path / "a", models=["popularity", "ease"],
+               validity=True)  # fmt: skip
+    rank = validity._ranked
+    counts: list[tuple[int, int]] = []
+
+    def spy(positives):
+        mask = rank(positives)
+        counts.append((int(mask.sum()), mask.size))
+        return mask
+
+    monkeypatch.setattr(validity, "_ranked", spy)
+    fewer = _result(execute(cfg)).sections["validity"]
+    assert counts and all(0 < k < n for k, n in counts)  # users without one are here
+    monkeypatch.setattr(validity, "_ranked", lambda p: np.ones(p.shape[0], dtype=bool))
+    cfg = dataclasses.replace(cfg, runs_dir=str(tmp_path / "b"))
+    everyone = _result(execute(cfg)).sections["validity"]
+    assert fewer == everyone
+
+
 def test_a_killed_runs_leftovers_are_swept_and_reported(small_synthetic_dir, tmp_path) -> None:
     import subprocess
     import sys

@@ -90,11 +90,14 @@ def _split_protocols(kind: str, names: list[str], job: Job) -> PerUser:
             valid.users, positives, logged, valid.candidates, popularity, 100, cfg.seed
         ),
     }
+    has_positive = _ranked(positives)
+    ranked = valid.restrict(has_positive) if not has_positive.all() else valid
     out: PerUser = {}
     for name in names:
         model = _fitted_on(name, split, job, reuse)
-        items, _ = model.recommend(
-            valid.users, 10, exclude=valid.exclude, candidates=valid.candidates
+        items = np.full((valid.users.size, 10), -1, dtype=np.int64)
+        items[has_positive], _ = model.recommend(
+            ranked.users, 10, exclude=ranked.exclude, candidates=ranked.candidates
         )
         result = evaluate(items, valid, fit, ks=(10,), labels=(cfg.label,),
                           default_label=cfg.label, n_bootstrap=0, context=ctx)  # fmt: skip
@@ -108,6 +111,12 @@ def _split_protocols(kind: str, names: list[str], job: Job) -> PerUser:
             out.setdefault(f"{kind}/ips{tag}", {})[name] = est["ips_dcg@10"]
             out.setdefault(f"{kind}/snips{tag}", {})[name] = est["snips_dcg@10"]
     return out
+
+
+def _ranked(positives: Any) -> np.ndarray:
+    """The users a split's models rank: those with a positive, the only ones with a value
+    under any protocol here (the others' rows stay -1, and every estimate is NaN)."""
+    return np.diff(positives.indptr) > 0
 
 
 def _fitted_on(name: str, split: Any, job: Job, reuse: bool) -> Any:
