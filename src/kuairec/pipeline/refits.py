@@ -1,9 +1,9 @@
 """Which models a section may fit again: decided by what the models declare and by the
 training log's size, never by a measured time.
 
-A section that refits the run's models (the validation scores' refits, the validity
-section's logged splits) takes a model when its declared ``cost`` allows it at this log
-size: ``"cheap"`` always; ``"moderate"`` while the training log has at most
+A step that refits the run's models (in-run tuning, whose every trial is a fit on the
+validation split's fit part; the validation scores' refits; the validity section's
+logged splits) takes a model when its declared ``cost`` allows it at this log size: ``"cheap"`` always; ``"moderate"`` while the training log has at most
 :data:`MODERATE_REFIT_PAIRS` (user, video) pairs; ``"heavy"`` never. The synthetic
 default (scale 0.2) has 0.4M pairs and every moderate model takes part; KuaiRec's full
 big matrix has about 10-12M, where the moderate models' refits (the torch models and the
