@@ -86,3 +86,18 @@ def test_shared_grams_compute_x_t_x_once_per_weighting_and_give_the_same_models(
         got, want = (b.b_, a.b_) if hasattr(a, "b_") else (b.sim_.toarray(), a.sim_.toarray())
         np.testing.assert_array_equal(got, want)
     assert matrices._SHARED is None  # nothing is kept after the block
+
+
+@pytest.mark.parametrize("share", [0.1, 0.9])
+def test_scores_of_a_subset_of_items_are_those_columns_of_all_scores(share: float) -> None:
+    """Few items: B's columns are gathered first; most items: the full product is cut
+    (no per-batch copy of B). Either way the columns of the full scores, in order."""
+    rng = np.random.default_rng(5)
+    dense = (rng.random((50, 40)) < 0.3) * rng.uniform(0.1, 8.0, (50, 40))
+    u, i = np.nonzero(dense)
+    m = create_model("ease", {"l2": 3.0}).fit(_train(u, i, dense[u, i], (50, 40)))
+    items = np.sort(rng.choice(40, int(share * 40), replace=False))[::-1]  # unsorted on purpose
+    users = np.arange(50)
+    np.testing.assert_allclose(m.score(users, items), m.score(users)[:, items], atol=1e-5)
+    top, _ = m.recommend(users, 5, candidates=items)
+    assert np.isin(top[top >= 0], items).all()
