@@ -157,3 +157,24 @@ def test_vectorised_correlations_match_scipy_with_ties() -> None:
         if np.ptp(a[r]) and np.ptp(b[r]):
             assert tau[r] == pytest.approx(kendalltau(a[r], b[r]).statistic)
             assert rho[r] == pytest.approx(spearmanr(a[r], b[r]).statistic)
+
+
+@pytest.mark.parametrize("kind", ["float32", "float64", "wide"])
+def test_list_order_is_the_lexsort_with_ties_signed_zeros_and_infinities(kind: str) -> None:
+    """The packed-key order equals lexsort((items, -scores, rows)) entry for entry: tied
+    scores by item, -0.0 equal to 0.0, -inf last, repeated (row, item) entries stable;
+    float64 scores and ids too wide to pack take the lexsort itself."""
+    from kuairec.pipeline.sections.validity.estimators import list_order
+
+    rng = np.random.default_rng(11)
+    n = 5000
+    rows = np.sort(rng.integers(0, 40, n))
+    items = rng.integers(0, 300, n)
+    scores = rng.choice([-np.inf, -1.5, -0.0, 0.0, 0.25, 2.0, np.inf], n)
+    scores[::7] = rng.standard_normal(n)[::7].astype(np.float32)
+    if kind == "float64":
+        scores[::5] += 1e-12  # not a float32 value
+    if kind == "wide":
+        items = items + (1 << 40)
+    want = np.lexsort((items, -scores, rows))
+    np.testing.assert_array_equal(list_order(rows, scores, items), want)
