@@ -164,7 +164,7 @@ def test_list_order_is_the_lexsort_with_ties_signed_zeros_and_infinities(kind: s
     """The packed-key order equals lexsort((items, -scores, rows)) entry for entry: tied
     scores by item, -0.0 equal to 0.0, -inf last, repeated (row, item) entries stable;
     float64 scores and ids too wide to pack take the lexsort itself."""
-    from kuairec.pipeline.sections.validity.estimators import list_order
+    from kuairec.models.base import row_score_order as list_order
 
     rng = np.random.default_rng(11)
     n = 5000

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from kuairec.errors import ConfigError, ModelError
+from kuairec.evaluation.metrics import row_score_order
 from kuairec.models.params import Param, config_class, config_from_dict, config_values
 from kuairec.result import Cost
 
@@ -533,7 +534,7 @@ def top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return _top_k_partition(s, k)
     rows, cols = np.divmod(flat, n)
     vals = s.ravel()[flat]
-    order = np.lexsort((cols, -vals, rows))  # by row, then score descending, then column
+    order = row_score_order(rows, vals, cols)  # by row, score descending, column
     counts = np.bincount(rows, minlength=n_rows)  # >= k per row, by the bound
     first = np.cumsum(counts) - counts
     pick = order[(first[:, None] + np.arange(k)).ravel()]

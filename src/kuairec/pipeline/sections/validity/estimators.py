@@ -139,7 +139,7 @@ def score_entries(
 def sampled_metrics(scores: np.ndarray, lists: SampledLists) -> dict[str, np.ndarray]:
     """Per-list NDCG@10 and Recall@10 (see the module docstring)."""
     rows = lists.rows
-    order = list_order(rows, scores, lists.items)  # by list, score desc, item asc
+    order = M.row_score_order(rows, scores, lists.items)  # list, score desc, item asc
     rank = np.empty(order.size, dtype=np.int64)
     rank[order] = np.arange(order.size) - lists.starts[rows[order]]  # 0-based in its list
     top = lists.positive & (rank < K)
@@ -148,27 +148,6 @@ def sampled_metrics(scores: np.ndarray, lists: SampledLists) -> dict[str, np.nda
     hits = np.bincount(rows[top], minlength=lists.users.size)
     ideal = np.cumsum(d)[np.minimum(lists.n_pos, K) - 1]
     return {"ndcg@10": dcg / ideal, "recall@10": hits / lists.n_pos}
-
-
-def list_order(rows: np.ndarray, scores: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """``np.lexsort((items, -scores, rows))``: entries by row, score descending, item
-    ascending (a stable order). When the scores are float32 values (every model's) and
-    the three fit in 64 bits, one stable argsort of a packed key gives the same order
-    (7x faster on 21M entries: 2.0 s against 14.2 s); otherwise the lexsort itself."""
-    rows = np.asarray(rows, dtype=np.int64)
-    items = np.asarray(items, dtype=np.int64)
-    s32 = np.asarray(scores).astype(np.float32) + np.float32(0.0)  # -0.0 -> 0.0
-    exact = np.array_equal(s32.astype(np.float64), np.asarray(scores, np.float64), equal_nan=True)
-    row_bits = int(rows.max(initial=0)).bit_length()
-    item_bits = int(items.max(initial=0)).bit_length()
-    if rows.size == 0 or not exact or np.isnan(s32).any() or row_bits + 32 + item_bits > 64:
-        return np.lexsort((items, -np.asarray(scores, np.float64), rows))
-    bits = s32.view(np.uint32)
-    ascending = np.where(bits >> 31, ~bits, bits | np.uint32(0x80000000))  # float order
-    key = rows.astype(np.uint64) << np.uint64(32 + item_bits)
-    key |= (~ascending).astype(np.uint64) << np.uint64(item_bits)  # higher score first
-    key |= items.astype(np.uint64)
-    return np.argsort(key, kind="stable")
 
 
 def propensities(popularity: np.ndarray, gamma: float) -> np.ndarray:
