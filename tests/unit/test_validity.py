@@ -178,3 +178,31 @@ def test_list_order_is_the_lexsort_with_ties_signed_zeros_and_infinities(kind: s
         items = items + (1 << 40)
     want = np.lexsort((items, -scores, rows))
     np.testing.assert_array_equal(list_order(rows, scores, items), want)
+
+
+def test_score_entries_of_scores_each_batch_once_for_every_list_set() -> None:
+    """uni100 and pop100 lists of the same users: one score call per batch of users,
+    and each set's entries as score_entries gives them alone (NaN -> -inf)."""
+    from kuairec.pipeline.sections.validity.estimators import score_entries, score_entries_of
+
+    n_items, n_users = 200, 7
+    rng = np.random.default_rng(2)
+    positives = _csr([[1, 2], [3], [4, 5, 6], [7], [8], [9, 10], [11]], n_items)
+    logged = _csr([[1, 2, 30], [3], [4, 5, 6], [7], [8], [9, 10], [11]], n_items)
+    users, cand = np.arange(100, 100 + n_users), np.arange(n_items)
+    uni = sampled_lists(users, positives, logged, cand, None, 100, seed=1)
+    pop = sampled_lists(users, positives, logged, cand, rng.random(n_items) + 0.1, 100, seed=1)
+    table = rng.standard_normal((200, n_items))
+    table[100, 5] = np.nan
+    calls = []
+
+    def score(batch):
+        calls.append(batch.size)
+        return table[batch]
+
+    both = score_entries_of(score, [uni, pop], batch=3)
+    assert calls == [3, 3, 1]
+    for got, ls in zip(both, (uni, pop), strict=True):
+        np.testing.assert_array_equal(got, score_entries(lambda b: table[b], ls, batch=3))
+        want = table[ls.users[ls.rows], ls.items]
+        np.testing.assert_array_equal(got, np.where(np.isnan(want), -np.inf, want))

@@ -102,8 +102,8 @@ def _split_protocols(kind: str, names: list[str], job: Job) -> PerUser:
         result = evaluate(items, valid, fit, ks=(10,), labels=(cfg.label,),
                           default_label=cfg.label, n_bootstrap=0, context=ctx)  # fmt: skip
         out.setdefault(f"{kind}/logged", {})[name] = result.per_user[METRIC]
-        for variant, ls in lists.items():
-            scores = E.score_entries(lambda users, m=model: m.score(users), ls)
+        scored = E.score_entries_of(lambda users, m=model: m.score(users), list(lists.values()))
+        for (variant, ls), scores in zip(lists.items(), scored, strict=True):
             out.setdefault(f"{kind}/{variant}", {})[name] = E.sampled_metrics(scores, ls)[METRIC]
         for gamma in GAMMAS:
             est = E.ips_metrics(items, positives, E.propensities(popularity, gamma))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -46,8 +47,9 @@ class SampledLists:
     positive: np.ndarray  # bool, every entry
     n_pos: np.ndarray  # positives per list
 
-    @property
+    @cached_property
     def rows(self) -> np.ndarray:
+        """The list (0 .. len(users) - 1) of every entry (computed once)."""
         return np.repeat(np.arange(self.users.size), np.diff(self.starts))
 
 
@@ -127,13 +129,25 @@ def score_entries(
 ) -> np.ndarray:
     """The model's score of every list entry; ``score(users)`` returns dense
     (len(users), n_items) scores for a batch of users (never all users at once)."""
-    out = np.empty(lists.items.size, dtype=np.float64)
-    for lo in range(0, lists.users.size, batch):
-        hi = min(lo + batch, lists.users.size)
-        block = np.asarray(score(lists.users[lo:hi]), dtype=np.float64)
-        a, b = lists.starts[lo], lists.starts[hi]
-        out[a:b] = block[lists.rows[a:b] - lo, lists.items[a:b]]
-    return np.where(np.isnan(out), -np.inf, out)
+    return score_entries_of(score, [lists], batch)[0]
+
+
+def score_entries_of(
+    score: Callable[[np.ndarray], np.ndarray], many: Sequence[SampledLists], batch: int = 512
+) -> list[np.ndarray]:
+    """:func:`score_entries` of several list sets drawn for the same users (uni100 and
+    pop100), each batch of users scored once for all of them."""
+    users = many[0].users
+    if any(not np.array_equal(ls.users, users) for ls in many[1:]):
+        raise ConfigError("score_entries_of: the list sets must hold the same users")
+    outs = [np.empty(ls.items.size, dtype=np.float64) for ls in many]
+    for lo in range(0, users.size, batch):
+        hi = min(lo + batch, users.size)
+        block = np.asarray(score(users[lo:hi]), dtype=np.float64)
+        for ls, out in zip(many, outs, strict=True):
+            a, b = ls.starts[lo], ls.starts[hi]
+            out[a:b] = block[ls.rows[a:b] - lo, ls.items[a:b]]
+    return [np.where(np.isnan(out), -np.inf, out) for out in outs]
 
 
 def sampled_metrics(scores: np.ndarray, lists: SampledLists) -> dict[str, np.ndarray]:
