@@ -369,6 +369,22 @@ def test_the_search_is_deterministic_and_keeps_defaults_without_a_clear_gain() -
     assert a.chosen == 0 and a.decision == "defaults"
 
 
+def test_the_ranker_is_the_same_with_one_thread_and_two() -> None:
+    """The default runs two LightGBM threads (a fixed count); deterministic, row-wise
+    histograms give the trees one thread gives, byte for byte (noisy labels, so the
+    trees split on sums where a thread order could show)."""
+    data = _toy(n_users=400, per_user=30, seed=2)
+    rng = np.random.default_rng(3)
+    data.label[:] = data.x[:, 0] + 0.5 * rng.standard_normal(data.label.size) > 0.7
+    texts = [
+        search(data, _cfg(n_trials=1, max_rounds=40, num_threads=t)).booster.model_to_string()
+        for t in (1, 2)
+    ]
+    strip = [t.split("parameters:")[0] for t in texts]  # the text names num_threads
+    assert strip[0] == strip[1]
+    assert strip[0].count("Tree=") >= 5  # boosted for a while, not one stump
+
+
 def test_boosting_starts_from_the_first_retrievers_order() -> None:
     assert prior_of(np.array([0, 1, 9, np.nan])).tolist() == pytest.approx(
         [0.0, -math.log(2), -math.log(10), -math.log1p(1e9)]

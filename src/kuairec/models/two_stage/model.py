@@ -67,7 +67,7 @@ class TwoStageConfig:
     max_rounds: int = param(300, ge=1, doc="boosting rounds at most")
     patience: int = param(30, ge=1, doc="early stopping: rounds without a gain")
     holdout_share: float = param(0.3, gt=0, lt=1, doc="target users held out (two halves)")
-    num_threads: int = param(1, ge=1, doc="LightGBM threads (fixed: results do not vary)")
+    num_threads: int = param(2, ge=1, doc="LightGBM threads (a fixed count, not the machine's)")
     seed: int = param(0, ge=0)
 
     def check(self) -> None:
