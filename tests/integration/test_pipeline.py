@@ -397,3 +397,32 @@ def test_validation_scoring_ranks_only_the_users_with_a_positive(
     value = ValidationNDCG(valid, fit, score)(None)
     assert value == pytest.approx(float(np.nanmean(full)), abs=1e-12)
     np.testing.assert_array_equal(np.concatenate(scored_users), valid.users[has_positive])
+
+
+def test_tuning_trials_rank_the_selection_half_and_the_kept_ones_both_halves(
+    small_synthetic_dir, tmp_path, monkeypatch
+) -> None:
+    """A trial is chosen on the selection half, so only those users are ranked; the two
+    kept trials (defaults, best) are then scored on the confirmation half too, and
+    their values are what a full scoring of their models gives."""
+    from kuairec.display.progress import Progress
+    from kuairec.pipeline import tuning
+    from kuairec.pipeline.experiment import prepare
+
+    cfg = _cfg(small_synthetic_dir, tmp_path)
+    validation = prepare(cfg, Progress(False)).validation(cfg)
+    parts: list[str] = []
+    score = tuning.score_validation
+
+    def spy(model, v, part="all"):
+        parts.append(part)
+        return score(model, v, part)
+
+    monkeypatch.setattr(tuning, "score_validation", spy)
+    record, fit = tuning.study("ease", validation, n_trials=4, n_bootstrap=50)
+    assert parts[:4] == ["select"] * 4 and set(parts[4:]) == {"confirm"}
+    assert len(parts) - 4 == (1 if record.best_value == record.default_value else 2)
+    monkeypatch.setattr(tuning, "score_validation", score)
+    np.testing.assert_array_equal(fit.per_user, score(fit.model, validation))
+    select = validation.select
+    assert np.isfinite(fit.per_user[select]).any() and np.isfinite(fit.per_user[~select]).any()

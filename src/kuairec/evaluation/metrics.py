@@ -228,15 +228,39 @@ def row_score_order(rows: np.ndarray, scores: np.ndarray, items: np.ndarray) -> 
     order of :func:`top_k`'s candidates and of the validity section's sampled lists."""
     rows = np.asarray(rows, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
-    s32 = np.asarray(scores).astype(np.float32) + np.float32(0.0)  # -0.0 -> 0.0
-    exact = np.array_equal(s32.astype(np.float64), np.asarray(scores, np.float64), equal_nan=True)
-    row_bits = int(rows.max(initial=0)).bit_length()
-    item_bits = int(items.max(initial=0)).bit_length()
-    if rows.size == 0 or not exact or np.isnan(s32).any() or row_bits + 32 + item_bits > 64:
-        return np.lexsort((items, -np.asarray(scores, np.float64), rows))
-    bits = s32.view(np.uint32)
-    ascending = np.where(bits >> 31, ~bits, bits | np.uint32(0x80000000))  # float order
-    key = rows.astype(np.uint64) << np.uint64(32 + item_bits)
-    key |= (~ascending).astype(np.uint64) << np.uint64(item_bits)  # higher score first
-    key |= items.astype(np.uint64)
+    scores = np.asarray(scores)
+    if not _packable(rows, scores, items):
+        return np.lexsort((items, -scores.astype(np.float64), rows))
+    item_bits = int(items.max()).bit_length()
+    bits = scores.astype(np.float32)  # a copy, turned into the key's score part in place
+    bits += np.float32(0.0)  # -0.0 -> 0.0: equal scores, equal keys
+    bits = bits.view(np.uint32)
+    negative = (bits >> np.uint32(31)).astype(bool)
+    np.invert(bits, out=bits, where=negative)  # float order as unsigned order
+    np.bitwise_or(bits, np.uint32(0x80000000), out=bits, where=~negative)
+    del negative
+    np.invert(bits, out=bits)  # higher score first
+    key = bits.astype(np.uint64)
+    del bits
+    key <<= np.uint64(item_bits)
+    key |= items.view(np.uint64)
+    part = rows.astype(np.uint64)
+    part <<= np.uint64(32 + item_bits)
+    key |= part
+    del part
     return np.argsort(key, kind="stable")
+
+
+def _packable(rows: np.ndarray, scores: np.ndarray, items: np.ndarray) -> bool:
+    """Whether :func:`row_score_order` may pack: non-negative ids whose bits and 32 score
+    bits fit in 64, and scores that are float32 values without NaN."""
+    if rows.size == 0 or rows.min() < 0 or items.min() < 0:
+        return False
+    if int(rows.max()).bit_length() + 32 + int(items.max()).bit_length() > 64:
+        return False
+    if scores.dtype != np.float32:
+        s32 = scores.astype(np.float32)
+        if not np.array_equal(s32, scores, equal_nan=True):  # compared as float64
+            return False
+        return not np.isnan(s32).any()
+    return not np.isnan(scores).any()

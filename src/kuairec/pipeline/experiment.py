@@ -47,7 +47,9 @@ class Validation:
     seed: int = 0
     _parts: tuple[TrainSet, TestSet] | None = field(default=None, repr=False)
     _select: np.ndarray | None = field(default=None, repr=False)
-    _scored: tuple[TestSet, np.ndarray, EvalContext] | None = field(default=None, repr=False)
+    _scored: dict[str, tuple[TestSet | None, np.ndarray, EvalContext | None]] = field(
+        default_factory=dict, repr=False
+    )
 
     def parts(self) -> tuple[TrainSet, TestSet]:
         """(fit part, validation TestSet over every validation user)."""
@@ -68,21 +70,36 @@ class Validation:
         assert self._select is not None
         return self._select
 
-    def scored(self) -> tuple[TestSet, np.ndarray, EvalContext]:
+    def scored(self, part: str = "all") -> tuple[TestSet | None, np.ndarray, EvalContext | None]:
         """What validation scoring ranks for: the validation users with a positive under
         the label (the only ones with an NDCG@10), as a TestSet; their mask over every
         validation user; its evaluation context (NDCG@10 under the label). Ranking only
         them gives every user's value (NaN for the others) for less work: 991 of 1,432
-        users on the synthetic default, 6,871 of 7,176 at full size (docs/tuning.md)."""
-        if self._scored is None:
+        users on the synthetic default, 6,871 of 7,176 at full size (docs/tuning.md).
+        ``part``: ``"all"``, or only the ``"select"`` or ``"confirm"`` half (a tuning
+        trial needs the selection half alone); (None, all-False mask, None) when the
+        part has no such user."""
+        if part not in ("all", "select", "confirm"):
+            raise ValueError(f"part must be 'all', 'select' or 'confirm', got {part!r}")
+        if part not in self._scored:
             from kuairec.evaluation.evaluate import prepare, with_positives
 
             fit, valid = self.parts()
             args = {"ks": (10,), "labels": (self.label,), "default_label": self.label}
-            ctx = prepare(valid, fit, **args)
-            test, keep = with_positives(valid, ctx)
-            self._scored = (test, keep, ctx if test is valid else prepare(test, fit, **args))
-        return self._scored
+            if "all" not in self._scored:
+                ctx = prepare(valid, fit, **args)
+                test, keep = with_positives(valid, ctx)
+                self._scored["all"] = (
+                    test,
+                    keep,
+                    ctx if test is valid else prepare(test, fit, **args),
+                )
+            if part != "all":
+                keep = self._scored["all"][1] & (self.select if part == "select" else ~self.select)
+                test = valid.restrict(keep) if keep.any() else None
+                ctx = None if test is None else prepare(test, fit, **args)
+                self._scored[part] = (test, keep, ctx)
+        return self._scored[part]
 
     def for_fit(self) -> tuple[TrainSet, TestSet]:
         """What a model that stops early is fitted with: the fit part and the selection

@@ -97,17 +97,30 @@ class _Objective:
         model = self.make({**self.fixed, **params})
         early = self.validation.for_fit()[1] if model.uses_validation else None
         model.fit(fit_part, early)
-        return _Scored(dict(params), model, score_validation(model, self.validation))
+        # a trial is chosen on the selection half alone: the confirmation half is
+        # scored afterwards for the two trials kept (:meth:`complete`)
+        return _Scored(dict(params), model, score_validation(model, self.validation, "select"))
+
+    def complete(self) -> None:
+        """Add the confirmation half's values to the kept trials (defaults and best)."""
+        confirm = ~self.validation.select
+        for scored in {id(s): s for s in self.kept.values()}.values():
+            values = score_validation(scored.model, self.validation, "confirm")
+            scored.per_user[confirm] = values[confirm]
 
 
-def score_validation(model: Any, validation: Validation) -> np.ndarray:
+def score_validation(model: Any, validation: Validation, part: str = "all") -> np.ndarray:
     """Per-user NDCG@10 of a model fitted on the split's fit part, over every validation
-    user, under the split's label (NaN: a user without a positive). Only the users with
-    a positive are ranked (:meth:`Validation.scored`): the others' value is NaN anyway."""
+    user, under the split's label (NaN: a user without a positive, or outside ``part``:
+    "select" or "confirm" scores one half only). Only the users with a positive are
+    ranked (:meth:`Validation.scored`): the others' value is NaN anyway."""
     from kuairec.evaluation.evaluate import evaluate
 
     fit_part, valid = validation.parts()
-    scored, keep, context = validation.scored()
+    out = np.full(valid.users.size, np.nan)
+    scored, keep, context = validation.scored(part)
+    if scored is None:
+        return out
     items, _ = model.recommend(
         scored.users, 10, exclude=scored.exclude, candidates=scored.candidates
     )
@@ -115,7 +128,6 @@ def score_validation(model: Any, validation: Validation) -> np.ndarray:
         items, scored, fit_part, ks=(10,), labels=(validation.label,),
         default_label=validation.label, n_bootstrap=0, context=context,
     )  # fmt: skip
-    out = np.full(valid.users.size, np.nan)
     out[keep] = np.asarray(result.per_user[OBJECTIVE], dtype=np.float64)
     return out
 
@@ -202,6 +214,7 @@ def study(
     start = time.perf_counter()
     with shared_grams():  # trials differing only in l2 or neighbours share X^T X
         st.optimize(run_trial, n_trials=n_trials, timeout=time_limit)
+    objective.complete()
     trials = [Trial(t.params, _finite(t.value)) for t in st.trials if t.value is not None]
     record = _decide(objective.kept, select, fixed, defaults, n_bootstrap, seed)
     record.n_trials, record.trials = n_trials, trials
