@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -47,9 +46,10 @@ class SampledLists:
     positive: np.ndarray  # bool, every entry
     n_pos: np.ndarray  # positives per list
 
-    @cached_property
+    @property
     def rows(self) -> np.ndarray:
-        """The list (0 .. len(users) - 1) of every entry (computed once)."""
+        """The list (0 .. len(users) - 1) of every entry (computed on each call: at full
+        size it is 170 MB, not kept while the lists are)."""
         return np.repeat(np.arange(self.users.size), np.diff(self.starts))
 
 
@@ -141,12 +141,13 @@ def score_entries_of(
     if any(not np.array_equal(ls.users, users) for ls in many[1:]):
         raise ConfigError("score_entries_of: the list sets must hold the same users")
     outs = [np.empty(ls.items.size, dtype=np.float64) for ls in many]
+    rows = [ls.rows for ls in many]  # once per call, not once per batch
     for lo in range(0, users.size, batch):
         hi = min(lo + batch, users.size)
         block = np.asarray(score(users[lo:hi]), dtype=np.float64)
-        for ls, out in zip(many, outs, strict=True):
+        for ls, r, out in zip(many, rows, outs, strict=True):
             a, b = ls.starts[lo], ls.starts[hi]
-            out[a:b] = block[ls.rows[a:b] - lo, ls.items[a:b]]
+            out[a:b] = block[r[a:b] - lo, ls.items[a:b]]
     return [np.where(np.isnan(out), -np.inf, out) for out in outs]
 
 
