@@ -3,7 +3,9 @@
 The split is the run's :class:`~kuairec.pipeline.experiment.Validation` (by default the
 last 7 days of the log; ``--validation random`` holds out 20% of each test user's pairs).
 Each trial fits on the split's fit part (models that stop early stop on the selection
-half) and is scored by per-user NDCG@10 under the run's label on every validation user.
+half) and is scored by per-user NDCG@10 under the run's label on the selection half's
+users; the two trials kept (the defaults and the best) are then scored on the
+confirmation half too.
 
 Selection before confirmation: the study (Optuna TPE, seeded, a fixed number of trials:
 the model's declared ``tune_trials`` in ``kuairec run``) chooses its best trial by the
