@@ -332,21 +332,23 @@ def check_top_items(
     return top
 
 
-def with_positives(test: TestSet, context: EvalContext) -> tuple[TestSet, np.ndarray]:
-    """``test`` cut to the users with at least one positive under ``context``'s default
-    label, and the boolean mask of those users over ``test.users``.
+def with_positives(
+    test: TestSet, train: TrainSet, label: str
+) -> tuple[TestSet, np.ndarray, EvalContext]:
+    """``test`` cut to the users with at least one positive under ``label``, the boolean
+    mask of those users over ``test.users``, and the cut set's NDCG@10 context.
 
     Only those users have an NDCG (the others' per-user values are NaN and every mean
     skips them), so a validation loop that scores only them gets the same values for
-    less work. ``context`` is :func:`prepare`'s result for ``test``. When every user
-    has a positive, or none has (nothing would be left to evaluate), ``test`` comes back
-    whole with an all-True mask."""
-    if context.test is not test:
-        raise ConfigError("context was prepared for another test set")
+    less work. When every user has a positive, or none has (nothing would be left to
+    evaluate), ``test`` comes back whole with an all-True mask."""
+    args = {"ks": (10,), "labels": (label,), "default_label": label}
+    context = prepare(test, train, **args)
     keep = np.asarray(context.n_pos[context.default_label]) > 0
     if keep.all() or not keep.any():
-        return test, np.ones(test.users.size, dtype=bool)
-    return test.restrict(keep), keep
+        return test, np.ones(test.users.size, dtype=bool), context
+    cut = test.restrict(keep)
+    return cut, keep, prepare(cut, train, **args)
 
 
 def evaluate(

@@ -114,13 +114,10 @@ class ValidationNDCG:
         score: Callable[[Any, np.ndarray], np.ndarray],
         batch_size: int = 1024,
     ) -> None:
-        from kuairec.evaluation.evaluate import prepare, with_positives
+        from kuairec.evaluation.evaluate import with_positives
 
         self.label = valid.label
-        args = {"ks": (10,), "labels": (self.label,), "default_label": self.label}
-        ctx = prepare(valid, train, **args)
-        scored, _ = with_positives(valid, ctx)  # the others have no NDCG: not ranked
-        self.ctx = ctx if scored is valid else prepare(scored, train, **args)
+        scored, _, self.ctx = with_positives(valid, train, self.label)  # the others: no NDCG
         self.valid, self.train, self.score, self.batch_size = scored, train, score, batch_size
 
     def __call__(self, module: Any) -> float:

@@ -85,18 +85,12 @@ class Validation:
             from kuairec.evaluation.evaluate import prepare, with_positives
 
             fit, valid = self.parts()
-            args = {"ks": (10,), "labels": (self.label,), "default_label": self.label}
             if "all" not in self._scored:
-                ctx = prepare(valid, fit, **args)
-                test, keep = with_positives(valid, ctx)
-                self._scored["all"] = (
-                    test,
-                    keep,
-                    ctx if test is valid else prepare(test, fit, **args),
-                )
+                self._scored["all"] = with_positives(valid, fit, self.label)
             if part != "all":
                 keep = self._scored["all"][1] & (self.select if part == "select" else ~self.select)
                 test = valid.restrict(keep) if keep.any() else None
+                args = {"ks": (10,), "labels": (self.label,), "default_label": self.label}
                 ctx = None if test is None else prepare(test, fit, **args)
                 self._scored[part] = (test, keep, ctx)
         return self._scored[part]
