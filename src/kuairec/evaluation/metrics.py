@@ -258,9 +258,7 @@ def _packable(rows: np.ndarray, scores: np.ndarray, items: np.ndarray) -> bool:
         return False
     if int(rows.max()).bit_length() + 32 + int(items.max()).bit_length() > 64:
         return False
-    if scores.dtype != np.float32:
-        s32 = scores.astype(np.float32)
-        if not np.array_equal(s32, scores, equal_nan=True):  # compared as float64
-            return False
-        return not np.isnan(s32).any()
-    return not np.isnan(scores).any()
+    s32 = scores if scores.dtype == np.float32 else scores.astype(np.float32)
+    if s32 is not scores and not np.array_equal(s32, scores, equal_nan=True):  # as float64
+        return False
+    return not np.isnan(s32).any()
