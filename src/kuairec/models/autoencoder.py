@@ -250,7 +250,7 @@ class AutoencoderRecommender(Recommender):
         # torch's process-wide thread count is not touched here: scoring runs in the
         # server's thread pool and event loop at once; the server sets it once at load
         s = score_dense(self.net_, x.toarray().astype(np.float32, copy=False))
-        return s if items is None else s[:, items]
+        return s if items is None else np.take(s, items, axis=1)
 
     def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
         """The saved input matrix's shape that model.json implies (the network's layers are

@@ -158,7 +158,7 @@ class TwoStageRecommender(Recommender):
 
         hist = select_rows(self.context_.history, users)
         out = self._score_rows(hist, users)
-        return out if items is None else out[:, items]
+        return out if items is None else np.take(out, items, axis=1)
 
     def _score_history(self, history: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         if not any(m.supports_history for m in self.retrievers_.values()):
@@ -167,7 +167,7 @@ class TwoStageRecommender(Recommender):
                 f"({', '.join(self.retrievers_)})"
             )
         out = self._score_rows(history, None)
-        return out if items is None else out[:, items]
+        return out if items is None else np.take(out, items, axis=1)
 
     def candidates(self, users: Any = None, *, history: Any = None) -> Candidates:
         """The candidate set (stage one) of known ``users`` or of new users' ``history``
