@@ -114,6 +114,22 @@ def table(folders: list[Path], labels: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def peak_lines(folder: Path, rise_mb: float = 100.0) -> str:
+    """Where the memory peak was: the stages at whose end the process's peak RSS so far
+    (``manifest.json``'s ``stage_peak_mb``) had risen by ``rise_mb`` or more, and the
+    last one is where the run's peak (as far as the stages see it) was reached."""
+    peaks = json.loads((folder / "manifest.json").read_text()).get("stage_peak_mb", {})
+    lines, high = [], 0.0
+    for name, mb in peaks.items():
+        if mb is not None and mb >= high + rise_mb:
+            lines.append(f"| {name} | {mb:,.0f} |")
+            high = mb
+    if not lines:
+        return ""
+    head = "| the peak RSS so far rose by 100 MB or more in | MB at its end |\n|---|---|"
+    return head + "\n" + "\n".join(lines)
+
+
 def _whole(m: dict[str, Any]) -> str:
     if m.get("cpu") is None:  # profiled: the child measured was py-spy
         return f"{m['wall']:.1f} | CPU, RSS: n/a (under py-spy)"
@@ -162,6 +178,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.table:
         print(table(args.table, args.labels))
+        for folder in args.table:
+            if lines := peak_lines(folder):
+                print(f"\n{folder}:\n{lines}")
         return
     env = dict(os.environ)
     cache = args.cache or Path(tempfile.mkdtemp(prefix="kuairec-bench-"))
@@ -195,6 +214,8 @@ def main() -> None:
             f"Run folder: `{folder}`.",
             "",
             table([folder]),
+            "",
+            peak_lines(folder),
             "",
         ]
     )

@@ -40,3 +40,30 @@ def test_a_failing_job_does_not_say_done() -> None:
     except RuntimeError:
         pass
     assert out.getvalue().splitlines()[-1].endswith("] fit")
+
+
+def test_each_stage_records_the_peak_memory_so_far_so_a_run_shows_where_it_peaked() -> None:
+    """A stage that holds 300 MB raises the recorded peak by about that much; the stages
+    before it do not see it. In a fresh process: the test runner's own peak is unknown."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, numpy as np\n"
+        "from kuairec.display.progress import Progress\n"
+        "with Progress(enabled=False) as p:\n"
+        "    with p.stage('small'):\n"
+        "        pass\n"
+        "    with p.stage('big'):\n"
+        "        a = np.ones(300 * 2**20, np.uint8)\n"
+        "    del a\n"
+        "    with p.stage('after'):\n"
+        "        pass\n"
+        "print(json.dumps(p.peaks))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peaks = json.loads(out.stdout)
+    assert list(peaks) == ["small", "big", "after"]
+    assert 200 <= peaks["big"] - peaks["small"] <= 400  # MB (the kernel's count lags a bit)
+    assert peaks["after"] == peaks["big"]  # a peak so far: it never goes down

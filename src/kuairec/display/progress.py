@@ -36,6 +36,9 @@ class Progress:
         self._plain = False
         self._t0 = time.perf_counter()
         self.timings: dict[str, float] = {}
+        # the process's peak RSS so far (MB) when each stage ended: the first stage that
+        # reaches the run's final peak is where the peak was (None: not measurable here)
+        self.peaks: dict[str, float | None] = {}
 
     def __enter__(self) -> Progress:
         self._t0 = time.perf_counter()
@@ -86,6 +89,7 @@ class Progress:
             yield
         finally:
             self.timings[name] = time.perf_counter() - t0
+            self.peaks[name] = peak_rss_mb()
             if task is not None and self._rich is not None:
                 self._rich.update(task, completed=1)
 
@@ -117,6 +121,17 @@ class Progress:
                 self._rich.advance(task)
         if task is not None and self._rich is not None:
             self._rich.update(task, description=name)
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set size so far, in MB (None where the platform has
+    no ``resource`` module, as on Windows)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes / KiB
 
 
 @contextlib.contextmanager
