@@ -206,3 +206,41 @@ def test_score_entries_of_scores_each_batch_once_for_every_list_set() -> None:
         np.testing.assert_array_equal(got, score_entries(lambda b: table[b], ls, batch=3))
         want = table[ls.users[ls.rows], ls.items]
         np.testing.assert_array_equal(got, np.where(np.isnan(want), -np.inf, want))
+
+
+def test_the_ranking_pass_fills_the_sampled_lists_without_scoring_anyone_twice() -> None:
+    """The section ranks its users with top_candidates and hands each score block to an
+    EntryGatherer: users without a list among them, batches that do not follow the lists.
+    Every user is scored once, and the entries are those score_entries gives."""
+    from kuairec.errors import ConfigError
+    from kuairec.models.base import top_candidates
+    from kuairec.pipeline.sections.validity.estimators import EntryGatherer, score_entries
+
+    n_items = 200
+    rng = np.random.default_rng(3)
+    positives = _csr([[1, 2], [3], [4, 5, 6], [7], [8]], n_items)
+    logged = _csr([[1, 2, 30], [3], [4, 5, 6], [7], [8]], n_items)
+    listed = np.array([101, 104, 105, 108, 111])
+    ranked = np.arange(100, 112)  # 7 of them have no list
+    cand = np.arange(n_items)
+    uni = sampled_lists(listed, positives, logged, cand, None, 100, seed=1)
+    pop = sampled_lists(listed, positives, logged, cand, rng.random(n_items) + 0.1, 100, 1)
+    table = rng.standard_normal((200, n_items)).astype(np.float32)
+    table[104, 5] = np.nan
+    scored: list[np.ndarray] = []
+
+    def score(batch):
+        scored.append(batch)
+        return table[batch]
+
+    gather = EntryGatherer(ranked, [uni, pop])
+    with pytest.raises(ConfigError, match="never scored"):
+        gather.result()
+    exclude = sp.csr_matrix((ranked.size, n_items), dtype=bool)
+    top = top_candidates(score, ranked, exclude, cand, 10, batch_size=5, on_block=gather)
+    np.testing.assert_array_equal(np.concatenate(scored), ranked)  # each user once
+    np.testing.assert_array_equal(top, np.argsort(-table[ranked], axis=1, kind="stable")[:, :10])
+    for got, ls in zip(gather.result(), (uni, pop), strict=True):
+        np.testing.assert_array_equal(got, score_entries(lambda b: table[b], ls, batch=2))
+    with pytest.raises(ConfigError, match="in order"):
+        EntryGatherer(ranked[::-1][:6], [uni])  # 101 is not among them

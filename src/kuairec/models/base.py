@@ -21,7 +21,7 @@ registry, the tuner, the report and the contract suite read (see :class:`Recomme
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -474,6 +474,43 @@ def similar_top_k(
     cols, vals = top_k(s, width)
     cols[np.isneginf(vals)] = -1
     return cols.astype(np.int64), vals
+
+
+def top_candidates(
+    score: Callable[[np.ndarray], np.ndarray],
+    users: np.ndarray,
+    exclude: sp.csr_matrix,
+    candidates: np.ndarray,
+    k: int = 10,
+    batch_size: int = 1024,
+    on_block: Callable[[int, int, np.ndarray], None] | None = None,
+) -> np.ndarray:
+    """Top-k ``candidates`` per user with :meth:`Recommender.recommend`'s rules (excluded
+    items never, NaN below every score, ties by lower item_idx, -1 padded) from a scoring
+    function: ``score(users)`` gives the ``(len(users), n_items)`` scores of a batch.
+
+    ``exclude`` has one row per user and is already in candidate columns
+    (``exclude[:, candidates]``: a caller ranking the same users again slices it once).
+    ``on_block(start, stop, scores)``, when given, first sees each batch's whole float32
+    block (rows ``users[start:stop]``), so a caller that needs other entries of the same
+    scores does not score the users a second time."""
+    out = np.full((users.size, k), -1, dtype=np.int64)
+    kk = min(k, candidates.size)
+    if kk == 0:
+        return out
+    for start in range(0, users.size, batch_size):
+        stop = min(start + batch_size, users.size)
+        block = np.asarray(score(users[start:stop]), dtype=np.float32)
+        if on_block is not None:
+            on_block(start, stop, block)
+        s = np.take(block, candidates, axis=1)  # C order (a[:, cols] is Fortran-ordered)
+        s[np.isnan(s)] = -np.inf
+        _mask(s, exclude[start:stop], None)
+        cols, vals = top_k(s, kk)
+        items = candidates[cols]
+        items[np.isneginf(vals)] = -1
+        out[start:stop, :kk] = items
+    return out
 
 
 def _positive_int(value: Any, what: str) -> int:

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from kuairec.display.progress import Progress, using
-from kuairec.models.base import _mask, top_k
+from kuairec.models.base import top_candidates
 
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
@@ -156,35 +156,9 @@ def top_items(
     batch_size: int = 1024,
 ) -> np.ndarray:
     """Top-k candidate items per user (excluded items never), ties by lower item_idx,
-    -1 padded: ``Recommender.recommend``'s rules for a scoring function."""
+    -1 padded: ``Recommender.recommend``'s rules for a scoring function
+    (:func:`kuairec.models.base.top_candidates` with ``exclude`` over all items)."""
     return top_candidates(score, users, exclude[:, candidates].tocsr(), candidates, k, batch_size)
-
-
-def top_candidates(
-    score: Callable[[np.ndarray], np.ndarray],
-    users: np.ndarray,
-    exclude: sp.csr_matrix,
-    candidates: np.ndarray,
-    k: int = 10,
-    batch_size: int = 1024,
-) -> np.ndarray:
-    """:func:`top_items` with ``exclude`` already in candidate columns
-    (``exclude[:, candidates]``, one row per user)."""
-    out = np.full((users.size, k), -1, dtype=np.int64)
-    kk = min(k, candidates.size)
-    if kk == 0:
-        return out
-    for start in range(0, users.size, batch_size):
-        stop = min(start + batch_size, users.size)
-        # np.take: C order (a[:, cols] is Fortran-ordered, and top_k 25x slower on it)
-        s = np.take(np.asarray(score(users[start:stop]), dtype=np.float32), candidates, axis=1)
-        s[np.isnan(s)] = -np.inf
-        _mask(s, exclude[start:stop], None)
-        cols, vals = top_k(s, kk)
-        items = candidates[cols]
-        items[np.isneginf(vals)] = -1
-        out[start:stop, :kk] = items
-    return out
 
 
 class EarlyStopping:

@@ -72,6 +72,7 @@ def participants(job: Job) -> tuple[list[str], dict[str, str]]:
 
 def _split_protocols(kind: str, names: list[str], job: Job) -> PerUser:
     from kuairec.evaluation.evaluate import evaluate, prepare
+    from kuairec.models.base import top_candidates
     from kuairec.pipeline.experiment import Validation
 
     cfg = job.cfg
@@ -92,17 +93,21 @@ def _split_protocols(kind: str, names: list[str], job: Job) -> PerUser:
     }
     has_positive = _ranked(positives)
     ranked = valid.restrict(has_positive) if not has_positive.all() else valid
+    exclude = ranked.exclude[:, ranked.candidates].tocsr()  # once for every model
     out: PerUser = {}
     for name in names:
         model = _fitted_on(name, split, job, reuse)
+        # one scoring pass per user: the top 10 (recommend's rules) and the sampled
+        # lists' entries come from the same score block
+        gather = E.EntryGatherer(ranked.users, list(lists.values()))
         items = np.full((valid.users.size, 10), -1, dtype=np.int64)
-        items[has_positive], _ = model.recommend(
-            ranked.users, 10, exclude=ranked.exclude, candidates=ranked.candidates
+        items[has_positive] = top_candidates(
+            model.score, ranked.users, exclude, ranked.candidates, 10, on_block=gather
         )
         result = evaluate(items, valid, fit, ks=(10,), labels=(cfg.label,),
                           default_label=cfg.label, n_bootstrap=0, context=ctx)  # fmt: skip
         out.setdefault(f"{kind}/logged", {})[name] = result.per_user[METRIC]
-        scored = E.score_entries_of(lambda users, m=model: m.score(users), list(lists.values()))
+        scored = gather.result()
         for (variant, ls), scores in zip(lists.items(), scored, strict=True):
             out.setdefault(f"{kind}/{variant}", {})[name] = E.sampled_metrics(scores, ls)[METRIC]
         for gamma in GAMMAS:

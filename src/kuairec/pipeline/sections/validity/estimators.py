@@ -138,17 +138,65 @@ def score_entries_of(
     """:func:`score_entries` of several list sets drawn for the same users (uni100 and
     pop100), each batch of users scored once for all of them."""
     users = many[0].users
-    if any(not np.array_equal(ls.users, users) for ls in many[1:]):
-        raise ConfigError("score_entries_of: the list sets must hold the same users")
-    outs = [np.empty(ls.items.size, dtype=np.float64) for ls in many]
-    rows = [ls.rows for ls in many]  # once per call, not once per batch
+    gather = EntryGatherer(users, many)
     for lo in range(0, users.size, batch):
         hi = min(lo + batch, users.size)
-        block = np.asarray(score(users[lo:hi]), dtype=np.float64)
-        for ls, r, out in zip(many, rows, outs, strict=True):
-            a, b = ls.starts[lo], ls.starts[hi]
-            out[a:b] = block[r[a:b] - lo, ls.items[a:b]]
-    return [np.where(np.isnan(out), -np.inf, out) for out in outs]
+        gather(lo, hi, score(users[lo:hi]))
+    return gather.result()
+
+
+class EntryGatherer:
+    """Collects the list entries' scores from score blocks of ``users`` (rows ``[lo,
+    hi)`` of ``users`` at a time, in any batches): a caller that scores those users for
+    another reason (ranking them) hands each block here too, and no user is scored twice.
+
+    Every list set holds the same users, each of them in ``users`` and in its order."""
+
+    def __init__(self, users: np.ndarray, many: Sequence[SampledLists]) -> None:
+        first = many[0].users
+        if any(not np.array_equal(ls.users, first) for ls in many[1:]):
+            raise ConfigError("score_entries_of: the list sets must hold the same users")
+        users = np.asarray(users)
+        pos = np.searchsorted(users, first) if _ascending(users) else _positions(users, first)
+        if first.size and (
+            pos.max() >= users.size
+            or not np.array_equal(users[pos], first)
+            or np.any(np.diff(pos) <= 0)
+        ):
+            raise ConfigError("EntryGatherer: every list's user must be in users, in order")
+        self.many, self.pos = many, pos  # pos[j]: list j's user's row in users
+        self.outs = [np.empty(ls.items.size) for ls in many]
+        self.seen = np.zeros(pos.size, dtype=bool)
+
+    def __call__(self, lo: int, hi: int, block: np.ndarray) -> None:
+        j0, j1 = np.searchsorted(self.pos, [lo, hi])  # the lists whose users are in [lo, hi)
+        if j0 == j1:
+            return
+        self.seen[j0:j1] = True
+        for ls, out in zip(self.many, self.outs, strict=True):
+            a, b = ls.starts[j0], ls.starts[j1]
+            rows = np.repeat(self.pos[j0:j1] - lo, np.diff(ls.starts[j0 : j1 + 1]))
+            # gathered as float32, then float64: no float64 copy of the whole block
+            out[a:b] = block[rows, ls.items[a:b]]
+
+    def result(self) -> list[np.ndarray]:
+        """Each set's entry scores (NaN -> -inf); every list's user must have been in a
+        block."""
+        if not self.seen.all():
+            raise ConfigError(
+                f"EntryGatherer: {int((~self.seen).sum())} lists' users were never scored"
+            )
+        return [np.where(np.isnan(out), -np.inf, out) for out in self.outs]
+
+
+def _ascending(a: np.ndarray) -> bool:
+    return bool(a.size < 2 or np.all(a[1:] > a[:-1]))
+
+
+def _positions(users: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    order = np.argsort(users, kind="stable")
+    at = np.minimum(np.searchsorted(users[order], wanted), max(users.size - 1, 0))
+    return order[at] if users.size else np.zeros(wanted.size, np.int64)
 
 
 def sampled_metrics(scores: np.ndarray, lists: SampledLists) -> dict[str, np.ndarray]:
