@@ -68,7 +68,7 @@ def test_shared_grams_compute_x_t_x_once_per_weighting_and_give_the_same_models(
     train = _train(u, i, dense[u, i], (60, 20))
     knn = {"weighting": "linear", "threshold": 0.0, "neighbours": 5}
     configs = [("ease", {"l2": 3.0}), ("ease", {"l2": 30.0}), ("itemknn", knn),
-               ("ease", {"l2": 3.0, "weighting": "log"})]  # fmt: skip
+               ("ease", {"l2": 10.0}), ("ease", {"l2": 3.0, "weighting": "log"})]  # fmt: skip
     alone = [create_model(n, p).fit(train) for n, p in configs]
     calls = []
     gram = matrices.item_gram
@@ -79,9 +79,19 @@ def test_shared_grams_compute_x_t_x_once_per_weighting_and_give_the_same_models(
 
     for module in (matrices, ease_module, knn_module):
         monkeypatch.setattr(module, "item_gram", counted)
+    neighbours, knn_grams = knn_module.cosine_neighbours, []
+
+    def reads(x, *args, gram=None, **kwargs):
+        knn_grams.append(gram)
+        return neighbours(x, *args, gram=gram, **kwargs)
+
+    monkeypatch.setattr(knn_module, "cosine_neighbours", reads)
     with matrices.shared_grams():
         shared = [create_model(n, p).fit(train) for n, p in configs]
-    assert len(calls) == 2  # linear (EASE, EASE, item-kNN share it), then log
+    assert len(calls) == 2  # linear (EASE, EASE, item-kNN, EASE share it), then log
+    # item-kNN only reads it: the shared array itself, not a copy, and read-only
+    assert [g.flags.writeable for g in knn_grams] == [False]
+    assert knn_grams[0].base is not None and knn_grams[0].base.flags.writeable
     for a, b in zip(alone, shared, strict=True):
         got, want = (b.b_, a.b_) if hasattr(a, "b_") else (b.sim_.toarray(), a.sim_.toarray())
         np.testing.assert_array_equal(got, want)

@@ -101,7 +101,7 @@ class ItemKNNRecommender(Recommender):
         c = self.config
         inter = train.interactions
         self.x_ = weighted_matrix(inter, c.weighting, c.clip, c.threshold)
-        gram = weighted_gram(inter, self.x_, c.weighting, c.clip, c.threshold)
+        gram = weighted_gram(inter, self.x_, c.weighting, c.clip, c.threshold, writable=False)
         self.sim_ = cosine_neighbours(self.x_, c.neighbours, c.shrinkage, gram=gram)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:

@@ -106,19 +106,33 @@ def shared_grams() -> Iterator[None]:
 
 
 def weighted_gram(
-    inter: Interactions, x: sp.csr_matrix, weighting: str, clip: float, threshold: float
+    inter: Interactions,
+    x: sp.csr_matrix,
+    weighting: str,
+    clip: float,
+    threshold: float,
+    writable: bool = True,
 ) -> np.ndarray:
     """:func:`item_gram` of ``x``, which must be ``weighted_matrix(inter, weighting, clip,
-    threshold)``; a fresh array the caller may overwrite (see :func:`shared_grams`)."""
+    threshold)``: a fresh array the caller may overwrite, or (``writable=False``, for a
+    caller that only reads it, as item-kNN) possibly the shared one, read-only (see
+    :func:`shared_grams`): no 460 MB copy per trial at full size."""
     key = (str(weighting), float(clip), float(threshold))
     if _SHARED is not None:
         for k, owner, gram in _SHARED:
             if k == key and owner is inter:
-                return gram.copy(order="F")
+                return gram.copy(order="F") if writable else _read_only(gram)
     gram = item_gram(x)
-    if _SHARED is not None:
-        _SHARED[:] = [(key, inter, gram.copy(order="F"))]
-    return gram
+    if _SHARED is None:
+        return gram
+    _SHARED[:] = [(key, inter, gram)]
+    return gram.copy(order="F") if writable else _read_only(gram)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def symmetrize_upper(a: np.ndarray, block: int = 1024) -> None:
