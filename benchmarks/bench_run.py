@@ -118,9 +118,9 @@ def peak_lines(folder: Path, rise_mb: float = 100.0) -> str:
     """Where the memory peak was: the stages at whose end the process's peak RSS so far
     (``manifest.json``'s ``stage_peak_mb``) had risen by ``rise_mb`` or more, and the
     last one is where the run's peak (as far as the stages see it) was reached."""
-    peaks = json.loads((folder / "manifest.json").read_text()).get("stage_peak_mb", {})
+    peaks = json.loads((folder / "manifest.json").read_text()).get("stage_peak_mb", [])
     lines, high = [], 0.0
-    for name, mb in peaks.items():
+    for name, mb in peaks:
         if mb is not None and mb >= high + rise_mb:
             lines.append(f"| {name} | {mb:,.0f} |")
             high = mb

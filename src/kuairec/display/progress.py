@@ -36,9 +36,10 @@ class Progress:
         self._plain = False
         self._t0 = time.perf_counter()
         self.timings: dict[str, float] = {}
-        # the process's peak RSS so far (MB) when each stage ended: the first stage that
-        # reaches the run's final peak is where the peak was (None: not measurable here)
-        self.peaks: dict[str, float | None] = {}
+        # (stage, the process's peak RSS so far in MB) each time a stage ends, in order (a
+        # name can recur: the cold-video refits reuse "<model>: fit"); the first stage
+        # that reaches the run's final peak is where the peak was (None: not measurable)
+        self.peaks: list[tuple[str, float | None]] = []
 
     def __enter__(self) -> Progress:
         self._t0 = time.perf_counter()
@@ -89,7 +90,7 @@ class Progress:
             yield
         finally:
             self.timings[name] = time.perf_counter() - t0
-            self.peaks[name] = peak_rss_mb()
+            self.peaks.append((name, peak_rss_mb()))
             if task is not None and self._rich is not None:
                 self._rich.update(task, completed=1)
 

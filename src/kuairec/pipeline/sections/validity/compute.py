@@ -115,6 +115,9 @@ def _split_protocols(kind: str, names: list[str], job: Job) -> PerUser:
             tag = "" if gamma == DEFAULT_GAMMA else f"_gamma{gamma:g}"
             out.setdefault(f"{kind}/ips{tag}", {})[name] = est["ips_dcg@10"]
             out.setdefault(f"{kind}/snips{tag}", {})[name] = est["snips_dcg@10"]
+        # not alive through the next model's fit (at full size: EASE's 460 MB B, and
+        # 340 MB of entry scores per list set pair)
+        del model, gather, scored
     return out
 
 

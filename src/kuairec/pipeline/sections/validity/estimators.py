@@ -186,7 +186,9 @@ class EntryGatherer:
             raise ConfigError(
                 f"EntryGatherer: {int((~self.seen).sum())} lists' users were never scored"
             )
-        return [np.where(np.isnan(out), -np.inf, out) for out in self.outs]
+        for out in self.outs:  # in place: no second copy of every entry
+            out[np.isnan(out)] = -np.inf
+        return self.outs
 
 
 def _ascending(a: np.ndarray) -> bool:
