@@ -119,6 +119,8 @@ def peak_lines(folder: Path, rise_mb: float = 100.0) -> str:
     (``manifest.json``'s ``stage_peak_mb``) had risen by ``rise_mb`` or more, and the
     last one is where the run's peak (as far as the stages see it) was reached."""
     peaks = json.loads((folder / "manifest.json").read_text()).get("stage_peak_mb", [])
+    if isinstance(peaks, dict):  # a run folder of 9ce8c9f's parents: by name, not in order
+        return ""
     lines, high = [], 0.0
     for name, mb in peaks:
         if mb is not None and mb >= high + rise_mb:
