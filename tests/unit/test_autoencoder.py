@@ -245,14 +245,15 @@ def test_own_history_scores_equal_scoring_by_index(split, extra) -> None:
     np.testing.assert_array_equal(model.score(users, items), model.score(users)[:, items])
 
 
-def test_top_items_follows_recommend_rules() -> None:
+def test_top_candidates_follows_recommend_rules() -> None:
     import scipy.sparse as sp
+
+    from kuairec.models.base import top_candidates
 
     scores = np.array([[0.5, 0.9, 0.9, 0.1, np.nan], [0.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
     exclude = sp.csr_matrix(np.array([[0, 0, 1, 0, 0], [1, 0, 0, 0, 0]], bool))
-    got = tt.top_items(
-        lambda users: scores[users], np.array([0, 1]), exclude, np.array([0, 1, 2, 4]), k=4
-    )
+    cand = np.array([0, 1, 2, 4])
+    got = top_candidates(lambda users: scores[users], np.array([0, 1]), exclude[:, cand], cand, 4)
     # row 0: 2 excluded, NaN never ranked above a real score; row 1: ties by item_idx
     np.testing.assert_array_equal(got, [[1, 0, -1, -1], [1, 2, 4, -1]])
 

@@ -63,8 +63,6 @@ from kuairec.display.progress import Progress, using
 from kuairec.models.base import top_candidates
 
 if TYPE_CHECKING:  # pragma: no cover
-    import scipy.sparse as sp
-
     from kuairec.data.dataset import TrainSet
     from kuairec.evaluation.protocols import TestSet
 
@@ -145,20 +143,6 @@ class ValidationNDCG:
         )
         value = result.metrics["ndcg@10"]
         return float(value) if value is not None else math.nan
-
-
-def top_items(
-    score: Callable[[np.ndarray], np.ndarray],
-    users: np.ndarray,
-    exclude: sp.csr_matrix,
-    candidates: np.ndarray,
-    k: int = 10,
-    batch_size: int = 1024,
-) -> np.ndarray:
-    """Top-k candidate items per user (excluded items never), ties by lower item_idx,
-    -1 padded: ``Recommender.recommend``'s rules for a scoring function
-    (:func:`kuairec.models.base.top_candidates` with ``exclude`` over all items)."""
-    return top_candidates(score, users, exclude[:, candidates].tocsr(), candidates, k, batch_size)
 
 
 class EarlyStopping:
