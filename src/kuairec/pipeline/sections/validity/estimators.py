@@ -157,11 +157,9 @@ class EntryGatherer:
         if any(not np.array_equal(ls.users, first) for ls in many[1:]):
             raise ConfigError("score_entries_of: the list sets must hold the same users")
         users = np.asarray(users)
-        pos = np.searchsorted(users, first) if _ascending(users) else _positions(users, first)
+        pos = _positions(users, first)
         if first.size and (
-            pos.max() >= users.size
-            or not np.array_equal(users[pos], first)
-            or np.any(np.diff(pos) <= 0)
+            users.size == 0 or not np.array_equal(users[pos], first) or np.any(np.diff(pos) <= 0)
         ):
             raise ConfigError("EntryGatherer: every list's user must be in users, in order")
         self.many, self.pos = many, pos  # pos[j]: list j's user's row in users
@@ -191,11 +189,8 @@ class EntryGatherer:
         return self.outs
 
 
-def _ascending(a: np.ndarray) -> bool:
-    return bool(a.size < 2 or np.all(a[1:] > a[:-1]))
-
-
 def _positions(users: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each of ``wanted`` is in ``users`` (some position where it is not)."""
     order = np.argsort(users, kind="stable")
     at = np.minimum(np.searchsorted(users[order], wanted), max(users.size - 1, 0))
     return order[at] if users.size else np.zeros(wanted.size, np.int64)
