@@ -123,7 +123,7 @@ def peak_lines(folder: Path, rise_mb: float = 100.0) -> str:
         return ""
     lines, high = [], 0.0
     for name, mb in peaks:
-        if mb is not None and mb >= high + rise_mb:
+        if mb >= high + rise_mb:
             lines.append(f"| {name} | {mb:,.0f} |")
             high = mb
     if not lines:

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO, TypeVar
 
+from kuairec.display.resources import peak_rss_mb
+
 T = TypeVar("T")
 
 
@@ -38,8 +40,8 @@ class Progress:
         self.timings: dict[str, float] = {}
         # (stage, the process's peak RSS so far in MB) each time a stage ends, in order (a
         # name can recur: the cold-video refits reuse "<model>: fit"); the first stage
-        # that reaches the run's final peak is where the peak was (None: not measurable)
-        self.peaks: list[tuple[str, float | None]] = []
+        # that reaches the run's final peak is where the peak was
+        self.peaks: list[tuple[str, float]] = []
 
     def __enter__(self) -> Progress:
         self._t0 = time.perf_counter()
@@ -122,26 +124,6 @@ class Progress:
                 self._rich.advance(task)
         if task is not None and self._rich is not None:
             self._rich.update(task, description=name)
-
-
-def peak_rss_mb() -> float | None:
-    """This process's peak resident set size so far, in MB: Linux's ``VmHWM``, the
-    process's own high-water mark (``getrusage``'s maximum also counts the parent's
-    memory at the fork: a run started from a 1.5 GB process would start at 1.5 GB);
-    elsewhere ``getrusage``; None without either (Windows)."""
-    try:
-        with open("/proc/self/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) / 2**10  # kB
-    except OSError:
-        pass
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes / KiB
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +22,22 @@ def current_rss_mb() -> float:
             return int(fh.read().split()[1]) * _PAGE / 2**20
     except OSError:  # not Linux: fall back to the process maximum
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB: Linux's ``VmHWM``, the
+    process's own high-water mark (``getrusage``'s maximum also counts the parent's
+    memory at the fork: a run started from a 1.5 GB process would start at 1.5 GB);
+    elsewhere ``getrusage``'s maximum."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes / KiB
 
 
 @dataclass

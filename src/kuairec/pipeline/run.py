@@ -250,9 +250,7 @@ def write_run(job: Job, target: Path) -> Path:
         (tmp / "config.json").write_text(_json(cfg.to_dict()))
         manifest = build_manifest(cfg, data_dir)
         manifest["stage_seconds"] = {k: round(v, 2) for k, v in progress.timings.items()}
-        manifest["stage_peak_mb"] = [
-            [k, None if v is None else round(v)] for k, v in progress.peaks
-        ]
+        manifest["stage_peak_mb"] = [[k, round(v)] for k, v in progress.peaks]
         (tmp / "manifest.json").write_text(_json(manifest))
         extra: dict[str, Any] = {"manifest": manifest}
         if cfg.eda and exp is not None and exp.dataset is not None:
