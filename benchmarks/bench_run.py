@@ -132,6 +132,23 @@ def peak_lines(folder: Path, rise_mb: float = 100.0) -> str:
     return head + "\n" + "\n".join(lines)
 
 
+def core_lines(folder: Path, min_seconds: float = 10.0) -> str:
+    """How many of the cores each stage of ``min_seconds`` or more kept busy: its CPU time
+    (this process's threads; not a child such as Spark's JVM) over its wall time
+    (``manifest.json``'s ``stage_cpu_seconds``). Sections are listed with their parts,
+    so the figures overlap."""
+    stages = json.loads((folder / "manifest.json").read_text()).get("stage_cpu_seconds", [])
+    rows = [
+        f"| {name} | {wall:.1f} | {cpu:.1f} | {cpu / wall:.2f} |"
+        for name, wall, cpu in stages
+        if wall >= min_seconds
+    ]
+    if not rows:
+        return ""
+    head = "| stage (10 s or more) | wall s | CPU s | cores busy |\n|---|---|---|---|"
+    return head + "\n" + "\n".join(rows)
+
+
 def _whole(m: dict[str, Any]) -> str:
     if m.get("cpu") is None:  # profiled: the child measured was py-spy
         return f"{m['wall']:.1f} | CPU, RSS: n/a (under py-spy)"
@@ -181,8 +198,9 @@ def main() -> None:
     if args.table:
         print(table(args.table, args.labels))
         for folder in args.table:
-            if lines := peak_lines(folder):
-                print(f"\n{folder}:\n{lines}")
+            for lines in (peak_lines(folder), core_lines(folder)):
+                if lines:
+                    print(f"\n{folder}:\n{lines}")
         return
     env = dict(os.environ)
     cache = args.cache or Path(tempfile.mkdtemp(prefix="kuairec-bench-"))
@@ -218,6 +236,8 @@ def main() -> None:
             table([folder]),
             "",
             peak_lines(folder),
+            "",
+            core_lines(folder),
             "",
         ]
     )

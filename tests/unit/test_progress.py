@@ -70,3 +70,24 @@ def test_each_stage_records_the_peak_memory_so_far_so_a_run_shows_where_it_peake
     assert 700 <= peaks["big"] - peaks["small"] <= 1300  # MB (the kernel's count lags)
     assert peaks["after"] >= peaks["big"] - 5  # a peak so far, not the RSS now (MB; the
     # kernel records the high-water mark lazily, a few pages may fall off it)
+
+
+def test_each_stage_records_its_cpu_time_beside_its_wall_time() -> None:
+    """A stage that waits uses wall time and no CPU; one that computes uses both, in
+    order, repeats kept: CPU / wall is how many cores the stage kept busy."""
+    import time
+
+    with Progress(enabled=False) as p:
+        with p.stage("wait"):
+            time.sleep(0.3)
+        with p.stage("work"):
+            t = time.perf_counter()
+            while time.perf_counter() - t < 0.3:
+                pass
+        with p.stage("wait"):
+            time.sleep(0.1)
+    assert [name for name, _, _ in p.cpu] == ["wait", "work", "wait"]
+    (_, wait_wall, wait_cpu), (_, work_wall, work_cpu), (_, last_wall, _) = p.cpu
+    assert wait_wall >= 0.29 and wait_cpu < 0.05
+    assert work_wall >= 0.29 and work_cpu >= 0.2
+    assert 0.09 <= last_wall < 0.3  # the repeat's own time, not the first's

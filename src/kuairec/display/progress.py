@@ -42,6 +42,10 @@ class Progress:
         # name can recur: the cold-video refits reuse "<model>: fit"); the first stage
         # that reaches the run's final peak is where the peak was
         self.peaks: list[tuple[str, float]] = []
+        # (stage, wall seconds, CPU seconds of this process's threads) each time a stage
+        # ends, in order: CPU / wall is how many of the cores the stage kept busy (a
+        # child process such as Spark's JVM is not counted)
+        self.cpu: list[tuple[str, float, float]] = []
 
     def __enter__(self) -> Progress:
         self._t0 = time.perf_counter()
@@ -87,12 +91,13 @@ class Progress:
         task = self._rich.add_task(name, total=1) if self._rich is not None else None
         if self._plain:
             self._line(name)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.timings[name] = time.perf_counter() - t0
             self.peaks.append((name, peak_rss_mb()))
+            self.cpu.append((name, self.timings[name], time.process_time() - c0))
             if task is not None and self._rich is not None:
                 self._rich.update(task, completed=1)
 

@@ -251,6 +251,7 @@ def write_run(job: Job, target: Path) -> Path:
         manifest = build_manifest(cfg, data_dir)
         manifest["stage_seconds"] = {k: round(v, 2) for k, v in progress.timings.items()}
         manifest["stage_peak_mb"] = [[k, round(v)] for k, v in progress.peaks]
+        manifest["stage_cpu_seconds"] = [[k, round(w, 2), round(c, 2)] for k, w, c in progress.cpu]
         (tmp / "manifest.json").write_text(_json(manifest))
         extra: dict[str, Any] = {"manifest": manifest}
         if cfg.eda and exp is not None and exp.dataset is not None:
