@@ -426,3 +426,39 @@ def test_tuning_trials_rank_the_selection_half_and_the_kept_ones_both_halves(
     np.testing.assert_array_equal(fit.per_user, score(fit.model, validation))
     select = validation.select
     assert np.isfinite(fit.per_user[select]).any() and np.isfinite(fit.per_user[~select]).any()
+
+
+def test_one_core_fits_side_by_side_give_the_numbers_of_one_after_the_other(
+    small_synthetic_dir, tmp_path, monkeypatch
+) -> None:
+    """BPR fits in a second thread while the two-tower model (torch) fits on the main
+    one; every figure equals the run that fits them one after the other, the rows keep
+    the run's order and say that they shared the cores."""
+    import threading
+
+    from kuairec.pipeline import beside
+
+    threads: dict[str, str] = {}
+    fit = Recommender.fit
+
+    def spy(self, *args, **kwargs):
+        threads.setdefault(self.name, threading.current_thread().name)  # the main fit
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recommender, "fit", spy)
+    models = ["popularity", "bpr", "ease", "two_tower"]
+    settings = {"models": models, "model_params": {"two_tower": {"max_epochs": 2}}}
+    paired = _result(execute(_cfg(small_synthetic_dir, tmp_path / "a", **settings)))
+    assert threads["bpr"] != threading.main_thread().name
+    assert threads["two_tower"] == threads["ease"] == threading.main_thread().name
+    monkeypatch.setattr(beside, "pairs", lambda names, params: {})
+    alone = _result(execute(_cfg(small_synthetic_dir, tmp_path / "b", **settings)))
+    assert list(paired.models) == list(alone.models) == models
+    for name in models:
+        a, b = paired.models[name], alone.models[name]
+        assert a.metrics == b.metrics and a.ci == b.ci, name
+        for metric, values in a.per_user.items():
+            np.testing.assert_array_equal(values, b.per_user[metric])
+        shared = [n for n in a.notes if n.startswith("fitted beside")]
+        assert bool(shared) == (name in ("bpr", "two_tower")), name
+        assert not any(n.startswith("fitted beside") for n in b.notes)

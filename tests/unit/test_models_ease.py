@@ -95,7 +95,7 @@ def test_shared_grams_compute_x_t_x_once_per_weighting_and_give_the_same_models(
     for a, b in zip(alone, shared, strict=True):
         got, want = (b.b_, a.b_) if hasattr(a, "b_") else (b.sim_.toarray(), a.sim_.toarray())
         np.testing.assert_array_equal(got, want)
-    assert matrices._SHARED is None  # nothing is kept after the block
+    assert matrices._SHARED.grams is None  # nothing is kept after the block
 
 
 @pytest.mark.parametrize("share", [0.1, 0.9])

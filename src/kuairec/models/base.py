@@ -94,6 +94,9 @@ class Recommender(abc.ABC):
       ``"factorization"`` (Spark ML's ALS); None: on the driver, when it fits there.
     - ``tune_trials``: how many trials ``kuairec run`` gives its in-run tuning (a count,
       so the same command tunes alike on a fast and a slow machine).
+    - :meth:`fit_cores`: how many cores a fit with a given config keeps busy, when it is
+      a fixed number (BPR's sequential SGD: 1): ``kuairec run`` fits two one-core models
+      side by side (:mod:`kuairec.pipeline.beside`).
     - ``deterministic`` / ``nondeterministic_reason``: whether the same seed gives the same
       fit whatever the machine's load and speed; a model that cannot promise it says why,
       and the report marks its row.
@@ -162,6 +165,12 @@ class Recommender(abc.ABC):
     def params_from(cls, params: Mapping[str, Any]) -> dict[str, Any]:
         """This model's parameters for the ``follows`` model's ``params`` (none here)."""
         return {}
+
+    @classmethod
+    def fit_cores(cls, config: Any) -> int | None:
+        """The cores a fit with ``config`` keeps busy when that is a fixed count (its own
+        threads: 1 for a one-thread fit); None: as many as it can use."""
+        return None
 
     @classmethod
     def unavailable_reason(cls, train: TrainSet) -> str | None:

@@ -183,6 +183,10 @@ class BPRRecommender(FactorModel):
     }
     test_settings = {"factors": 8, "iterations": 100}
 
+    @classmethod
+    def fit_cores(cls, config: Any) -> int | None:
+        return 1  # the SGD is sequential, on one thread, whatever num_threads says
+
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         from kuairec.models.bpr_sgd import fit_bpr
 

@@ -8,6 +8,7 @@ mapped by ``weighting``: ``binary`` -> 1, ``linear`` -> w, ``log`` -> log(1 + w)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
@@ -84,7 +85,14 @@ def item_gram(x: sp.csr_matrix, chunk_rows: int = 2048) -> np.ndarray:
     return gram
 
 
-_SHARED: list[tuple[tuple[str, float, float], Interactions, np.ndarray]] | None = None
+class _Shared(threading.local):
+    """The Gram matrices kept by :func:`shared_grams`, per thread (a study in one thread
+    never hands its matrix to a fit in another)."""
+
+    grams: list[tuple[tuple[str, float, float], Interactions, np.ndarray]] | None = None
+
+
+_SHARED = _Shared()
 
 
 @contextmanager
@@ -94,15 +102,14 @@ def shared_grams() -> Iterator[None]:
     weighting, clip and threshold: a tuning study's trials that differ only in other
     parameters (EASE's l2, item-kNN's neighbours) compute it once. The same array
     either way, so the same results; one more Gram matrix in memory meanwhile."""
-    global _SHARED
-    outer = _SHARED
+    outer = _SHARED.grams
     if outer is None:
-        _SHARED = []
+        _SHARED.grams = []
     try:
         yield
     finally:
         if outer is None:
-            _SHARED = None
+            _SHARED.grams = None
 
 
 def weighted_gram(
@@ -118,14 +125,15 @@ def weighted_gram(
     caller that only reads it, as item-kNN) possibly the shared one, read-only (see
     :func:`shared_grams`): no 460 MB copy per trial at full size."""
     key = (str(weighting), float(clip), float(threshold))
-    if _SHARED is not None:
-        for k, owner, gram in _SHARED:
+    shared = _SHARED.grams
+    if shared is not None:
+        for k, owner, gram in shared:
             if k == key and owner is inter:
                 return gram.copy(order="F") if writable else _read_only(gram)
     gram = item_gram(x)
-    if _SHARED is None:
+    if shared is None:
         return gram
-    _SHARED[:] = [(key, inter, gram)]
+    shared[:] = [(key, inter, gram)]
     return gram.copy(order="F") if writable else _read_only(gram)
 
 

@@ -137,6 +137,11 @@ class TwoTowerRecommender(Recommender):
         "learning_rate": 0.05,  # the cosine default at T=0.05 learns the tiny case at 0.05
     }
 
+    @classmethod
+    def fit_cores(cls, config: Any) -> int | None:
+        # torch's own threads (its batches are built by one more process when it has one)
+        return 1 if config.num_threads == 1 else None
+
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         if not self.config.rating_head:  # this instance has no watch_ratio head

@@ -88,16 +88,43 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
 def run_models(cfg: RunConfig, exp: Experiment, names: list[str], progress: Progress) -> Job:
     """Tune, fit and evaluate every model; choose the baseline; compare; the sections."""
 
+    from kuairec.pipeline import beside
+    from kuairec.pipeline.fitting import run_params
+
     result = RunResult(protocol=exp.protocol, models={}, notes=list(exp.notes))
     job = Job(cfg, exp, progress, result)
+    pairs = beside.pairs(names, lambda n: run_params(n, cfg, cfg.model_params.get(n, {})))
     for name in progress.iterate(names, "models"):
-        _run_one(name, job)
+        if name in pairs.values():  # it ran beside an earlier one
+            continue
+        if name in pairs:
+            beside.run_pair(name, pairs[name], job, _run_one)
+        else:
+            _run_one(name, job)
+    _in_order(job, names)
     if not job.fitted:
         reasons = "; ".join(f"{n}: {r}" for n, r in result.skipped.items())
         raise ModelError(f"no model could be trained and evaluated ({reasons})")
     _protocol_facts(job)
     finish_job(job)
     return job
+
+
+def _in_order(job: Job, names: list[str]) -> None:
+    """The models' entries in the run's order, whatever order they finished in."""
+    rank = {n: i for i, n in enumerate(names)}
+
+    def ordered(d: dict[str, Any]) -> dict[str, Any]:
+        return dict(sorted(d.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+
+    result = job.result
+    result.models, result.skipped = ordered(result.models), ordered(result.skipped)
+    job.fitted, job.tuning, job.valid_fits = (
+        ordered(job.fitted),
+        ordered(job.tuning),
+        ordered(job.valid_fits),
+    )
+    job.untuned = ordered(job.untuned)
 
 
 def finish_job(job: Job) -> None:

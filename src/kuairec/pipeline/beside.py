@@ -1,0 +1,123 @@
+"""One-core fits side by side: two models whose fits each keep one core busy are fitted
+at the same time, one in a second thread, so that a 2-core machine has no idle core.
+
+Which models pair up is decided by what they declare, never by a measured time:
+:meth:`~kuairec.models.base.Recommender.fit_cores` is 1 for both (BPR's sequential SGD;
+the two-tower model on its default one torch thread). The first such model in the run's
+order takes the next one, which moves forward to run beside it, when
+
+- at most one of the two needs torch (torch's seed, thread count and deterministic mode
+  are process-wide: the torch model runs on the main thread, the other beside it);
+- the later one neither follows another model's parameters nor builds on fitted models,
+  and no model between the two follows it or builds on fitted models (what each model
+  sees of the run is what it saw in the run's order).
+
+Each fit uses its own seed and a fixed thread count, so side by side gives the same
+numbers as one after the other; only the fit times and peak memory of the two models
+include each other's load, which their rows' notes say. At KuaiRec's full size BPR (65
+s on one core) runs beside the two-tower fit (120 s on one core).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kuairec.pipeline.job import Job
+
+
+def one_core(name: str, params: dict[str, Any]) -> bool:
+    """Whether model ``name`` with run parameters ``params`` declares a one-core fit."""
+    from kuairec.models.registry import check_params, get_model_class
+
+    return get_model_class(name).fit_cores(check_params(name, params)) == 1
+
+
+def pairs(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[str, str]:
+    """``{first: second}``: the models that run beside an earlier one (module docstring);
+    ``params(name)`` gives a model's run parameters before tuning."""
+    from kuairec.models.registry import get_model_class
+
+    def cls(name: str) -> Any:
+        return get_model_class(name)
+
+    def torch(name: str) -> bool:
+        return "torch" in cls(name).requires
+
+    def leans(name: str) -> bool:  # what it sees depends on the models before it
+        return cls(name).follows is not None or cls(name).reuses_fitted
+
+    single = [n for n in names if _safe_one_core(n, params)]
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for i, first in enumerate(names):
+        if first not in single or first in taken:
+            continue
+        for j in range(i + 1, len(names)):
+            second = names[j]
+            if second not in single or second in taken or leans(second):
+                continue
+            if torch(first) and torch(second):
+                continue
+            between = names[i + 1 : j]
+            if any(cls(n).follows == second or cls(n).reuses_fitted for n in between):
+                break
+            out[first] = second
+            taken |= {first, second}
+            break
+    return out
+
+
+def _safe_one_core(name: str, params: Callable[[str], dict[str, Any]]) -> bool:
+    from kuairec.errors import KuaiRecError
+
+    try:
+        return one_core(name, params(name))
+    except KuaiRecError:  # a bad parameter: the model's own run reports it
+        return False
+
+
+def run_pair(first: str, second: str, job: Job, run_one: Callable[[str, Job], None]) -> None:
+    """Run ``run_one`` for both models at once: the one without torch in a second thread
+    (the first when neither needs it), the other here. Lazily built state the two share
+    (the evaluation context, the validation split) is built first, on this thread."""
+    from kuairec.models.registry import get_model_class
+
+    main, other = (first, second) if "torch" in get_model_class(first).requires else (second, first)
+    _build_shared(job, (first, second))
+    failed: list[BaseException] = []
+
+    def beside() -> None:
+        try:
+            run_one(other, job)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=beside, name=f"kuairec {other}", daemon=True)
+    thread.start()
+    run_one(main, job)  # an interrupt here leaves the daemon thread to the process's end
+    thread.join()
+    if failed:
+        raise failed[0]
+    for name, partner in ((main, other), (other, main)):
+        result = job.result.models.get(name)
+        if result is not None and partner in job.result.models:
+            result.notes.append(
+                f"fitted beside {partner} (both one-core fits, in two threads; each with "
+                "its own seed and thread count, so the same numbers as one after the "
+                "other): its fit time and peak memory include the other's load"
+            )
+
+
+def _build_shared(job: Job, names: tuple[str, ...]) -> None:
+    from kuairec.models.registry import get_model_class
+
+    exp, cfg = job.exp, job.cfg
+    exp.context(cfg)
+    if cfg.tune or any(get_model_class(n).uses_validation for n in names):
+        validation = exp.validation(cfg)
+        validation.parts()  # and the selection half
+        if cfg.tune:
+            validation.scored("select")  # what a tuning trial ranks
