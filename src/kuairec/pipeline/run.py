@@ -88,6 +88,7 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> Path:
 def run_models(cfg: RunConfig, exp: Experiment, names: list[str], progress: Progress) -> Job:
     """Tune, fit and evaluate every model; choose the baseline; compare; the sections."""
 
+    from kuairec.display.resources import release_free_memory
     from kuairec.pipeline import beside
     from kuairec.pipeline.fitting import run_params
 
@@ -101,6 +102,7 @@ def run_models(cfg: RunConfig, exp: Experiment, names: list[str], progress: Prog
             beside.run_pair(name, pairs[name], job, _run_one)
         else:
             _run_one(name, job)
+        release_free_memory()  # what the fit freed, before the next one allocates
     _in_order(job, names)
     if not job.fitted:
         reasons = "; ".join(f"{n}: {r}" for n, r in result.skipped.items())

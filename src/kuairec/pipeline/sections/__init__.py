@@ -51,6 +51,8 @@ def value_types() -> dict[str, type]:
 def compute_all(job: Job) -> tuple[dict[str, Any], dict[str, str]]:
     """Every section's value (sections with nothing to report left out), and the
     sections that could not be computed with why."""
+    from kuairec.display.resources import release_free_memory
+
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for mod in modules():
@@ -59,6 +61,8 @@ def compute_all(job: Job) -> tuple[dict[str, Any], dict[str, str]]:
         except KuaiRecError as exc:
             errors[mod.NAME] = str(exc)
             continue
+        finally:
+            release_free_memory()
         if value is not None:
             values[mod.NAME] = value
     return values, errors

@@ -71,6 +71,7 @@ def participants(job: Job) -> tuple[list[str], dict[str, str]]:
 
 
 def _split_protocols(kind: str, names: list[str], job: Job) -> PerUser:
+    from kuairec.display.resources import release_free_memory
     from kuairec.evaluation.evaluate import evaluate, prepare
     from kuairec.models.base import top_candidates
     from kuairec.pipeline.experiment import Validation
@@ -118,6 +119,7 @@ def _split_protocols(kind: str, names: list[str], job: Job) -> PerUser:
         # not alive through the next model's fit (at full size: EASE's 460 MB B, and
         # 340 MB of entry scores per list set pair)
         del model, gather, scored
+        release_free_memory()
     return out
 
 
