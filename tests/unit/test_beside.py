@@ -24,8 +24,8 @@ def _params(overrides=None):
     return lambda name: dict((overrides or {}).get(name, {}))
 
 
-def test_bpr_takes_the_two_tower_model_beside_it() -> None:
-    assert pairs(DEFAULTS, _params()) == {"bpr": "two_tower"}
+def test_bpr_waits_for_the_two_tower_model_and_runs_beside_it() -> None:
+    assert pairs(DEFAULTS, _params()) == {"two_tower": "bpr"}
 
 
 def test_a_two_tower_model_on_more_threads_is_not_a_one_core_fit() -> None:
@@ -37,14 +37,14 @@ def test_two_torch_models_never_run_at_once() -> None:
     # two one-core two-tower models: torch's state is process-wide, so no pair
     assert pairs(["two_tower", "two_tower_bce", "ease"], _params()) == {}
     # BPR pairs with the first of them; the second waits for its turn
-    assert pairs(["bpr", "two_tower", "two_tower_bce"], _params()) == {"bpr": "two_tower"}
+    assert pairs(["bpr", "two_tower", "two_tower_bce"], _params()) == {"two_tower": "bpr"}
 
 
 def test_no_pair_across_a_model_that_builds_on_the_fitted_ones() -> None:
-    # two_stage between them reuses the fitted models: moving two_tower before it would
-    # change what it is given
+    # two_stage between them reuses the fitted models: moving bpr after it would change
+    # what it is given
     assert pairs(["bpr", "two_stage", "two_tower"], _params()) == {}
-    assert pairs(["bpr", "ease", "two_tower", "two_stage"], _params()) == {"bpr": "two_tower"}
+    assert pairs(["bpr", "ease", "two_tower", "two_stage"], _params()) == {"two_tower": "bpr"}
 
 
 def test_a_bad_parameter_is_left_to_the_models_own_run() -> None:

@@ -4,13 +4,14 @@ at the same time, one in a second thread, so that a 2-core machine has no idle c
 Which models pair up is decided by what they declare, never by a measured time:
 :meth:`~kuairec.models.base.Recommender.fit_cores` is 1 for both (BPR's sequential SGD;
 the two-tower model on its default one torch thread). The first such model in the run's
-order takes the next one, which moves forward to run beside it, when
+order waits for the next one and runs beside it, at the later one's turn (so the run's
+memory follows the order the models are listed in), when
 
 - at most one of the two needs torch (torch's seed, thread count and deterministic mode
   are process-wide: the torch model runs on the main thread, the other beside it);
-- the later one neither follows another model's parameters nor builds on fitted models,
-  and no model between the two follows it or builds on fitted models (what each model
-  sees of the run is what it saw in the run's order).
+- neither follows another model's parameters nor builds on fitted models, and no model
+  between the two follows the first or builds on fitted models (what each model sees of
+  the run is what it saw in the run's order).
 
 Each fit uses its own seed and a fixed thread count, so side by side gives the same
 numbers as one after the other; only the fit times and peak memory of the two models
@@ -36,8 +37,8 @@ def one_core(name: str, params: dict[str, Any]) -> bool:
 
 
 def pairs(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[str, str]:
-    """``{first: second}``: the models that run beside an earlier one (module docstring);
-    ``params(name)`` gives a model's run parameters before tuning."""
+    """``{later: earlier}``: at ``later``'s turn, ``earlier`` runs beside it (module
+    docstring); ``params(name)`` gives a model's run parameters before tuning."""
     from kuairec.models.registry import get_model_class
 
     def cls(name: str) -> Any:
@@ -49,22 +50,20 @@ def pairs(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[str
     def leans(name: str) -> bool:  # what it sees depends on the models before it
         return cls(name).follows is not None or cls(name).reuses_fitted
 
-    single = [n for n in names if _safe_one_core(n, params)]
+    single = [n for n in names if not leans(n) and _safe_one_core(n, params)]
     out: dict[str, str] = {}
     taken: set[str] = set()
     for i, first in enumerate(names):
         if first not in single or first in taken:
             continue
         for j in range(i + 1, len(names)):
-            second = names[j]
-            if second not in single or second in taken or leans(second):
-                continue
-            if torch(first) and torch(second):
-                continue
             between = names[i + 1 : j]
-            if any(cls(n).follows == second or cls(n).reuses_fitted for n in between):
+            if any(cls(n).follows == first or cls(n).reuses_fitted for n in between):
                 break
-            out[first] = second
+            second = names[j]
+            if second not in single or second in taken or (torch(first) and torch(second)):
+                continue
+            out[second] = first
             taken |= {first, second}
             break
     return out

@@ -96,10 +96,10 @@ def run_models(cfg: RunConfig, exp: Experiment, names: list[str], progress: Prog
     job = Job(cfg, exp, progress, result)
     pairs = beside.pairs(names, lambda n: run_params(n, cfg, cfg.model_params.get(n, {})))
     for name in progress.iterate(names, "models"):
-        if name in pairs.values():  # it ran beside an earlier one
+        if name in pairs.values():  # it runs beside a later one, at that one's turn
             continue
         if name in pairs:
-            beside.run_pair(name, pairs[name], job, _run_one)
+            beside.run_pair(pairs[name], name, job, _run_one)
         else:
             _run_one(name, job)
         release_free_memory()  # what the fit freed, before the next one allocates
