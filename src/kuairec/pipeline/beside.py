@@ -118,5 +118,6 @@ def _build_shared(job: Job, names: tuple[str, ...]) -> None:
     if cfg.tune or any(get_model_class(n).uses_validation for n in names):
         validation = exp.validation(cfg)
         validation.parts()  # and the selection half
-        if cfg.tune:
-            validation.scored("select")  # what a tuning trial ranks
+        if cfg.tune:  # what the trials rank, and the kept trials' and scores' sets
+            for part in ("all", "select", "confirm"):
+                validation.scored(part)
