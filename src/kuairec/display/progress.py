@@ -38,14 +38,10 @@ class Progress:
         self._plain = False
         self._t0 = time.perf_counter()
         self.timings: dict[str, float] = {}
-        # (stage, the process's peak RSS so far in MB) each time a stage ends, in order (a
-        # name can recur: the cold-video refits reuse "<model>: fit"); the first stage
-        # that reaches the run's final peak is where the peak was
-        self.peaks: list[tuple[str, float]] = []
-        # (stage, wall seconds, CPU seconds of this process's threads) each time a stage
-        # ends, in order: CPU / wall is how many of the cores the stage kept busy (a
-        # child process such as Spark's JVM is not counted)
-        self.cpu: list[tuple[str, float, float]] = []
+        # (stage, wall seconds, CPU seconds of this process's threads, the process's peak
+        # RSS so far in MB) each time a stage ends, in order (a name can recur: the
+        # cold-video refits reuse "<model>: fit"); see ``peaks`` and ``cpu``
+        self.ended: list[tuple[str, float, float, float]] = []
 
     def __enter__(self) -> Progress:
         self._t0 = time.perf_counter()
@@ -96,10 +92,22 @@ class Progress:
             yield
         finally:
             self.timings[name] = time.perf_counter() - t0
-            self.peaks.append((name, peak_rss_mb()))
-            self.cpu.append((name, self.timings[name], time.process_time() - c0))
+            cpu = time.process_time() - c0
+            self.ended.append((name, self.timings[name], cpu, peak_rss_mb()))
             if task is not None and self._rich is not None:
                 self._rich.update(task, completed=1)
+
+    @property
+    def peaks(self) -> list[tuple[str, float]]:
+        """(stage, peak RSS so far in MB) as stages ended: the first stage that reaches
+        the run's final peak is where the peak was."""
+        return [(name, peak) for name, _, _, peak in self.ended]
+
+    @property
+    def cpu(self) -> list[tuple[str, float, float]]:
+        """(stage, wall seconds, CPU seconds) as stages ended: CPU / wall is how many of
+        the cores the stage kept busy (a child process such as Spark's JVM not counted)."""
+        return [(name, wall, cpu) for name, wall, cpu, _ in self.ended]
 
     def note(self, message: str) -> None:
         """A one-line step message above the bars (only on a terminal, as the bars)."""
