@@ -48,6 +48,32 @@ def test_sampled_ndcg_and_recall_on_a_hand_made_list() -> None:
     assert m["recall@10"][0] == pytest.approx(1.0)
 
 
+def test_sampled_metrics_in_blocks_of_lists_equal_one_pass() -> None:
+    """Lists ranked a few at a time (a block smaller than one list, a block of several)
+    give exactly the values of one pass over all of them; scores with many ties."""
+    rng = np.random.default_rng(3)
+    n_pos = rng.integers(1, 4, size=40)
+    sizes = n_pos * 11
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    positive = np.zeros(starts[-1], dtype=bool)
+    for a, p in zip(starts[:-1], n_pos, strict=True):
+        positive[a : a + p] = True
+    lists = SampledLists(
+        users=np.arange(40) * 3,
+        starts=starts,
+        items=rng.integers(0, 50, size=starts[-1]),
+        positive=positive,
+        n_pos=n_pos,
+    )
+    scores = rng.integers(0, 4, size=starts[-1]).astype(np.float32)  # ties everywhere
+    whole = sampled_metrics(scores, lists, block=10**9)
+    assert np.isfinite(whole["ndcg@10"]).all() and 0 < whole["ndcg@10"].mean() < 1
+    for block in (5, 60, 200):
+        part = sampled_metrics(scores, lists, block=block)
+        for metric in ("ndcg@10", "recall@10"):
+            np.testing.assert_array_equal(part[metric], whole[metric])
+
+
 def test_sampled_lists_hold_100_never_logged_negatives_per_positive() -> None:
     n_items = 300
     positives = _csr([[1, 2], [], [5]], n_items)

@@ -196,16 +196,34 @@ def _positions(users: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return order[at] if users.size else np.zeros(wanted.size, np.int64)
 
 
-def sampled_metrics(scores: np.ndarray, lists: SampledLists) -> dict[str, np.ndarray]:
-    """Per-list NDCG@10 and Recall@10 (see the module docstring)."""
-    rows = lists.rows
-    order = M.row_score_order(rows, scores, lists.items)  # list, score desc, item asc
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size) - lists.starts[rows[order]]  # 0-based in its list
-    top = lists.positive & (rank < K)
+_BLOCK_ENTRIES = 1 << 21  # list entries ranked at a time by sampled_metrics
+
+
+def sampled_metrics(
+    scores: np.ndarray, lists: SampledLists, block: int = _BLOCK_ENTRIES
+) -> dict[str, np.ndarray]:
+    """Per-list NDCG@10 and Recall@10 (see the module docstring), ranked a block of
+    whole lists (about ``block`` entries) at a time: every list is ranked on its own, so
+    the values are those of one pass, and the sort's buffers stay small (one pass over
+    the 17M entries of a full-size list set held 680 MB more at its peak)."""
+    n = lists.users.size
+    dcg, hits = np.zeros(n), np.zeros(n, dtype=np.int64)
     d = M.discounts(K)
-    dcg = np.bincount(rows[top], weights=d[rank[top]], minlength=lists.users.size)
-    hits = np.bincount(rows[top], minlength=lists.users.size)
+    starts = lists.starts
+    lo = 0
+    while lo < n:  # lists [lo, hi): at least one, then as many as fit in the block
+        hi = max(int(np.searchsorted(starts, starts[lo] + block, side="right")) - 1, lo + 1)
+        hi = min(hi, n)
+        a, b = starts[lo], starts[hi]
+        rows = np.repeat(np.arange(hi - lo), np.diff(starts[lo : hi + 1]))
+        # list, score desc, item asc
+        order = M.row_score_order(rows, scores[a:b], lists.items[a:b])
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size) - (starts[lo:hi] - a)[rows[order]]  # 0-based
+        top = lists.positive[a:b] & (rank < K)
+        dcg[lo:hi] = np.bincount(rows[top], weights=d[rank[top]], minlength=hi - lo)
+        hits[lo:hi] = np.bincount(rows[top], minlength=hi - lo)
+        lo = hi
     ideal = np.cumsum(d)[np.minimum(lists.n_pos, K) - 1]
     return {"ndcg@10": dcg / ideal, "recall@10": hits / lists.n_pos}
 
