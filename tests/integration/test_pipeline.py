@@ -428,6 +428,52 @@ def test_tuning_trials_rank_the_selection_half_and_the_kept_ones_both_halves(
     assert np.isfinite(fit.per_user[select]).any() and np.isfinite(fit.per_user[~select]).any()
 
 
+def _without_costs(value):
+    """A JSON value with every "cost" entry (times, memory) left out."""
+    if isinstance(value, dict):
+        return {k: _without_costs(v) for k, v in value.items() if k != "cost"}
+    if isinstance(value, list):
+        return [_without_costs(v) for v in value]
+    return value
+
+
+def test_sections_side_by_side_give_the_values_of_one_after_the_other(
+    small_synthetic_dir, tmp_path, monkeypatch
+) -> None:
+    """The cold-video section (a non-personalised baseline: one core) and the validity
+    section (ALS and EASE refits) run at once, the validity section in a second thread;
+    both values equal those of the run that computes them in turn, the sections keep
+    their order, and the run says they shared the cores."""
+    import threading
+
+    from kuairec.jsontypes import to_json
+    from kuairec.pipeline import beside
+
+    threads: dict[str, set[str]] = {}
+    fit = Recommender.fit
+
+    def spy(self, *args, **kwargs):
+        threads.setdefault(self.name, set()).add(threading.current_thread().name)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recommender, "fit", spy)
+    models = ["popularity", "popularity_features", "als", "ease"]
+    settings = {"models": models, "validity": True, "cold_items": True}
+    paired = _result(execute(_cfg(small_synthetic_dir, tmp_path / "a", **settings)))
+    main = threading.main_thread().name
+    assert threads["als"] - {main} and threads["ease"] - {main}  # the validity refits
+    monkeypatch.setattr(beside, "section_pairs", lambda mods, job: set())
+    alone = _result(execute(_cfg(small_synthetic_dir, tmp_path / "b", **settings)))
+    assert list(paired.sections) == list(alone.sections)
+    assert list(paired.sections).index("cold_items") < list(paired.sections).index("validity")
+    for name in ("cold_items", "validity"):
+        a, b = to_json(paired.sections[name]), to_json(alone.sections[name])
+        assert _without_costs(a) == _without_costs(b), name
+    said = [n for n in paired.notes if "computed side by side" in n]
+    assert len(said) == 1 and "cold videos" in said[0]
+    assert not any("computed side by side" in n for n in alone.notes)
+
+
 def test_one_core_fits_side_by_side_give_the_numbers_of_one_after_the_other(
     small_synthetic_dir, tmp_path, monkeypatch
 ) -> None:

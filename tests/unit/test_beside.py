@@ -49,3 +49,38 @@ def test_no_pair_across_a_model_that_builds_on_the_fitted_ones() -> None:
 
 def test_a_bad_parameter_is_left_to_the_models_own_run() -> None:
     assert pairs(DEFAULTS, _params({"two_tower": {"no_such": 1}})) == {}
+
+
+# ----------------------------------------------------------------- report sections
+
+
+class _Section:
+    def __init__(self, name: str, fits: dict | None) -> None:
+        self.NAME = name
+        if fits is not None:
+            self.fits = lambda job: fits
+
+
+def test_a_one_core_section_runs_beside_its_neighbour() -> None:
+    from kuairec.pipeline.beside import section_pairs
+
+    cold = _Section("cold_items", {"popularity_features": {}, "two_tower": {}})
+    validity = _Section("validity", {"als": {}, "ease": {}, "itemknn": {}})
+    mods = [_Section("segments", None), cold, validity, _Section("tuning", None)]
+    assert section_pairs(mods, None) == {1}
+    # torch on both sides (validity refits the two-tower model on a small log): in turn
+    validity_torch = _Section("validity", {"als": {}, "two_tower": {}})
+    assert section_pairs([cold, validity_torch], None) == set()
+    # neither keeps one core busy: nothing to gain, the memory of both at once
+    heavy = _Section("cold_items", {"two_tower": {"num_threads": 2}})
+    assert section_pairs([heavy, validity], None) == set()
+    # one that fits nothing (switched off) runs alone
+    assert section_pairs([_Section("cold_items", {}), validity], None) == set()
+
+
+def test_each_section_is_in_one_pair_at_most() -> None:
+    from kuairec.pipeline.beside import section_pairs
+
+    light = {"popularity_features": {}, "bpr": {}}
+    mods = [_Section(f"s{i}", light) for i in range(5)]
+    assert section_pairs(mods, None) == {0, 2}

@@ -17,6 +17,15 @@ Each fit uses its own seed and a fixed thread count, so side by side gives the s
 numbers as one after the other; only the fit times and peak memory of the two models
 include each other's load, which their rows' notes say. At KuaiRec's full size BPR (65
 s on one core) runs beside the two-tower fit (120 s on one core).
+
+Report sections pair up the same way (:func:`section_pairs`): two neighbours in the
+registry that declare the models they fit (``fits(job)``) run at once when one of them
+keeps one core busy (every model it fits is a one-core fit or a non-personalised
+baseline) and not both fit torch models. A section reads the job and never writes to
+it, so the values are the ones of one after the other. At KuaiRec's full size the
+cold-video section (the two-tower refit on one thread) runs beside the validity
+section (whose refits leave the two-tower model out above 2M training pairs); at scale
+0.2 validity refits the torch models too, and the two run one after the other.
 """
 
 from __future__ import annotations
@@ -121,3 +130,77 @@ def _build_shared(job: Job, names: tuple[str, ...]) -> None:
         if cfg.tune:  # what the trials rank, and the kept trials' and scores' sets
             for part in ("all", "select", "confirm"):
                 validation.scored(part)
+
+
+# ----------------------------------------------------------------- report sections
+
+
+def section_fits(mod: Any, job: Job) -> dict[str, dict[str, Any]] | None:
+    """What section ``mod`` declares it fits in this run (None: it declares nothing)."""
+    fits = getattr(mod, "fits", None)
+    return None if fits is None else dict(fits(job))
+
+
+def section_pairs(mods: list[Any], job: Job) -> set[int]:
+    """The indices ``i`` whose section runs at once with section ``i + 1`` (module
+    docstring): both declare non-empty fits, not both fit torch models, and at least one
+    of them keeps one core busy. Each section is in one pair at most."""
+    from kuairec.models.registry import get_model_class
+
+    def torch(fits: dict[str, Any]) -> bool:
+        return any("torch" in get_model_class(n).requires for n in fits)
+
+    def light(fits: dict[str, Any]) -> bool:
+        return all(
+            not get_model_class(n).personalised or _safe_one_core(n, fits.__getitem__) for n in fits
+        )
+
+    declared = [section_fits(mod, job) for mod in mods]
+    out: set[int] = set()
+    i = 0
+    while i + 1 < len(mods):
+        a, b = declared[i], declared[i + 1]
+        if a and b and not (torch(a) and torch(b)) and (light(a) or light(b)):
+            out.add(i)
+            i += 2
+        else:
+            i += 1
+    return out
+
+
+def run_sections(first: Any, second: Any, job: Job, compute: Callable[[Any], None]) -> None:
+    """``compute(mod)`` for both sections at once: the one that fits torch models here,
+    the other in a second thread (the second section there when neither does). The run
+    gets a note: the rows the sections fit carry each other's load in their fit times
+    and peak memory."""
+    from kuairec.models.registry import get_model_class
+
+    def torch(mod: Any) -> bool:
+        fits = section_fits(mod, job) or {}
+        return any("torch" in get_model_class(n).requires for n in fits)
+
+    main, other = (second, first) if torch(second) else (first, second)
+    failed: list[BaseException] = []
+
+    def beside() -> None:
+        try:
+            compute(other)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=beside, name=f"kuairec {other.NAME}", daemon=True)
+    thread.start()
+    compute(main)  # an interrupt here leaves the daemon thread to the process's end
+    thread.join()
+    if failed:
+        raise failed[0]
+    job.result.notes.append(
+        f"the {_title(first)} and {_title(second)} sections were computed side by side "
+        "(two threads; every fit with its own seed and thread count, so the same numbers "
+        "as one after the other): the fit times and peak memory of the models they refit "
+        "include the other section's load"
+    )
+
+
+def _title(mod: Any) -> str:
+    return str(getattr(mod, "TITLE", mod.NAME.replace("_", " "))).lower()

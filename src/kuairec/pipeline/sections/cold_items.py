@@ -40,13 +40,33 @@ class Value:
     pairs: list[Pair]
 
 
+def fits(job: Job) -> dict[str, dict]:
+    """The models :func:`compute` refits (those that score cold videos), with the run's
+    parameters; empty when the section is off or does not apply."""
+    from kuairec.models.registry import get_model_class
+
+    if not _applies(job) or job.exp is None or job.exp.dataset is None:
+        return {}
+    return {
+        name: dict(f.result.config)
+        for name, f in job.fitted.items()
+        if get_model_class(name).scores_cold_items
+    }
+
+
+def _applies(job: Job) -> bool:
+    from kuairec.pipeline.experiment import KUAIREC_PROTOCOL
+
+    return bool(job.cfg.cold_items) and job.result.protocol.name == KUAIREC_PROTOCOL
+
+
 def compute(job: Job) -> Value | None:
     from kuairec.models.registry import get_model_class
-    from kuairec.pipeline.experiment import KUAIREC_PROTOCOL, cold_experiment
+    from kuairec.pipeline.experiment import cold_experiment
     from kuairec.pipeline.fitting import fit_and_evaluate, unavailable
 
     cfg = job.cfg
-    if not cfg.cold_items or job.result.protocol.name != KUAIREC_PROTOCOL:
+    if not _applies(job):
         return None
     main = job.local()  # the Spark engine: not computed, and the report says so
     if main.dataset is None:

@@ -14,10 +14,10 @@ refits and the comparisons), :mod:`.render` (the report's part); the typed value
 :class:`Value`.
 """
 
-from kuairec.pipeline.sections.validity.compute import compute
+from kuairec.pipeline.sections.validity.compute import compute, fits
 from kuairec.pipeline.sections.validity.render import render
 from kuairec.pipeline.sections.validity.types import TITLE, Value
 
 NAME = "validity"
 
-__all__ = ["NAME", "TITLE", "Value", "compute", "render"]
+__all__ = ["NAME", "TITLE", "Value", "compute", "fits", "render"]

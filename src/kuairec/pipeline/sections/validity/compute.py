@@ -51,6 +51,18 @@ def compute(job: Job) -> Value | None:
     return Value(names, left_out, protocols, expected)
 
 
+def fits(job: Job) -> dict[str, dict]:
+    """The models :func:`compute` fits on the logged splits (every participant: the
+    temporal split may reuse the run's own fits), with the run's parameters; empty when
+    the section is off, does not apply or has fewer than two participants."""
+    from kuairec.pipeline.experiment import KUAIREC_PROTOCOL
+
+    if not job.cfg.validity or job.result.protocol.name != KUAIREC_PROTOCOL or job.exp is None:
+        return {}
+    names, _ = participants(job)
+    return {n: dict(job.fitted[n].result.config) for n in names} if len(names) >= 2 else {}
+
+
 def participants(job: Job) -> tuple[list[str], dict[str, str]]:
     """The learned models that take part, and why the others do not (declared, never
     measured: reference rows are left out, and the others by their declared cost at this
