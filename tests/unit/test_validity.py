@@ -229,6 +229,7 @@ def test_score_entries_of_scores_each_batch_once_for_every_list_set() -> None:
     both = score_entries_of(score, [uni, pop], batch=3)
     assert calls == [3, 3, 1]
     for got, ls in zip(both, (uni, pop), strict=True):
+        assert got.dtype == np.float64  # float64 scores keep their precision
         np.testing.assert_array_equal(got, score_entries(lambda b: table[b], ls, batch=3))
         want = table[ls.users[ls.rows], ls.items]
         np.testing.assert_array_equal(got, np.where(np.isnan(want), -np.inf, want))
@@ -267,6 +268,7 @@ def test_the_ranking_pass_fills_the_sampled_lists_without_scoring_anyone_twice()
     np.testing.assert_array_equal(np.concatenate(scored), ranked)  # each user once
     np.testing.assert_array_equal(top, np.argsort(-table[ranked], axis=1, kind="stable")[:, :10])
     for got, ls in zip(gather.result(), (uni, pop), strict=True):
+        assert got.dtype == np.float32  # float32 blocks: no float64 copy of every entry
         np.testing.assert_array_equal(got, score_entries(lambda b: table[b], ls, batch=2))
     with pytest.raises(ConfigError, match="in order"):
         EntryGatherer(ranked[::-1][:6], [uni])  # 101 is not among them
