@@ -10,6 +10,13 @@ and how far the 1-thread and 2-thread scores are apart (the reduction order diff
 
     python benchmarks/bench_torch_threads.py --data <scale-1.0 folder> --epochs 1
 
+``--pair A B`` measures another way to fill two cores: the fits of A and B at once in
+two processes (forked once the data is loaded) with one torch thread each, then one
+after the other with two threads each; it prints both wall times and their ratio.
+
+    python benchmarks/bench_torch_threads.py --data <scale-1.0 folder> --epochs 3 \
+        --pair autoencoder_seed_config autoencoder_seed_config
+
 Not a timed test: record the figures in docs/ with the machine and its load.
 """
 
@@ -43,6 +50,38 @@ def one_fit(name: str, fit, threads: int, epochs: int) -> tuple[float, np.ndarra
     return seconds, model.score(users)
 
 
+def _child(name: str, fit, epochs: int, queue) -> None:  # noqa: ANN001
+    seconds, _ = one_fit(name, fit, 1, epochs)
+    queue.put((name, seconds))
+
+
+def pair(names: list[str], fit, epochs: int) -> None:  # noqa: ANN001
+    """Two fits at once (1 thread each, two processes), then one after the other (2
+    threads each)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")  # the children share the loaded fit part
+    queue = ctx.Queue()
+    t0 = time.perf_counter()
+    procs = [ctx.Process(target=_child, args=(n, fit, epochs, queue)) for n in names]
+    for proc in procs:
+        proc.start()
+    each = [queue.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    together = time.perf_counter() - t0
+    # after the processes: they are forked before this process has run torch's threads
+    t0 = time.perf_counter()
+    alone = [one_fit(name, fit, 2, epochs)[0] for name in names]
+    sequential = time.perf_counter() - t0
+    print("| fits | one after the other, 2 threads: s (each) | at once, 1 thread each, "
+          "2 processes: s (each) | ratio |")  # fmt: skip
+    print("|---|---|---|---|")
+    print(f"| {' + '.join(names)} | {sequential:.1f} ({', '.join(f'{a:.1f}' for a in alone)})"
+          f" | {together:.1f} ({', '.join(f'{s:.1f}' for _, s in each)}) | "
+          f"{sequential / together:.2f}x |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=None)
@@ -51,11 +90,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--pair", nargs=2, default=None, metavar="MODEL")
     args = ap.parse_args()
     print(machine(), f"load average before: {os.getloadavg()[0]:.2f}")
     fit, _ = fit_part(args)
     print(f"fit part: {fit.n_users:,} users, {fit.n_items:,} videos, "
           f"{fit.interactions.nnz:,} pairs; {args.epochs} epoch(s)")  # fmt: skip
+    if args.pair:
+        pair(args.pair, fit, args.epochs)
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        return
     print("| model | 1 thread: s | 2 threads: s | ratio | same scores, same threads | "
           "max abs diff 1 vs 2 threads |")  # fmt: skip
     print("|---|---|---|---|---|---|")
