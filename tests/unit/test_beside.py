@@ -84,3 +84,26 @@ def test_each_section_is_in_one_pair_at_most() -> None:
     light = {"popularity_features": {}, "bpr": {}}
     mods = [_Section(f"s{i}", light) for i in range(5)]
     assert section_pairs(mods, None) == {0, 2}
+
+
+def test_at_once_runs_both_and_raises_what_the_second_thread_raised() -> None:
+    import threading
+
+    import pytest
+
+    from kuairec.pipeline.beside import at_once
+
+    ran: dict[str, str] = {}
+
+    def here() -> None:
+        ran["here"] = threading.current_thread().name
+
+    def there() -> None:
+        ran["there"] = threading.current_thread().name
+        raise ValueError("from the second thread")
+
+    with pytest.raises(ValueError, match="second thread"):
+        at_once(here, there, "kuairec probe")
+    assert ran == {"here": threading.main_thread().name, "there": "kuairec probe"}
+    at_once(here, lambda: ran.update(there="quiet"), "kuairec probe")  # nothing raised
+    assert ran["there"] == "quiet"

@@ -53,9 +53,6 @@ def pairs(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[str
     def cls(name: str) -> Any:
         return get_model_class(name)
 
-    def torch(name: str) -> bool:
-        return "torch" in cls(name).requires
-
     def leans(name: str) -> bool:  # what it sees depends on the models before it
         return cls(name).follows is not None or cls(name).reuses_fitted
 
@@ -70,7 +67,7 @@ def pairs(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[str
             if any(cls(n).follows == first or cls(n).reuses_fitted for n in between):
                 break
             second = names[j]
-            if second not in single or second in taken or (torch(first) and torch(second)):
+            if second not in single or second in taken or (_torch(first) and _torch(second)):
                 continue
             out[second] = first
             taken |= {first, second}
@@ -91,24 +88,9 @@ def run_pair(first: str, second: str, job: Job, run_one: Callable[[str, Job], No
     """Run ``run_one`` for both models at once: the one without torch in a second thread
     (the first when neither needs it), the other here. Lazily built state the two share
     (the evaluation context, the validation split) is built first, on this thread."""
-    from kuairec.models.registry import get_model_class
-
-    main, other = (first, second) if "torch" in get_model_class(first).requires else (second, first)
+    main, other = (first, second) if _torch(first) else (second, first)
     _build_shared(job, (first, second))
-    failed: list[BaseException] = []
-
-    def beside() -> None:
-        try:
-            run_one(other, job)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=beside, name=f"kuairec {other}", daemon=True)
-    thread.start()
-    run_one(main, job)  # an interrupt here leaves the daemon thread to the process's end
-    thread.join()
-    if failed:
-        raise failed[0]
+    at_once(lambda: run_one(main, job), lambda: run_one(other, job), f"kuairec {other}")
     for name, partner in ((main, other), (other, main)):
         result = job.result.models.get(name)
         if result is not None and partner in job.result.models:
@@ -117,6 +99,33 @@ def run_pair(first: str, second: str, job: Job, run_one: Callable[[str, Job], No
                 "its own seed and thread count, so the same numbers as one after the "
                 "other): its fit time and peak memory include the other's load"
             )
+
+
+def at_once(here: Callable[[], None], beside: Callable[[], None], name: str) -> None:
+    """``beside()`` in a second thread (named ``name``) while ``here()`` runs on this
+    one; returns when both have ended, and raises what the second thread raised. An
+    interrupt here leaves the daemon thread to the process's end."""
+    failed: list[BaseException] = []
+
+    def there() -> None:
+        try:
+            beside()
+        except BaseException as exc:  # noqa: BLE001 - handed to this thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=there, name=name, daemon=True)
+    thread.start()
+    here()
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
+def _torch(name: str) -> bool:
+    """Whether model ``name`` needs torch (whose seed and threads are process-wide)."""
+    from kuairec.models.registry import get_model_class
+
+    return "torch" in get_model_class(name).requires
 
 
 def _build_shared(job: Job, names: tuple[str, ...]) -> None:
@@ -148,7 +157,7 @@ def section_pairs(mods: list[Any], job: Job) -> set[int]:
     from kuairec.models.registry import get_model_class
 
     def torch(fits: dict[str, Any]) -> bool:
-        return any("torch" in get_model_class(n).requires for n in fits)
+        return any(_torch(n) for n in fits)
 
     def light(fits: dict[str, Any]) -> bool:
         return all(
@@ -173,27 +182,9 @@ def run_sections(first: Any, second: Any, job: Job, compute: Callable[[Any], Non
     the other in a second thread (the second section there when neither does). The run
     gets a note: the rows the sections fit carry each other's load in their fit times
     and peak memory."""
-    from kuairec.models.registry import get_model_class
-
-    def torch(mod: Any) -> bool:
-        fits = section_fits(mod, job) or {}
-        return any("torch" in get_model_class(n).requires for n in fits)
-
-    main, other = (second, first) if torch(second) else (first, second)
-    failed: list[BaseException] = []
-
-    def beside() -> None:
-        try:
-            compute(other)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=beside, name=f"kuairec {other.NAME}", daemon=True)
-    thread.start()
-    compute(main)  # an interrupt here leaves the daemon thread to the process's end
-    thread.join()
-    if failed:
-        raise failed[0]
+    second_torch = any(_torch(n) for n in section_fits(second, job) or {})
+    main, other = (second, first) if second_torch else (first, second)
+    at_once(lambda: compute(main), lambda: compute(other), f"kuairec {other.NAME}")
     job.result.notes.append(
         f"the {_title(first)} and {_title(second)} sections were computed side by side "
         "(two threads; every fit with its own seed and thread count, so the same numbers "
