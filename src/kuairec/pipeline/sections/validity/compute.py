@@ -25,9 +25,7 @@ PerUser = dict[str, dict[str, np.ndarray]]  # protocol -> model -> per-user valu
 def compute(job: Job) -> Value | None:
     """Per protocol, per model: the value, the reference and the errors; per protocol tau
     and rho (with intervals) and the flipped pairs."""
-    from kuairec.pipeline.experiment import KUAIREC_PROTOCOL
-
-    if not job.cfg.validity or job.result.protocol.name != KUAIREC_PROTOCOL:
+    if not _applies(job):
         return None
     job.local()  # the Spark engine: not computed, and the report says so
     names, left_out = participants(job)
@@ -55,12 +53,16 @@ def fits(job: Job) -> dict[str, dict]:
     """The models :func:`compute` fits on the logged splits (every participant: the
     temporal split may reuse the run's own fits), with the run's parameters; empty when
     the section is off, does not apply or has fewer than two participants."""
-    from kuairec.pipeline.experiment import KUAIREC_PROTOCOL
-
-    if not job.cfg.validity or job.result.protocol.name != KUAIREC_PROTOCOL or job.exp is None:
+    if not _applies(job) or job.exp is None:
         return {}
     names, _ = participants(job)
     return {n: dict(job.fitted[n].result.config) for n in names} if len(names) >= 2 else {}
+
+
+def _applies(job: Job) -> bool:
+    from kuairec.pipeline.experiment import KUAIREC_PROTOCOL
+
+    return bool(job.cfg.validity) and job.result.protocol.name == KUAIREC_PROTOCOL
 
 
 def participants(job: Job) -> tuple[list[str], dict[str, str]]:
