@@ -231,7 +231,7 @@ def test_score_entries_of_scores_each_batch_once_for_every_list_set() -> None:
     for got, ls in zip(both, (uni, pop), strict=True):
         assert got.dtype == np.float64  # float64 scores keep their precision
         np.testing.assert_array_equal(got, score_entries(lambda b: table[b], ls, batch=3))
-        want = table[ls.users[ls.rows], ls.items]
+        want = table[np.repeat(ls.users, np.diff(ls.starts)), ls.items]
         np.testing.assert_array_equal(got, np.where(np.isnan(want), -np.inf, want))
 
 

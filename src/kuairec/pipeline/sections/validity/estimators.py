@@ -46,12 +46,6 @@ class SampledLists:
     positive: np.ndarray  # bool, every entry
     n_pos: np.ndarray  # positives per list
 
-    @property
-    def rows(self) -> np.ndarray:
-        """The list (0 .. len(users) - 1) of every entry (computed on each call: at full
-        size it is 170 MB, not kept while the lists are)."""
-        return np.repeat(np.arange(self.users.size), np.diff(self.starts))
-
 
 def sampled_lists(
     users: np.ndarray,
