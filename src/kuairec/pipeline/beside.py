@@ -156,9 +156,6 @@ def section_pairs(mods: list[Any], job: Job) -> set[int]:
     of them keeps one core busy. Each section is in one pair at most."""
     from kuairec.models.registry import get_model_class
 
-    def torch(fits: dict[str, Any]) -> bool:
-        return any(_torch(n) for n in fits)
-
     def light(fits: dict[str, Any]) -> bool:
         return all(
             not get_model_class(n).personalised or _safe_one_core(n, fits.__getitem__) for n in fits
@@ -169,7 +166,7 @@ def section_pairs(mods: list[Any], job: Job) -> set[int]:
     i = 0
     while i + 1 < len(mods):
         a, b = declared[i], declared[i + 1]
-        if a and b and not (torch(a) and torch(b)) and (light(a) or light(b)):
+        if a and b and not (_any_torch(a) and _any_torch(b)) and (light(a) or light(b)):
             out.add(i)
             i += 2
         else:
@@ -182,8 +179,7 @@ def run_sections(first: Any, second: Any, job: Job, compute: Callable[[Any], Non
     the other in a second thread (the second section there when neither does). The run
     gets a note: the rows the sections fit carry each other's load in their fit times
     and peak memory."""
-    second_torch = any(_torch(n) for n in section_fits(second, job) or {})
-    main, other = (second, first) if second_torch else (first, second)
+    main, other = (second, first) if _any_torch(section_fits(second, job)) else (first, second)
     at_once(lambda: compute(main), lambda: compute(other), f"kuairec {other.NAME}")
     job.result.notes.append(
         f"the {_title(first)} and {_title(second)} sections were computed side by side "
@@ -191,6 +187,11 @@ def run_sections(first: Any, second: Any, job: Job, compute: Callable[[Any], Non
         "as one after the other): the fit times and peak memory of the models they refit "
         "include the other section's load"
     )
+
+
+def _any_torch(fits: dict[str, Any] | None) -> bool:
+    """Whether a section that declares ``fits`` fits a torch model."""
+    return any(_torch(n) for n in fits or {})
 
 
 def _title(mod: Any) -> str:
