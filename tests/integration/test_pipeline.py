@@ -474,37 +474,44 @@ def test_sections_side_by_side_give_the_values_of_one_after_the_other(
     assert not any("computed side by side" in n for n in alone.notes)
 
 
-def test_one_core_fits_side_by_side_give_the_numbers_of_one_after_the_other(
+def test_one_core_fits_on_two_lanes_give_the_numbers_of_one_after_the_other(
     small_synthetic_dir, tmp_path, monkeypatch
 ) -> None:
-    """BPR fits in a second thread while the two-tower model (torch) fits on the main
-    one; every figure equals the run that fits them one after the other, the rows keep
-    the run's order and say that they shared the cores."""
-    import threading
+    """The autoencoder fits here while the two-tower model fits in a forked second
+    process, then BPR here; every figure equals the run that fits them one after the
+    other, the rows keep the run's order and say that they shared the cores."""
+    import os
 
     from kuairec.pipeline import beside
 
-    threads: dict[str, str] = {}
     fit = Recommender.fit
+    pids = tmp_path / "pids"
+    pids.mkdir()
 
-    def spy(self, *args, **kwargs):
-        threads.setdefault(self.name, threading.current_thread().name)  # the main fit
+    def spy(self, *args, **kwargs):  # a file: the second process's memory is its own
+        (pids / self.name).write_text(str(os.getpid()))
         return fit(self, *args, **kwargs)
 
     monkeypatch.setattr(Recommender, "fit", spy)
-    models = ["popularity", "bpr", "ease", "two_tower"]
-    settings = {"models": models, "model_params": {"two_tower": {"max_epochs": 2}}}
+    models = ["popularity", "bpr", "ease", "autoencoder", "two_tower"]
+    settings = {
+        "models": models,
+        "model_params": {"two_tower": {"max_epochs": 2}, "autoencoder": {"max_epochs": 2}},
+    }
     paired = _result(execute(_cfg(small_synthetic_dir, tmp_path / "a", **settings)))
-    assert threads["bpr"] != threading.main_thread().name
-    assert threads["two_tower"] == threads["ease"] == threading.main_thread().name
-    monkeypatch.setattr(beside, "pairs", lambda names, params: {})
+    where = {n: int((pids / n).read_text()) for n in models}
+    assert where["two_tower"] != os.getpid()
+    assert where["autoencoder"] == where["bpr"] == where["ease"] == os.getpid()
+    monkeypatch.setattr(beside, "groups", lambda names, params: {})
     alone = _result(execute(_cfg(small_synthetic_dir, tmp_path / "b", **settings)))
     assert list(paired.models) == list(alone.models) == models
     for name in models:
         a, b = paired.models[name], alone.models[name]
         assert a.metrics == b.metrics and a.ci == b.ci, name
+        assert a.history == b.history, name  # the learning curves, epoch by epoch
         for metric, values in a.per_user.items():
             np.testing.assert_array_equal(values, b.per_user[metric])
         shared = [n for n in a.notes if n.startswith("fitted beside")]
-        assert bool(shared) == (name in ("bpr", "two_tower")), name
+        assert bool(shared) == (name in ("bpr", "autoencoder", "two_tower")), name
+        assert ("second process" in shared[0]) == (name == "two_tower") if shared else True
         assert not any(n.startswith("fitted beside") for n in b.notes)

@@ -267,9 +267,32 @@ def test_the_fit_threads_follow_the_catalogue_and_leave_the_numbers_alone() -> N
     assert fit_threads(0, WIDE_CATALOGUE - 1) == 1 and fit_threads(0, WIDE_CATALOGUE) == 2
     assert fit_threads(3, 10) == 3
     train = _train(n_users=300, n_items=700)
-    scores = []
-    for n in (1, 2):
-        settings = {**FAST, "hidden_dims": [64], "batch_size": 128, "max_epochs": 2}
-        model = create_model("autoencoder", {**settings, "num_threads": n}).fit(train)
-        scores.append(model.score(np.arange(50)))
-    assert np.array_equal(scores[0], scores[1])
+    # the default and the seed's configuration (BCE over every cell, ReLU, dropout):
+    # the run's two lanes fit either on one thread (kuairec.pipeline.beside)
+    for name in ("autoencoder", "autoencoder_seed_config"):
+        scores = []
+        for n in (1, 2):
+            settings = {"hidden_dims": [64], "batch_size": 128, "max_epochs": 2, "lr": 1e-2}
+            model = create_model(name, {**settings, "num_threads": n}).fit(train)
+            scores.append(model.score(np.arange(50)))
+        assert np.array_equal(scores[0], scores[1]), name
+        assert create_model(name).one_core_fit(model.config)
+
+
+def test_a_thread_cap_holds_every_fit_to_it_and_lets_go() -> None:
+    from kuairec.models import torch_train
+
+    before = torch.get_num_threads()
+    seen = []
+    assert torch_train.cap_threads(1) is None
+    try:
+        assert torch.get_num_threads() == 1
+        with torch_train.threads(2):
+            seen.append(torch.get_num_threads())
+        with torch_train.threads(0):  # "left as they are": the cap's
+            seen.append(torch.get_num_threads())
+    finally:
+        assert torch_train.cap_threads(None) == 1
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    with torch_train.threads(2):
+        assert torch.get_num_threads() == 2

@@ -1,9 +1,16 @@
-"""Which one-core fits run side by side (kuairec.pipeline.beside): decided by what the
-models declare, and never so that a model sees a different run than in order."""
+"""Which one-core fits share the two lanes (kuairec.pipeline.beside): decided by what the
+models declare, and never so that a model sees a different run than in order; and what
+the lanes do with a member's outcome in the second process."""
 
 from __future__ import annotations
 
-from kuairec.pipeline.beside import pairs
+import os
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from kuairec.pipeline.beside import groups
 
 DEFAULTS = [
     "random",
@@ -14,6 +21,7 @@ DEFAULTS = [
     "ease",
     "itemknn",
     "autoencoder",
+    "autoencoder_seed_config",
     "two_tower",
     "two_stage",
     "oracle",
@@ -24,31 +32,101 @@ def _params(overrides=None):
     return lambda name: dict((overrides or {}).get(name, {}))
 
 
-def test_bpr_waits_for_the_two_tower_model_and_runs_beside_it() -> None:
-    assert pairs(DEFAULTS, _params()) == {"two_tower": "bpr"}
+def test_the_one_core_fits_wait_for_the_last_of_them_torch_fits_first() -> None:
+    lanes = ["autoencoder", "autoencoder_seed_config", "two_tower", "bpr"]
+    assert groups(DEFAULTS, _params()) == {"two_tower": lanes}
 
 
-def test_a_two_tower_model_on_more_threads_is_not_a_one_core_fit() -> None:
-    assert pairs(DEFAULTS, _params({"two_tower": {"num_threads": 2}})) == {}
-    assert pairs(DEFAULTS, _params({"two_tower": {"num_threads": 0}})) == {}
+def test_a_fit_on_more_threads_or_an_accelerator_is_not_a_one_core_fit() -> None:
+    # the two-tower model's numbers depend on its threads: on 2 it keeps both cores
+    two = groups(DEFAULTS, _params({"two_tower": {"num_threads": 2}}))
+    assert two == {"autoencoder_seed_config": ["autoencoder", "autoencoder_seed_config", "bpr"]}
+    assert "two_tower" not in str(groups(DEFAULTS, _params({"two_tower": {"num_threads": 0}})))
+    # the autoencoder's do not (it runs on one thread there), but a GPU fit is never forked
+    gpu = groups(DEFAULTS, _params({"autoencoder": {"accelerator": "gpu"}}))
+    assert gpu == {"two_tower": ["autoencoder_seed_config", "two_tower", "bpr"]}
 
 
-def test_two_torch_models_never_run_at_once() -> None:
-    # two one-core two-tower models: torch's state is process-wide, so no pair
-    assert pairs(["two_tower", "two_tower_bce", "ease"], _params()) == {}
-    # BPR pairs with the first of them; the second waits for its turn
-    assert pairs(["bpr", "two_tower", "two_tower_bce"], _params()) == {"two_tower": "bpr"}
+def test_two_torch_models_share_the_lanes_in_two_processes() -> None:
+    assert groups(["two_tower", "two_tower_bce", "ease"], _params()) == {
+        "two_tower_bce": ["two_tower", "two_tower_bce"]
+    }
 
 
-def test_no_pair_across_a_model_that_builds_on_the_fitted_ones() -> None:
+def test_no_group_across_a_model_that_builds_on_the_fitted_ones() -> None:
     # two_stage between them reuses the fitted models: moving bpr after it would change
     # what it is given
-    assert pairs(["bpr", "two_stage", "two_tower"], _params()) == {}
-    assert pairs(["bpr", "ease", "two_tower", "two_stage"], _params()) == {"two_tower": "bpr"}
+    assert groups(["bpr", "two_stage", "two_tower"], _params()) == {}
+    assert groups(["bpr", "ease", "two_tower", "two_stage"], _params()) == {
+        "two_tower": ["two_tower", "bpr"]
+    }
+    # and a group ends where such a model stands: the ones after it form their own
+    assert groups(["bpr", "two_tower", "two_stage", "autoencoder", "two_tower_bce"], _params()) == {
+        "two_tower": ["two_tower", "bpr"],
+        "two_tower_bce": ["autoencoder", "two_tower_bce"],
+    }
 
 
 def test_a_bad_parameter_is_left_to_the_models_own_run() -> None:
-    assert pairs(DEFAULTS, _params({"two_tower": {"no_such": 1}})) == {}
+    assert "two_tower" not in str(groups(DEFAULTS, _params({"two_tower": {"no_such": 1}})))
+
+
+def _job():
+    from kuairec.display.progress import Progress
+
+    result = SimpleNamespace(models={}, skipped={})
+    return SimpleNamespace(
+        result=result, fitted={}, tuning={}, untuned={}, valid_fits={}, progress=Progress(False)
+    )
+
+
+def _fitted(job, name, where):
+    with job.progress.stage(f"{name}: fit"):
+        result = SimpleNamespace(notes=[], pid=os.getpid(), where=where)
+    job.fitted[name] = SimpleNamespace(result=result)
+    job.result.models[name] = result
+    job.tuning[name], job.valid_fits[name] = f"trials of {name}", f"validation fit of {name}"
+    job.untuned[name] = f"why {name} was not tuned"
+
+
+def test_the_second_lane_hands_its_model_back_and_each_failure_is_told(monkeypatch) -> None:
+    from kuairec.pipeline import beside
+
+    monkeypatch.setattr(beside, "_build_shared", lambda job, names: None)
+    here = os.getpid()
+
+    def run_one(name, job):
+        if name == "popularity":
+            time.sleep(0.5)  # long enough for ease's process to end first
+        if name == "ease":
+            os._exit(3)  # the second process dies without a word
+        if name == "als":
+            job.result.skipped[name] = "failed: the model's own error"
+            return
+        _fitted(job, name, os.getpid())
+
+    job = _job()
+    # popularity here, ease in a second process (dies), then als here, itemknn there
+    beside.run_group(["popularity", "ease", "als", "itemknn"], job, run_one)
+    assert job.fitted["popularity"].result.pid == here
+    assert job.fitted["itemknn"].result.pid != here  # its model came back from there
+    assert job.result.models["itemknn"] is job.fitted["itemknn"].result
+    assert (job.tuning["itemknn"], job.valid_fits["itemknn"], job.untuned["itemknn"]) == (
+        "trials of itemknn", "validation fit of itemknn", "why itemknn was not tuned"
+    )  # fmt: skip
+    assert "ease" not in job.fitted and "exit code 3" in job.result.skipped["ease"]
+    assert job.result.skipped["als"] == "failed: the model's own error"
+    assert [n for n, *_ in job.progress.ended] == ["popularity: fit", "itemknn: fit"]
+    note = job.result.models["itemknn"].notes[0]
+    assert note.startswith("fitted beside popularity, ease, als ") and "second process" in note
+
+    def buggy(name, job):
+        if name == "ease":
+            raise ZeroDivisionError("a bug there")
+        _fitted(job, name, os.getpid())
+
+    with pytest.raises(ZeroDivisionError, match="a bug there"):
+        beside.run_group(["popularity", "ease", "itemknn"], _job(), buggy)
 
 
 # ----------------------------------------------------------------- report sections

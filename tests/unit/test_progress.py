@@ -118,3 +118,24 @@ def test_freed_heap_memory_goes_back_to_the_system() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     freed, trimmed = json.loads(out.stdout)
     assert freed - trimmed > 250  # MB handed back
+
+
+def test_a_second_process_draws_nothing_and_its_stages_join_the_runs() -> None:
+    """What a forked lane of the run times comes back as its stages (their own wall,
+    CPU and peak); on a terminal the run shows a spinner for it, and the forked copy
+    never draws into the run's display."""
+    out = io.StringIO()
+    out.isatty = lambda: True  # a terminal: bars, not lines
+    with Progress(stream=out) as progress:
+        assert progress._rich is not None
+        done = progress.elsewhere("bpr: fit and evaluate")
+        tasks = progress._rich.tasks
+        assert [t.description for t in tasks] == ["bpr: fit and evaluate (second process)"]
+        assert not tasks[0].finished
+        done()
+        assert tasks[0].finished
+        progress.add_ended([("bpr: fit", 2.5, 2.4, 812.0)])
+        assert progress.timings["bpr: fit"] == 2.5 and progress.ended[-1][2:] == (2.4, 812.0)
+        progress.in_child()  # what the forked copy does first
+        assert progress._rich is None
+        assert progress.elsewhere("x")() is None  # no display: nothing to end

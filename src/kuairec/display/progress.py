@@ -97,6 +97,30 @@ class Progress:
             if task is not None and self._rich is not None:
                 self._rich.update(task, completed=1)
 
+    def in_child(self) -> None:
+        """In a forked process that works for this one: no drawing into the parent's
+        display (plain lines still print, with the parent's clock)."""
+        self._rich = None
+
+    def elsewhere(self, name: str) -> Callable[[], None]:
+        """A spinner for work another process does (on a terminal; in plain output that
+        process prints its own lines); returns what ends it. Nothing is timed here."""
+        if self._rich is None:
+            return lambda: None
+        task = self._rich.add_task(f"{name} (second process)", total=1)
+
+        def done() -> None:
+            if self._rich is not None:
+                self._rich.update(task, completed=1)
+
+        return done
+
+    def add_ended(self, ended: Iterable[tuple[str, float, float, float]]) -> None:
+        """Stages another process timed (see ``ended``), added to this display's."""
+        for name, wall, cpu, peak in ended:
+            self.timings[name] = wall
+            self.ended.append((name, wall, cpu, peak))
+
     @property
     def peaks(self) -> list[tuple[str, float]]:
         """(stage, peak RSS so far in MB) as stages ended: the first stage that reaches

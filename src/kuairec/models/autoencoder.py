@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -161,6 +161,12 @@ class AutoencoderRecommender(Recommender):
         "input_dropout": 0.0,
         "num_threads": 1,
     }
+
+    @classmethod
+    def one_core_fit(cls, config: Any) -> bool:
+        # the layers' products split their output, not their sums, over the threads: the
+        # same numbers on one thread as on two (:func:`fit_threads`)
+        return True
 
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         from kuairec.models import autoencoder_net as net

@@ -95,8 +95,10 @@ class Recommender(abc.ABC):
     - ``tune_trials``: how many trials ``kuairec run`` gives its in-run tuning (a count,
       so the same command tunes alike on a fast and a slow machine).
     - :meth:`fit_cores`: how many cores a fit with a given config keeps busy, when it is
-      a fixed number (BPR's sequential SGD: 1): ``kuairec run`` fits two one-core models
-      side by side (:mod:`kuairec.pipeline.beside`).
+      a fixed number (BPR's sequential SGD: 1); :meth:`one_core_fit`: whether it can be
+      fitted on one core with its own numbers (a one-core fit, or one whose numbers do
+      not depend on its thread count): ``kuairec run`` fits such models two at a time
+      (:mod:`kuairec.pipeline.beside`).
     - ``deterministic`` / ``nondeterministic_reason``: whether the same seed gives the same
       fit whatever the machine's load and speed; a model that cannot promise it says why,
       and the report marks its row.
@@ -171,6 +173,14 @@ class Recommender(abc.ABC):
         """The cores a fit with ``config`` keeps busy when that is a fixed count (its own
         threads: 1 for a one-thread fit); None: as many as it can use."""
         return None
+
+    @classmethod
+    def one_core_fit(cls, config: Any) -> bool:
+        """Whether a fit with ``config`` can keep one core busy and give its own numbers: a
+        one-core fit (:meth:`fit_cores` 1), or one whose numbers do not depend on its
+        thread count (it says so here), which the run then fits on one thread. The run
+        fits such models on two lanes (:mod:`kuairec.pipeline.beside`)."""
+        return cls.fit_cores(config) == 1
 
     @classmethod
     def unavailable_reason(cls, train: TrainSet) -> str | None:

@@ -399,13 +399,34 @@ def _shared_tensors_by_file(on: bool) -> Iterator[None]:
         tmp.set_sharing_strategy(before)
 
 
+_CAP: int | None = None  # cap_threads: at most this many threads for every fit
+_UNCAPPED = 0  # torch's thread count before the cap
+
+
+def cap_threads(n: int | None) -> int | None:
+    """At most ``n`` torch threads for every fit from now on (None: no cap; torch's own
+    thread count set to ``n``, or back to what it was before the cap); returns the
+    previous cap. The run's two lanes of one-core fits cap at 1
+    (:mod:`kuairec.pipeline.beside`), for models whose numbers do not depend on it."""
+    global _CAP, _UNCAPPED
+    before = _CAP
+    if before is None:
+        _UNCAPPED = torch.get_num_threads()
+    _CAP = n
+    torch.set_num_threads(n if n is not None else _UNCAPPED)
+    return before
+
+
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
-    """torch's intra-op CPU threads set to ``n`` for the block (0: left as they are).
+    """torch's intra-op CPU threads set to ``n`` for the block (0: left as they are; at
+    most the cap of :func:`cap_threads`).
 
     Small networks lose most of their time to thread synchronisation when the cores are
     shared (a tiny fit measured 12x slower with 2 threads than with 1 on a busy 2-core
     machine), so the models expose this as a setting."""
+    if _CAP is not None and n > _CAP:
+        n = _CAP
     before = torch.get_num_threads()
     if n > 0:
         torch.set_num_threads(n)

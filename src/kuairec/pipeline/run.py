@@ -94,12 +94,13 @@ def run_models(cfg: RunConfig, exp: Experiment, names: list[str], progress: Prog
 
     result = RunResult(protocol=exp.protocol, models={}, notes=list(exp.notes))
     job = Job(cfg, exp, progress, result)
-    pairs = beside.pairs(names, lambda n: run_params(n, cfg, cfg.model_params.get(n, {})))
+    groups = beside.groups(names, lambda n: run_params(n, cfg, cfg.model_params.get(n, {})))
+    waits = {n for turn, members in groups.items() for n in members if n != turn}
     for name in progress.iterate(names, "models"):
-        if name in pairs.values():  # it runs beside a later one, at that one's turn
+        if name in waits:  # it is fitted with its group, at the group's last turn
             continue
-        if name in pairs:
-            beside.run_pair(pairs[name], name, job, _run_one)
+        if name in groups:
+            beside.run_group(groups[name], job, _run_one)
         else:
             _run_one(name, job)
         release_free_memory()  # what the fit freed, before the next one allocates
