@@ -279,20 +279,31 @@ def test_the_fit_threads_follow_the_catalogue_and_leave_the_numbers_alone() -> N
         assert create_model(name).one_core_fit(model.config)
 
 
-def test_a_thread_cap_holds_every_fit_to_it_and_lets_go() -> None:
+def test_a_thread_cap_holds_every_fit_to_it_until_it_is_lifted() -> None:
+    import threading
+
     from kuairec.models import torch_train
 
     before = torch.get_num_threads()
+    lifted = threading.Event()
     seen = []
-    assert torch_train.cap_threads(1) is None
+    assert torch_train.cap_threads(1, lifted) is None
     try:
         assert torch.get_num_threads() == 1
         with torch_train.threads(2):
             seen.append(torch.get_num_threads())
-        with torch_train.threads(0):  # "left as they are": the cap's
+            torch_train.check_lift()  # an epoch ends: not lifted yet
+            seen.append(torch.get_num_threads())
+            lifted.set()  # the other lane has nothing left
+            torch_train.check_lift()
+            seen.append(torch.get_num_threads())
+        with torch_train.threads(1):  # a one-thread fit stays on one
+            torch_train.check_lift()
+            seen.append(torch.get_num_threads())
+        with torch_train.threads(2):  # lifted: a new fit gets what it asks for
             seen.append(torch.get_num_threads())
     finally:
         assert torch_train.cap_threads(None) == 1
-    assert seen == [1, 1] and torch.get_num_threads() == before
-    with torch_train.threads(2):
-        assert torch.get_num_threads() == 2
+    assert seen == [1, 1, 2, 1, 2] and torch.get_num_threads() == before
+    with torch_train.threads(0):  # no cap: left as they are
+        assert torch.get_num_threads() == before

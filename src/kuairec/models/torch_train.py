@@ -204,6 +204,7 @@ class EpochEnd(L.Callback):
         self._losses.append(loss.detach().float().cpu())
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        check_lift()
         epoch = trainer.current_epoch
         loss = float(torch.stack(self._losses).mean()) if self._losses else math.nan
         self._losses = []
@@ -401,20 +402,35 @@ def _shared_tensors_by_file(on: bool) -> Iterator[None]:
 
 _CAP: int | None = None  # cap_threads: at most this many threads for every fit
 _UNCAPPED = 0  # torch's thread count before the cap
+_WANTED = 0  # the thread count the running fit asked for (threads())
+_LIFT: Any = None  # the event that ends the cap (cap_threads)
 
 
-def cap_threads(n: int | None) -> int | None:
+def cap_threads(n: int | None, lift: Any = None) -> int | None:
     """At most ``n`` torch threads for every fit from now on (None: no cap; torch's own
     thread count set to ``n``, or back to what it was before the cap); returns the
     previous cap. The run's two lanes of one-core fits cap at 1
-    (:mod:`kuairec.pipeline.beside`), for models whose numbers do not depend on it."""
-    global _CAP, _UNCAPPED
+    (:mod:`kuairec.pipeline.beside`), only for fits whose numbers do not depend on it.
+    ``lift``, an event (threading or multiprocessing): once it is set, the cap ends at
+    the running fit's next epoch (:func:`check_lift`), which then takes the threads it
+    asked for: a lane with nothing left to fit hands its core to the other."""
+    global _CAP, _UNCAPPED, _LIFT
     before = _CAP
     if before is None:
         _UNCAPPED = torch.get_num_threads()
-    _CAP = n
+    _CAP, _LIFT = n, (lift if n is not None else None)
     torch.set_num_threads(n if n is not None else _UNCAPPED)
     return before
+
+
+def _capped() -> bool:
+    return _CAP is not None and not (_LIFT is not None and _LIFT.is_set())
+
+
+def check_lift() -> None:
+    """Between epochs: the running fit's own thread count once the cap is lifted."""
+    if _CAP is not None and not _capped() and _WANTED > torch.get_num_threads():
+        torch.set_num_threads(_WANTED)
 
 
 @contextlib.contextmanager
@@ -425,7 +441,9 @@ def threads(n: int) -> Iterator[None]:
     Small networks lose most of their time to thread synchronisation when the cores are
     shared (a tiny fit measured 12x slower with 2 threads than with 1 on a busy 2-core
     machine), so the models expose this as a setting."""
-    if _CAP is not None and n > _CAP:
+    global _WANTED
+    wanted, _WANTED = _WANTED, n
+    if _capped() and n > _CAP:
         n = _CAP
     before = torch.get_num_threads()
     if n > 0:
@@ -433,6 +451,7 @@ def threads(n: int) -> Iterator[None]:
     try:
         yield
     finally:
+        _WANTED = wanted
         if n > 0:
             torch.set_num_threads(before)
 

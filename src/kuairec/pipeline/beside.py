@@ -108,15 +108,19 @@ def run_group(members: list[str], job: Job, run_one: Callable[[str, Job], None])
     waiting, where = list(members), {}
     lane: _Lane | None = None
     failed: list[BaseException] = []
-    with _one_thread(any(_torch(n) for n in members)):
+    with _one_thread(any(_torch(n) for n in members)) as here:
         try:
             while waiting or lane is not None:
+                if lane is not None and not waiting:
+                    lane.lift()  # nothing left here: its fit may use both cores
                 if lane is not None and (not waiting or lane.ready()):
                     failed += lane.deliver(job)
                     lane = None
                 if lane is None and len(waiting) > 1:
                     lane = _Lane.start(waiting.pop(1), job, run_one)
                     where[lane.name] = "in a second process"
+                if lane is None:
+                    here.lifted.set()  # nothing runs there any more: both cores here
                 if waiting:
                     name = waiting.pop(0)
                     where[name] = "here"
@@ -159,6 +163,7 @@ class _Lane:
     process: Any
     conn: Any
     shown: Callable[[], None]
+    lifted: Any  # set: the fit there may take the threads it asked for
 
     @classmethod
     def start(cls, name: str, job: Job, run_one: Callable[[str, Job], None]) -> _Lane:
@@ -166,16 +171,26 @@ class _Lane:
 
         ctx = multiprocessing.get_context("fork")
         here, there = ctx.Pipe(duplex=False)
+        lifted = ctx.Event()
         process = ctx.Process(
-            target=_second_process, args=(there, name, job, run_one), name=f"kuairec {name}"
+            target=_second_process,
+            args=(there, lifted, name, job, run_one),
+            name=f"kuairec {name}",
         )
         process.daemon = True
         process.start()
         there.close()
-        return cls(name, process, here, job.progress.elsewhere(f"{name}: fit and evaluate"))
+        shown = job.progress.elsewhere(f"{name}: fit and evaluate")
+        return cls(name, process, here, shown, lifted)
 
     def ready(self) -> bool:
         return bool(self.conn.poll())
+
+    def lift(self) -> None:
+        """This lane has nothing left: the fit there, if its numbers do not depend on its
+        thread count (the only fits ever capped), takes the threads it asked for from its
+        next epoch on (:func:`kuairec.models.torch_train.cap_threads`)."""
+        self.lifted.set()
 
     def deliver(self, job: Job) -> list[BaseException]:
         """The member's entries into ``job`` (errors that are not the model's: returned)."""
@@ -219,13 +234,15 @@ class _Lane:
         self.shown()
 
 
-def _second_process(conn: Any, name: str, job: Job, run_one: Callable[[str, Job], None]) -> None:
+def _second_process(
+    conn: Any, lifted: Any, name: str, job: Job, run_one: Callable[[str, Job], None]
+) -> None:
     """The forked lane: one member's run on a copy of the job, its entries sent back."""
     import traceback
 
     try:
         job.progress.in_child()
-        _one_thread_here()
+        _one_thread_here(lifted)
         start = len(job.progress.ended)
         run_one(name, job)
         fitted = job.fitted.get(name)
@@ -249,27 +266,31 @@ def _second_process(conn: Any, name: str, job: Job, run_one: Callable[[str, Job]
         conn.close()
 
 
-def _one_thread_here() -> None:
-    """torch on one thread in this (forked) process, when torch is loaded."""
+def _one_thread_here(lifted: Any) -> None:
+    """torch on one thread in this (forked) process until ``lifted`` is set, when torch
+    is loaded."""
     import sys
 
     if "torch" in sys.modules:
         from kuairec.models import torch_train
 
-        torch_train.cap_threads(1)
+        torch_train.cap_threads(1, lifted)
 
 
 class _one_thread:  # noqa: N801 - a context manager
-    """Every torch fit on one thread while the lanes run (when a member needs torch)."""
+    """Every torch fit here on one thread while the lanes run (when a member needs
+    torch), until ``lifted`` is set (the other lane has nothing left)."""
 
     def __init__(self, on: bool) -> None:
         self.on, self.before = on, None
+        self.lifted = threading.Event()
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> _one_thread:
         if self.on:
             from kuairec.models import torch_train
 
-            self.before = torch_train.cap_threads(1)
+            self.before = torch_train.cap_threads(1, self.lifted)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.on:
