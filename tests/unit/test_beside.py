@@ -32,24 +32,40 @@ def _params(overrides=None):
     return lambda name: dict((overrides or {}).get(name, {}))
 
 
-def test_the_one_core_fits_wait_for_the_last_of_them_torch_fits_first() -> None:
-    lanes = ["autoencoder", "autoencoder_seed_config", "two_tower", "bpr"]
-    assert groups(DEFAULTS, _params()) == {"two_tower": lanes}
+def _orders(found):
+    return {turn: group.order for turn, group in found.items()}
+
+
+def test_the_one_core_fits_wait_for_the_last_of_them() -> None:
+    # here, from the front: the autoencoders (their numbers do not depend on their
+    # threads), the seed's first (patience 50: it trains at least 51 epochs); the
+    # second process, from the back: BPR, the two-tower model (one thread by config)
+    (group,) = groups(DEFAULTS, _params()).values()
+    assert groups(DEFAULTS, _params()).keys() == {"two_tower"}
+    assert group.here == ("autoencoder_seed_config", "autoencoder")
+    assert group.there == ("bpr", "two_tower")
+    assert group.order == ["autoencoder_seed_config", "autoencoder", "two_tower", "bpr"]
+    # a seed configuration that stops sooner than the default: the default first
+    short = groups(DEFAULTS, _params({"autoencoder_seed_config": {"patience": 2}}))
+    assert short["two_tower"].here == ("autoencoder", "autoencoder_seed_config")
 
 
 def test_a_fit_on_more_threads_or_an_accelerator_is_not_a_one_core_fit() -> None:
     # the two-tower model's numbers depend on its threads: on 2 it keeps both cores
     two = groups(DEFAULTS, _params({"two_tower": {"num_threads": 2}}))
-    assert two == {"autoencoder_seed_config": ["autoencoder", "autoencoder_seed_config", "bpr"]}
+    assert _orders(two) == {
+        "autoencoder_seed_config": ["autoencoder_seed_config", "autoencoder", "bpr"]
+    }
     assert "two_tower" not in str(groups(DEFAULTS, _params({"two_tower": {"num_threads": 0}})))
-    # the autoencoder's do not (it runs on one thread there), but a GPU fit is never forked
+    # the autoencoder's do not (it starts on one thread there), but a GPU fit is never
+    # forked nor shares a core
     gpu = groups(DEFAULTS, _params({"autoencoder": {"accelerator": "gpu"}}))
-    assert gpu == {"two_tower": ["autoencoder_seed_config", "two_tower", "bpr"]}
+    assert _orders(gpu) == {"two_tower": ["autoencoder_seed_config", "two_tower", "bpr"]}
 
 
 def test_two_torch_models_share_the_lanes_in_two_processes() -> None:
-    assert groups(["two_tower", "two_tower_bce", "ease"], _params()) == {
-        "two_tower_bce": ["two_tower", "two_tower_bce"]
+    assert _orders(groups(["two_tower", "two_tower_bce", "ease"], _params())) == {
+        "two_tower_bce": ["two_tower_bce", "two_tower"]
     }
 
 
@@ -57,11 +73,12 @@ def test_no_group_across_a_model_that_builds_on_the_fitted_ones() -> None:
     # two_stage between them reuses the fitted models: moving bpr after it would change
     # what it is given
     assert groups(["bpr", "two_stage", "two_tower"], _params()) == {}
-    assert groups(["bpr", "ease", "two_tower", "two_stage"], _params()) == {
+    assert _orders(groups(["bpr", "ease", "two_tower", "two_stage"], _params())) == {
         "two_tower": ["two_tower", "bpr"]
     }
     # and a group ends where such a model stands: the ones after it form their own
-    assert groups(["bpr", "two_tower", "two_stage", "autoencoder", "two_tower_bce"], _params()) == {
+    names = ["bpr", "two_tower", "two_stage", "autoencoder", "two_tower_bce"]
+    assert _orders(groups(names, _params())) == {
         "two_tower": ["two_tower", "bpr"],
         "two_tower_bce": ["autoencoder", "two_tower_bce"],
     }
@@ -76,20 +93,21 @@ def _job():
 
     result = SimpleNamespace(models={}, skipped={})
     return SimpleNamespace(
-        result=result, fitted={}, tuning={}, untuned={}, valid_fits={}, progress=Progress(False)
-    )
+        exp=None, result=result, fitted={}, tuning={}, untuned={}, valid_fits={},
+        progress=Progress(False),
+    )  # fmt: skip
 
 
-def _fitted(job, name, where):
+def _fitted(job, name):
     with job.progress.stage(f"{name}: fit"):
-        result = SimpleNamespace(notes=[], pid=os.getpid(), where=where)
+        result = SimpleNamespace(notes=[], pid=os.getpid())
     job.fitted[name] = SimpleNamespace(result=result)
     job.result.models[name] = result
     job.tuning[name], job.valid_fits[name] = f"trials of {name}", f"validation fit of {name}"
     job.untuned[name] = f"why {name} was not tuned"
 
 
-def test_the_second_lane_hands_its_model_back_and_each_failure_is_told(monkeypatch) -> None:
+def test_the_second_lane_hands_its_models_back_and_each_failure_is_told(monkeypatch) -> None:
     from kuairec.pipeline import beside
 
     monkeypatch.setattr(beside, "_build_shared", lambda job, names: None)
@@ -97,36 +115,49 @@ def test_the_second_lane_hands_its_model_back_and_each_failure_is_told(monkeypat
 
     def run_one(name, job):
         if name == "popularity":
-            time.sleep(0.5)  # long enough for ease's process to end first
-        if name == "ease":
-            os._exit(3)  # the second process dies without a word
+            time.sleep(1.0)  # the second process takes three from the back meanwhile
         if name == "als":
             job.result.skipped[name] = "failed: the model's own error"
             return
-        _fitted(job, name, os.getpid())
+        _fitted(job, name)
 
     job = _job()
-    # popularity here, ease in a second process (dies), then als here, itemknn there
-    beside.run_group(["popularity", "ease", "als", "itemknn"], job, run_one)
+    group = beside.Group(here=("popularity",), there=("ease", "itemknn", "als"))
+    beside.run_group(group, job, run_one)
     assert job.fitted["popularity"].result.pid == here
-    assert job.fitted["itemknn"].result.pid != here  # its model came back from there
-    assert job.result.models["itemknn"] is job.fitted["itemknn"].result
-    assert (job.tuning["itemknn"], job.valid_fits["itemknn"], job.untuned["itemknn"]) == (
-        "trials of itemknn", "validation fit of itemknn", "why itemknn was not tuned"
-    )  # fmt: skip
-    assert "ease" not in job.fitted and "exit code 3" in job.result.skipped["ease"]
+    for name in ("ease", "itemknn"):  # their models came back from there
+        assert job.fitted[name].result.pid != here
+        assert job.result.models[name] is job.fitted[name].result
+        assert (job.tuning[name], job.valid_fits[name], job.untuned[name]) == (
+            f"trials of {name}", f"validation fit of {name}", f"why {name} was not tuned"
+        )  # fmt: skip
     assert job.result.skipped["als"] == "failed: the model's own error"
-    assert [n for n, *_ in job.progress.ended] == ["popularity: fit", "itemknn: fit"]
+    assert sorted(n for n, *_ in job.progress.ended) == [
+        "ease: fit", "itemknn: fit", "popularity: fit"
+    ]  # fmt: skip
     note = job.result.models["itemknn"].notes[0]
-    assert note.startswith("fitted beside popularity, ease, als ") and "second process" in note
+    assert note.startswith("fitted beside popularity, als, ease ") and "second process" in note
+    assert "this one here" in job.result.models["popularity"].notes[0]
+
+    def dies(name, job):
+        if name == "popularity":
+            time.sleep(1.0)
+        if name == "ease":
+            os._exit(3)  # the second process dies without a word, holding ease
+        _fitted(job, name)
+
+    job = _job()
+    beside.run_group(beside.Group(("popularity",), ("ease", "itemknn")), job, dies)
+    assert "exit code 3" in job.result.skipped["ease"] and "ease" not in job.fitted
+    assert job.fitted["itemknn"].result.pid == here  # left by the dead one: fitted here
 
     def buggy(name, job):
         if name == "ease":
             raise ZeroDivisionError("a bug there")
-        _fitted(job, name, os.getpid())
+        _fitted(job, name)
 
     with pytest.raises(ZeroDivisionError, match="a bug there"):
-        beside.run_group(["popularity", "ease", "itemknn"], _job(), buggy)
+        beside.run_group(beside.Group(("popularity",), ("itemknn", "ease")), _job(), buggy)
 
 
 # ----------------------------------------------------------------- report sections
@@ -185,3 +216,23 @@ def test_at_once_runs_both_and_raises_what_the_second_thread_raised() -> None:
     assert ran == {"here": threading.main_thread().name, "there": "kuairec probe"}
     at_once(here, lambda: ran.update(there="quiet"), "kuairec probe")  # nothing raised
     assert ran["there"] == "quiet"
+
+
+def test_the_fit_here_takes_both_cores_once_the_second_process_is_done(monkeypatch) -> None:
+    pytest.importorskip("torch")
+    from kuairec.models import torch_train
+    from kuairec.pipeline import beside
+
+    monkeypatch.setattr(beside, "_build_shared", lambda job, names: None)
+    capped = []
+
+    def run_one(name, job):
+        if name == "autoencoder":  # here, first: one thread while BPR fits there
+            capped.append(torch_train._capped())
+            time.sleep(1.0)
+            capped.append(torch_train._capped())  # BPR is done: lifted
+        _fitted(job, name)
+
+    beside.run_group(beside.Group(("autoencoder",), ("bpr",)), _job(), run_one)
+    assert capped == [True, False]
+    assert not torch_train._capped() and torch_train._CAP is None  # let go after the group

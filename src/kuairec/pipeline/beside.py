@@ -9,17 +9,22 @@ do not depend on its torch thread count, run on one thread), on the CPU. Such mo
 form a group from the first of them on, as long as no model in between follows one of
 them or builds on fitted models (what each model sees of the run is what it saw in the
 run's order); the group is fitted at its last member's turn, so the models before it
-wait (the run's memory follows the order the models are listed in). In the group the
-torch fits start first, in the run's order (their epochs are the long fits), then the
-others; the first starts here, the second in a second process, and whenever this lane
-is free it takes the next, while the second process takes the next one when it has
-delivered its model and more than one is waiting. Every fit runs on one thread with
-its own seed, so the numbers are those of one after the other (the forked process
-starts from the run's state, and torch's seed and thread count are its own there); only
-the fit times and peak memory of the group's rows include each other's load, which
-their notes say. At KuaiRec's full size the autoencoder, the seed's autoencoder, the
-two-tower model and BPR share the lanes: the seed's configuration (80 epochs) in the
-second process, the other three here.
+wait (the run's memory follows the order the models are listed in).
+
+In the group every fit starts on one thread. The fits whose numbers do not depend on
+their thread count (the autoencoder's) are taken by this process, the one declaring the
+longest training first (its patience + 1 epochs, at most its epoch cap); the one-thread
+fits by their own config (BPR, the two-tower model) by the forked second process, which
+takes the rest from the other end when it has done those. Once the second process finds
+nothing left, this process's fit takes the threads it asked for from its next epoch on
+(never the second process's: OpenMP's threads do not survive a fork). The second process
+starts from the run's state, and torch's seed and thread count are its own there; it
+writes each member's entries for the job to a file this process reads back. Every fit
+has its own seed, so the numbers are those of one after the other; only the fit times
+and peak memory of the group's rows include each other's load, which their notes say.
+At KuaiRec's full size the seed's autoencoder (80 epochs, patience 50) fits here while
+the second process fits the two-tower model, BPR and then the autoencoder; the seed's
+configuration then finishes on both cores.
 
 Report sections pair up in the same spirit (:func:`section_pairs`): two neighbours in
 the registry that declare the models they fit (``fits(job)``) run at once, in two
@@ -56,10 +61,26 @@ def one_core(name: str, params: dict[str, Any]) -> bool:
     return bool(cls.one_core_fit(config))
 
 
-def groups(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[str, list[str]]:
-    """``{turn: members}``: at model ``turn``'s turn the group's ``members`` are fitted on
-    the two lanes, in the order they start (module docstring); ``params(name)`` gives a
-    model's run parameters before tuning. Only groups of two or more."""
+@dataclass(frozen=True)
+class Group:
+    """A group of one-core fits (module docstring): ``here``, the fits that may take both
+    cores once the second process is done (their numbers do not depend on their thread
+    count; the one declaring the longest training first), and ``there``, the fits on one
+    thread by their own config. This process takes them from the front of ``here +
+    reversed(there)``, the second process from the back."""
+
+    here: tuple[str, ...]
+    there: tuple[str, ...]
+
+    @property
+    def order(self) -> list[str]:
+        return [*self.here, *reversed(self.there)]
+
+
+def groups(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[str, Group]:
+    """``{turn: group}``: at model ``turn``'s turn the group's members are fitted on the
+    two lanes (module docstring); ``params(name)`` gives a model's run parameters before
+    tuning. Only groups of two or more."""
     from kuairec.models.registry import get_model_class
 
     def cls(name: str) -> Any:
@@ -69,7 +90,7 @@ def groups(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[st
         return cls(name).follows is not None or cls(name).reuses_fitted
 
     single = [n for n in names if not leans(n) and _safe_one_core(n, params)]
-    out: dict[str, list[str]] = {}
+    out: dict[str, Group] = {}
     taken: set[str] = set()
     for i, first in enumerate(names):
         if first not in single or first in taken:
@@ -82,10 +103,28 @@ def groups(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[st
                 members.append(name)
         if len(members) > 1:
             taken |= set(members)
-            out[members[-1]] = [n for n in members if _torch(n)] + [
-                n for n in members if not _torch(n)
-            ]
+            grows = [n for n in members if _grows(n, params(n))]
+            grows.sort(key=lambda n: -_least_epochs(n, params(n)))  # stable: run order
+            there = tuple(n for n in members if n not in grows)
+            out[members[-1]] = Group(tuple(grows), there)
     return out
+
+
+def _grows(name: str, params: dict[str, Any]) -> bool:
+    """Whether a one-core fit may take more threads (its numbers do not depend on them)."""
+    from kuairec.models.registry import check_params, get_model_class
+
+    return get_model_class(name).fit_cores(check_params(name, params)) != 1
+
+
+def _least_epochs(name: str, params: dict[str, Any]) -> int:
+    """The epochs a fit declares it trains at least: its patience + 1, at most its
+    epoch cap (0 for a model without both)."""
+    from kuairec.models.registry import check_params
+
+    config = check_params(name, params)
+    patience, cap = getattr(config, "patience", None), getattr(config, "max_epochs", None)
+    return min(int(patience) + 1, int(cap)) if patience and cap else 0
 
 
 def _safe_one_core(name: str, params: Callable[[str], dict[str, Any]]) -> bool:
@@ -97,43 +136,44 @@ def _safe_one_core(name: str, params: Callable[[str], dict[str, Any]]) -> bool:
         return False
 
 
-def run_group(members: list[str], job: Job, run_one: Callable[[str, Job], None]) -> None:
+def run_group(group: Group, job: Job, run_one: Callable[[str, Job], None]) -> None:
     """``run_one`` for every member on the two lanes (module docstring): here, and in a
-    forked second process whose job entries for its model come back to this one. Lazily
-    built state the members share (the evaluation context, the validation split) is
-    built first, so the second process starts with it. A member whose second process
-    ends without a result is listed under ``skipped`` with the exit code; an error there
-    that is not the model's own (a bug) is raised here once the lanes have stopped."""
-    _build_shared(job, tuple(members))
-    waiting, where = list(members), {}
-    lane: _Lane | None = None
+    forked second process that takes members as it finishes them and writes each one's
+    entries for the job to a file this process reads back. Lazily built state the
+    members share (the evaluation context, the validation split) is built first, so the
+    second process starts with it. A member whose second process ends without a result
+    is listed under ``skipped`` with the exit code (the members it had not taken are
+    fitted here); an error there that is not the model's own (a bug) is raised here once
+    the lanes have stopped."""
+    import tempfile
+
+    order = group.order
+    _build_shared(job, tuple(order))
+    where = {}
     failed: list[BaseException] = []
-    with _one_thread(any(_torch(n) for n in members)) as here:
+    scratch = None if job.exp is None else job.exp.scratch
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="lanes-", dir=scratch) as folder,
+        _one_thread(any(_torch(n) for n in order)) as here,
+    ):
+        lane = _Lane.start(order, job, run_one, folder, here)
         try:
-            while waiting or lane is not None:
-                if lane is not None and not waiting:
-                    lane.lift()  # nothing left here: its fit may use both cores
-                if lane is not None and (not waiting or lane.ready()):
-                    failed += lane.deliver(job)
-                    lane = None
-                if lane is None and len(waiting) > 1:
-                    lane = _Lane.start(waiting.pop(1), job, run_one)
-                    where[lane.name] = "in a second process"
-                if lane is None:
-                    here.lifted.set()  # nothing runs there any more: both cores here
-                if waiting:
-                    name = waiting.pop(0)
-                    where[name] = "here"
-                    run_one(name, job)
+            while (name := lane.take_front()) is not None:
+                where[name] = "here"
+                run_one(name, job)
+            for name in order:
+                where.setdefault(name, "in a second process")
+            failed += lane.deliver(job, [n for n in order if where[n] != "here"])
         finally:
-            if lane is not None:
-                lane.stop()
+            lane.stop()
     if failed:
         raise failed[0]
-    for name in members:
+    for name in order:
         result = job.result.models.get(name)
         if result is not None:
-            others = ", ".join(n for n in members if n != name)
+            others = ", ".join(n for n in order if n != name)
             result.notes.append(
                 f"fitted beside {others} (one-core fits on two lanes, this one "
                 f"{where[name]}; each on one thread with its own seed, so the same numbers "
@@ -157,124 +197,165 @@ class _Outcome:
 
 @dataclass
 class _Lane:
-    """One member's run in a forked process, and the pipe its outcome comes back on."""
+    """The forked second process, the two ends of the members' order both processes take
+    from, and the folder its outcomes are written to."""
 
-    name: str
+    order: list[str]
+    ends: Any  # multiprocessing Array [front, back]: the next index from each end
     process: Any
-    conn: Any
+    folder: str
     shown: Callable[[], None]
-    lifted: Any  # set: the fit there may take the threads it asked for
 
     @classmethod
-    def start(cls, name: str, job: Job, run_one: Callable[[str, Job], None]) -> _Lane:
+    def start(
+        cls, order: list[str], job: Job, run_one: Callable[[str, Job], None], folder: str,
+        here: _one_thread,
+    ) -> _Lane:  # fmt: skip
         import multiprocessing
 
         ctx = multiprocessing.get_context("fork")
-        here, there = ctx.Pipe(duplex=False)
-        lifted = ctx.Event()
+        ends = ctx.Array("i", [0, len(order) - 1])
         process = ctx.Process(
             target=_second_process,
-            args=(there, lifted, name, job, run_one),
-            name=f"kuairec {name}",
+            args=(order, ends, here.lifted, job, run_one, folder),
+            name="kuairec lane",
         )
-        process.daemon = True
+        process.daemon = False  # its fits may start processes (the two-tower's loader)
         process.start()
-        there.close()
-        shown = job.progress.elsewhere(f"{name}: fit and evaluate")
-        return cls(name, process, here, shown, lifted)
+        return cls(order, ends, process, folder, job.progress.elsewhere("one-core fits"))
 
-    def ready(self) -> bool:
-        return bool(self.conn.poll())
+    def take_front(self) -> str | None:
+        """The next member for this process, or None when every member is taken."""
+        return _take(self.order, self.ends, 0)
 
-    def lift(self) -> None:
-        """This lane has nothing left: the fit there, if its numbers do not depend on its
-        thread count (the only fits ever capped), takes the threads it asked for from its
-        next epoch on (:func:`kuairec.models.torch_train.cap_threads`)."""
-        self.lifted.set()
+    def deliver(self, job: Job, names: list[str]) -> list[BaseException]:
+        """Wait for the second process; its members' entries into ``job`` (errors that
+        are not the model's own: returned)."""
+        import os
 
-    def deliver(self, job: Job) -> list[BaseException]:
-        """The member's entries into ``job`` (errors that are not the model's: returned)."""
-        try:  # plain pickle, from our own forked process (torch's reducers would hand
-            # tensors over through that process, which has ended)
-            kind, payload = pickle.loads(self.conn.recv_bytes())
-        except EOFError:
-            kind, payload = "lost", None
         self.process.join()
-        self.conn.close()
         self.shown()
-        if kind == "error":
-            return [payload]
-        if kind == "lost":
-            job.result.skipped[self.name] = (
-                "failed: its fit in a second process ended without a result (exit code "
-                f"{self.process.exitcode}; a negative code is the signal that killed it, "
-                "9: perhaps out of memory)"
-            )
-            return []
-        out: _Outcome = payload
-        if out.fitted is not None:
-            job.fitted[self.name] = out.fitted
-            job.result.models[self.name] = out.fitted.result
-        for store, value in (
-            (job.result.skipped, out.skipped),
-            (job.tuning, out.tuning),
-            (job.untuned, out.untuned),
-            (job.valid_fits, out.valid_fit),
-        ):
-            if value is not None:
-                store[self.name] = value
-        job.progress.add_ended(out.ended)
-        return []
+        failed: list[BaseException] = []
+        for name in names:
+            path = os.path.join(self.folder, f"{name}.pickle")
+            if not os.path.exists(path):
+                job.result.skipped[name] = (
+                    "failed: its fit in a second process ended without a result (exit "
+                    f"code {self.process.exitcode}; a negative code is the signal that "
+                    "killed it, 9: perhaps out of memory)"
+                )
+                continue
+            with open(path, "rb") as fh:  # our own forked process wrote it, just now
+                kind, payload = pickle.load(fh)
+            if kind == "error":
+                failed.append(payload)
+                continue
+            _merge(job, payload)
+        return failed
 
     def stop(self) -> None:
         if self.process.is_alive():
             self.process.terminate()
         self.process.join()
-        self.conn.close()
         self.shown()
 
 
+def _take(order: list[str], ends: Any, side: int) -> str | None:
+    """The next member from the front (``side`` 0) or the back (1) of ``order``."""
+    with ends.get_lock():
+        front, back = ends[0], ends[1]
+        if front > back:
+            return None
+        if side == 0:
+            ends[0] = front + 1
+            return order[front]
+        ends[1] = back - 1
+        return order[back]
+
+
+def _merge(job: Job, out: _Outcome) -> None:
+    if out.fitted is not None:
+        job.fitted[out.name] = out.fitted
+        job.result.models[out.name] = out.fitted.result
+    for store, value in (
+        (job.result.skipped, out.skipped),
+        (job.tuning, out.tuning),
+        (job.untuned, out.untuned),
+        (job.valid_fits, out.valid_fit),
+    ):
+        if value is not None:
+            store[out.name] = value
+    job.progress.add_ended(out.ended)
+
+
 def _second_process(
-    conn: Any, lifted: Any, name: str, job: Job, run_one: Callable[[str, Job], None]
-) -> None:
-    """The forked lane: one member's run on a copy of the job, its entries sent back."""
+    order: list[str], ends: Any, done: Any, job: Job, run_one: Callable[[str, Job], None],
+    folder: str,
+) -> None:  # fmt: skip
+    """The forked lane: members from the back of ``order`` on a copy of the job, each
+    one's entries written to ``folder``; ``done`` set when none is left (this process's
+    threads never grow: OpenMP's do not survive a fork, so the fits that may take both
+    cores are taken from the front, by the run's process)."""
+    import os
     import traceback
 
+    _end_with_parent()
+    job.progress.in_child()
+    _one_thread_here()
     try:
-        job.progress.in_child()
-        _one_thread_here(lifted)
-        start = len(job.progress.ended)
-        run_one(name, job)
-        fitted = job.fitted.get(name)
-        out = _Outcome(
-            name,
-            fitted=fitted,
-            skipped=job.result.skipped.get(name),
-            tuning=job.tuning.get(name),
-            untuned=job.untuned.get(name),
-            valid_fit=job.valid_fits.get(name),
-            ended=job.progress.ended[start:],
-        )
-        conn.send_bytes(pickle.dumps(("done", out), protocol=pickle.HIGHEST_PROTOCOL))
-    except BaseException as exc:  # noqa: BLE001 - handed to the run's process
-        try:
-            conn.send_bytes(pickle.dumps(("error", exc)))
-        except Exception:  # noqa: BLE001 - an exception that does not pickle
-            why = RuntimeError(f"{name}, in a second process:\n{traceback.format_exc()}")
-            conn.send_bytes(pickle.dumps(("error", why)))
+        while (name := _take(order, ends, 1)) is not None:
+            start = len(job.progress.ended)
+            try:
+                run_one(name, job)
+                result: tuple[str, Any] = ("done", _Outcome(
+                    name,
+                    fitted=job.fitted.get(name),
+                    skipped=job.result.skipped.get(name),
+                    tuning=job.tuning.get(name),
+                    untuned=job.untuned.get(name),
+                    valid_fit=job.valid_fits.get(name),
+                    ended=job.progress.ended[start:],
+                ))  # fmt: skip
+            except BaseException as exc:  # noqa: BLE001 - handed to the run's process
+                exc.add_note(f"{name}, in a second process:\n{traceback.format_exc()}")
+                result = ("error", exc)
+            path = os.path.join(folder, f"{name}.pickle")
+            try:
+                data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - an exception that does not pickle
+                why = RuntimeError(f"{name}, in a second process:\n{traceback.format_exc()}")
+                data = pickle.dumps(("error", why))
+            with open(path + ".tmp", "wb") as fh:
+                fh.write(data)
+            os.replace(path + ".tmp", path)
+            if result[0] == "error":
+                break  # the run's process fits what is left
     finally:
-        conn.close()
+        done.set()
 
 
-def _one_thread_here(lifted: Any) -> None:
-    """torch on one thread in this (forked) process until ``lifted`` is set, when torch
-    is loaded."""
+def _end_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the run's process dies (not a daemon, so
+    that its fits may start processes of their own; the run joins it on every path)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+
+def _one_thread_here() -> None:
+    """torch on one thread in this (forked) process, when torch is loaded."""
     import sys
 
     if "torch" in sys.modules:
         from kuairec.models import torch_train
 
-        torch_train.cap_threads(1, lifted)
+        torch_train.cap_threads(1)
 
 
 class _one_thread:  # noqa: N801 - a context manager
@@ -282,8 +363,10 @@ class _one_thread:  # noqa: N801 - a context manager
     torch), until ``lifted`` is set (the other lane has nothing left)."""
 
     def __init__(self, on: bool) -> None:
+        import multiprocessing
+
         self.on, self.before = on, None
-        self.lifted = threading.Event()
+        self.lifted = multiprocessing.get_context("fork").Event()  # set by the second one
 
     def __enter__(self) -> _one_thread:
         if self.on:

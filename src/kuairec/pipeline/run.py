@@ -95,7 +95,7 @@ def run_models(cfg: RunConfig, exp: Experiment, names: list[str], progress: Prog
     result = RunResult(protocol=exp.protocol, models={}, notes=list(exp.notes))
     job = Job(cfg, exp, progress, result)
     groups = beside.groups(names, lambda n: run_params(n, cfg, cfg.model_params.get(n, {})))
-    waits = {n for turn, members in groups.items() for n in members if n != turn}
+    waits = {n for turn, group in groups.items() for n in group.order if n != turn}
     for name in progress.iterate(names, "models"):
         if name in waits:  # it is fitted with its group, at the group's last turn
             continue
