@@ -279,6 +279,29 @@ def test_the_fit_threads_follow_the_catalogue_and_leave_the_numbers_alone() -> N
         assert create_model(name).one_core_fit(model.config)
 
 
+def test_the_bce_loss_is_the_same_on_any_thread_count() -> None:
+    """The seed configuration's loss averages every cell of a batch; torch's mean of a
+    large tensor splits among its threads (its last bits changed with the count in 14 of
+    30 such batches), and the run's lanes change the count between epochs: its logged
+    value must not follow."""
+    from kuairec.models.autoencoder_net import bce_loss
+
+    gen = torch.Generator().manual_seed(0)
+    before = torch.get_num_threads()
+    try:
+        for _ in range(10):
+            logits = torch.randn(256, 10_000, generator=gen) * 3
+            x = (torch.rand(256, 10_000, generator=gen) < 0.12).float()
+            values = []
+            for n in (1, 2):
+                torch.set_num_threads(n)
+                values.append(bce_loss(logits, x).item())
+                assert torch.get_num_threads() == n  # given back
+            assert values[0] == values[1]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_thread_cap_holds_every_fit_to_it_until_it_is_lifted() -> None:
     import threading
 

@@ -38,8 +38,20 @@ def multinomial_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def bce_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of the sigmoid outputs against watched (x > 0) / not watched,
-    averaged over every (user, item) cell (torch's default reduction)."""
-    return F.binary_cross_entropy_with_logits(logits, (x > 0).to(logits.dtype))
+    averaged over every (user, item) cell (torch's default reduction).
+
+    Computed on one thread: torch splits a mean over every cell of a batch among its
+    threads, so its last bits (the epoch's logged training loss) would depend on the
+    thread count, which the run's lanes change between epochs. Its gradient is the same
+    on any count (each cell's own), and so are the weights."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        return F.binary_cross_entropy_with_logits(logits, (x > 0).to(logits.dtype))
+    torch.set_num_threads(1)
+    try:
+        return F.binary_cross_entropy_with_logits(logits, (x > 0).to(logits.dtype))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
