@@ -236,3 +236,25 @@ def test_the_fit_here_takes_both_cores_once_the_second_process_is_done(monkeypat
     beside.run_group(beside.Group(("autoencoder",), ("bpr",)), _job(), run_one)
     assert capped == [True, False]
     assert not torch_train._capped() and torch_train._CAP is None  # let go after the group
+
+
+def test_an_error_here_ends_the_second_process_even_one_that_ignores_sigterm(
+    monkeypatch,
+) -> None:
+    import signal
+
+    from kuairec.pipeline import beside
+
+    monkeypatch.setattr(beside, "_build_shared", lambda job, names: None)
+
+    def run_one(name, job):
+        if name == "popularity":  # here
+            time.sleep(0.5)
+            raise ValueError("an error here")
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stuck, as in C code
+        time.sleep(60)
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="an error here"):
+        beside.run_group(beside.Group(("popularity",), ("ease",)), _job(), run_one)
+    assert time.perf_counter() - start < 10  # not the 60 s of the one there

@@ -254,8 +254,10 @@ class _Lane:
         return failed
 
     def stop(self) -> None:
+        """End the second process if it still runs (an error or an interrupt here): its
+        work is lost anyway, and SIGTERM may never be handled by a process stuck in C."""
         if self.process.is_alive():
-            self.process.terminate()
+            self.process.kill()
         self.process.join()
         self.shown()
 
@@ -335,15 +337,15 @@ def _second_process(
 
 
 def _end_with_parent() -> None:
-    """Linux: this process gets SIGTERM when the run's process dies (not a daemon, so
-    that its fits may start processes of their own; the run joins it on every path)."""
+    """Linux: this process is killed when the run's process dies (not a daemon, so that
+    its fits may start processes of their own; the run joins it on every path)."""
     import ctypes
     import signal
     import sys
 
     if sys.platform.startswith("linux"):
         try:
-            ctypes.CDLL("libc.so.6").prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+            ctypes.CDLL("libc.so.6").prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):  # not glibc
             pass
 
