@@ -165,8 +165,10 @@ class AutoencoderRecommender(Recommender):
     @classmethod
     def one_core_fit(cls, config: Any) -> bool:
         # the layers' products split their output, not their sums, over the threads: the
-        # same numbers on one thread as on two (:func:`fit_threads`)
-        return True
+        # same numbers on one thread as on two (:func:`fit_threads`; tested). Not
+        # RecVAE's: its scores after 2 epochs differed between 1 and 2 threads (at 512
+        # users x 6,000 videos), so its thread count must not change under it.
+        return config.architecture != "recvae"
 
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         from kuairec.models import autoencoder_net as net
@@ -282,7 +284,8 @@ def fit_threads(setting: int, n_items: int) -> int:
     """torch threads for a fit: ``setting``, or (0) 2 for a catalogue of
     :data:`WIDE_CATALOGUE` videos or more and 1 below. Decided by the data, never by the
     machine: the layers' products split their output, not their sums, over the threads,
-    so the fit's numbers are the same with 1 or 2 (a test checks it); at KuaiRec's full
+    so the MLP's numbers are the same with 1 or 2 (a test checks it; RecVAE's are not,
+    and the catalogue alone fixes its count); at KuaiRec's full
     size 2 threads fit an epoch 1.45x faster on 2 idle cores (docs/benchmarks-run.md),
     and a small catalogue's products are too small to share."""
     if setting:
