@@ -23,7 +23,7 @@ writes each member's entries for the job to a file this process reads back. Ever
 has its own seed, so the numbers are those of one after the other; only the fit times
 and peak memory of the group's rows include each other's load, which their notes say.
 At KuaiRec's full size the seed's autoencoder (80 epochs, patience 50) fits here while
-the second process fits the two-tower model, BPR and then the autoencoder; the seed's
+the second process fits BPR, the two-tower model and then the autoencoder; the seed's
 configuration then finishes on both cores.
 
 Report sections pair up in the same spirit (:func:`section_pairs`): two neighbours in
@@ -234,7 +234,6 @@ class _Lane:
         import os
 
         self.process.join()
-        self.shown()
         failed: list[BaseException] = []
         for name in names:
             path = os.path.join(self.folder, f"{name}.pickle")
@@ -254,8 +253,9 @@ class _Lane:
         return failed
 
     def stop(self) -> None:
-        """End the second process if it still runs (an error or an interrupt here): its
-        work is lost anyway, and SIGTERM may never be handled by a process stuck in C."""
+        """End the second process if it still runs (an error or an interrupt here: its
+        work is lost anyway, and SIGTERM may never be handled by a process stuck in C),
+        and its spinner; called on every path."""
         if self.process.is_alive():
             self.process.kill()
         self.process.join()
