@@ -526,3 +526,53 @@ def test_one_core_fits_on_two_lanes_give_the_numbers_of_one_after_the_other(
         if shared:
             assert ("second process" in shared[0]) == (where[name] != os.getpid()), name
         assert not any(n.startswith("fitted beside") for n in b.notes)
+
+
+def test_the_tuning_studies_of_a_run_share_their_gram_matrices(
+    small_synthetic_dir, tmp_path, monkeypatch
+) -> None:
+    """EASE's and item-kNN's studies fit every trial on the validation split's one fit
+    part: a Gram matrix one study computed is read back by the next (from the run's
+    scratch folder, removed with it) instead of computed again, so no matrix is computed
+    twice; every figure equals the run without the store, which computes some again."""
+    from kuairec.jsontypes import to_json
+    from kuairec.models import ease as ease_module
+    from kuairec.models import itemknn as knn_module
+    from kuairec.models import matrices
+    from kuairec.pipeline.job import Job
+
+    asked: list[tuple[int, str, float]] = []
+    computed: list[tuple[int, str, float]] = []
+    weighted, gram = matrices.weighted_gram, matrices.item_gram
+
+    def spy(inter, x, weighting, clip, threshold, writable=True):
+        asked.append((id(inter), weighting, threshold))
+        return weighted(inter, x, weighting, clip, threshold, writable)
+
+    def counted(x, *args, **kwargs):
+        computed.append(asked[-1])
+        return gram(x, *args, **kwargs)
+
+    for module in (ease_module, knn_module):
+        monkeypatch.setattr(module, "weighted_gram", spy)
+    monkeypatch.setattr(matrices, "item_gram", counted)
+    settings = {"models": ["popularity", "ease", "itemknn"], "tune": True, "tune_trials": 6}
+    shared = _result(execute(_cfg(small_synthetic_dir, tmp_path / "a", **settings)))
+    fit_part = asked[0][0]  # the first trial's: the validation split's fit part
+    in_studies = [c for c in computed if c[0] == fit_part]
+    assert len(in_studies) == len(set(in_studies)) < len([a for a in asked if a[0] == fit_part])
+    assert not any("scratch" in p.name for p in (tmp_path / "a").iterdir())
+    tuned = shared.sections["tuning"].models
+    ease_keys = {(t.params["weighting"], t.params["threshold"]) for t in tuned["ease"].trials}
+    knn_keys = {(t.params["weighting"], t.params["threshold"]) for t in tuned["itemknn"].trials}
+    assert ease_keys & knn_keys  # the seed's trials meet (what this test needs)
+    asked.clear()
+    computed.clear()
+    monkeypatch.setattr(Job, "gram_store", lambda self: None)
+    alone = _result(execute(_cfg(small_synthetic_dir, tmp_path / "b", **settings)))
+    in_studies = [c for c in computed if c[0] == asked[0][0]]
+    assert len(in_studies) > len(set(in_studies))
+    for name in settings["models"]:
+        assert shared.models[name].metrics == alone.models[name].metrics, name
+    a, b = to_json(shared.sections["tuning"]), to_json(alone.sections["tuning"])
+    assert _without_costs(a) == _without_costs(b)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -111,3 +113,49 @@ def test_scores_of_a_subset_of_items_are_those_columns_of_all_scores(share: floa
     np.testing.assert_allclose(m.score(users, items), m.score(users)[:, items], atol=1e-5)
     top, _ = m.recommend(users, 5, candidates=items)
     assert np.isin(top[top >= 0], items).all()
+
+
+def test_a_gram_store_hands_the_next_study_the_matrices_of_the_last(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two studies of one run (two shared_grams blocks with one GramStore): the second
+    reads from the store the matrices the first computed on the same interactions, for
+    EASE (a writable Fortran-ordered copy) and item-kNN alike, and computes only what is
+    new; the models equal fits without any sharing. Another interactions object with
+    the same pairs never gets a stored matrix; clear() deletes the files."""
+    from kuairec.models import matrices
+
+    rng = np.random.default_rng(4)
+    dense = (rng.random((50, 16)) < 0.35) * rng.uniform(0.1, 8.0, (50, 16))
+    u, i = np.nonzero(dense)
+    train, twin = _train(u, i, dense[u, i], (50, 16)), _train(u, i, dense[u, i], (50, 16))
+    knn = {"weighting": "log", "threshold": 1.0, "neighbours": 4}
+    first = [("ease", {"l2": 3.0}), ("ease", {"l2": 9.0, "weighting": "log", "threshold": 1.0})]
+    second = [("itemknn", knn), ("ease", {"l2": 5.0}), ("ease", {"l2": 2.0, "threshold": 2.0})]
+    alone = [create_model(n, p).fit(train) for n, p in first + second]
+    calls: list[tuple[int, int]] = []
+    gram = matrices.item_gram
+
+    def counted(x, *args, **kwargs):
+        calls.append(x.shape)
+        return gram(x, *args, **kwargs)
+
+    monkeypatch.setattr(matrices, "item_gram", counted)
+    store = matrices.GramStore(tmp_path / "grams")
+    with matrices.shared_grams(store):
+        shared = [create_model(n, p).fit(train) for n, p in first]
+    assert len(calls) == 2 and len(list((tmp_path / "grams").glob("*.npy"))) == 2
+    loaded = store.get(("log", 5.0, 1.0), train.interactions)
+    assert loaded is not None and loaded.flags.f_contiguous and loaded.flags.writeable
+    with matrices.shared_grams(store):
+        shared += [create_model(n, p).fit(train) for n, p in second]
+    assert len(calls) == 3  # only (linear, threshold 2) is new
+    for a, b in zip(alone, shared, strict=True):
+        got, want = (b.b_, a.b_) if hasattr(a, "b_") else (b.sim_.toarray(), a.sim_.toarray())
+        np.testing.assert_array_equal(got, want)
+    with matrices.shared_grams(store):
+        create_model("ease", {"l2": 3.0}).fit(twin)  # equal pairs, another object
+    assert len(calls) == 4
+    assert matrices._SHARED.store is None  # nothing is kept after the block
+    store.clear()
+    assert list((tmp_path / "grams").iterdir()) == []

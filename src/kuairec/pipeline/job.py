@@ -9,6 +9,7 @@ from kuairec.display.progress import Progress
 from kuairec.result import RunResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    from kuairec.models.matrices import GramStore
     from kuairec.pipeline.config import RunConfig
     from kuairec.pipeline.experiment import Experiment
     from kuairec.pipeline.fitting import FittedModel
@@ -32,6 +33,7 @@ class Job:
     untuned: dict[str, str] = field(default_factory=dict)  # tunable in the run, and why not
     valid_fits: dict[str, ValidationFit] = field(default_factory=dict)
     recommendations: dict[str, str] = field(default_factory=dict)  # Spark: Parquet folders
+    _grams: GramStore | None = field(default=None, repr=False)
 
     def local(self) -> Experiment:
         """The local experiment; a section that needs it on the Spark engine says so."""
@@ -42,3 +44,12 @@ class Job:
                 "on the Spark engine: this section refits models on the local dataset"
             )
         return self.exp
+
+    def gram_store(self) -> GramStore | None:
+        """Where the tuning studies keep their Gram matrices for the next study (in the
+        run's scratch folder; None without one)."""
+        if self._grams is None and self.exp is not None and self.exp.scratch is not None:
+            from kuairec.models.matrices import GramStore
+
+            self._grams = GramStore(self.exp.scratch / "grams")
+        return self._grams

@@ -104,6 +104,9 @@ def run_models(cfg: RunConfig, exp: Experiment, names: list[str], progress: Prog
         else:
             _run_one(name, job)
         release_free_memory()  # what the fit freed, before the next one allocates
+    grams = job.gram_store()
+    if grams is not None:
+        grams.clear()  # the tuning studies are over
     _in_order(job, names)
     if not job.fitted:
         reasons = "; ".join(f"{n}: {r}" for n, r in result.skipped.items())
@@ -199,6 +202,7 @@ def _tune(name: str, job: Job, params: dict[str, Any]) -> dict[str, Any]:
             n_bootstrap=cfg.n_bootstrap,
             time_limit=cfg.time_limit,
             make=lambda p: create_for_run(name, cfg, p, job.exp.scratch),
+            grams=job.gram_store(),
         )
     job.tuning[name] = record
     job.valid_fits[name] = fit

@@ -29,6 +29,7 @@ from kuairec.errors import ConfigError
 from kuairec.result import TIME_LIMIT_MARK, Interval
 
 if TYPE_CHECKING:  # pragma: no cover
+    from kuairec.models.matrices import GramStore
     from kuairec.pipeline.experiment import Validation
 
 OBJECTIVE = "ndcg@10"
@@ -176,11 +177,14 @@ def study(
     n_bootstrap: int = 1000,
     time_limit: float | None = None,
     make: Any = None,
+    grams: GramStore | None = None,
 ) -> tuple[TuningRecord, ValidationFit]:
     """Run an Optuna study (TPE, seeded) from the defaults; see the module docstring.
 
     ``make(params)`` builds an unfitted model (default: the registry's); ``fixed`` are
-    parameters the user set, never searched. Returns the record and the chosen
+    parameters the user set, never searched; ``grams`` keeps the Gram matrices the
+    trials compute for the next study of the run (:class:`~kuairec.models.matrices.
+    GramStore`). Returns the record and the chosen
     configuration's model fitted on the split's fit part with its per-user values.
     """
     import optuna
@@ -214,7 +218,7 @@ def study(
         return value if value is not None else float("-inf")
 
     start = time.perf_counter()
-    with shared_grams():  # trials differing only in l2 or neighbours share X^T X
+    with shared_grams(grams):  # trials differing only in l2 or neighbours share X^T X
         st.optimize(run_trial, n_trials=n_trials, timeout=time_limit)
     objective.complete()
     trials = [Trial(t.params, _finite(t.value)) for t in st.trials if t.value is not None]
