@@ -95,7 +95,8 @@ class GramStore:
     weakly) with the same weighting, clip and threshold computed one before, whichever
     study computed it. One run's tuning studies fit every trial on the validation
     split's one fit part, so EASE's and item-kNN's trials share their matrices (at full
-    size ~5 s of ``ssyrk`` each, against ~0.3 s to read 460 MB back). On disk, not in
+    size ~4.3 s of ``ssyrk`` each, against ~0.7 s to write its 460 MB once and 0.1-1 s
+    to read them back from the page cache). On disk, not in
     memory: the process's peak does not grow. At most one file per weighting, clip and
     threshold of each interactions object (9 of the fit part under the run's search
     spaces); the folder goes with the run's scratch folder."""

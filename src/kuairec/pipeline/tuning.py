@@ -182,10 +182,10 @@ def study(
     """Run an Optuna study (TPE, seeded) from the defaults; see the module docstring.
 
     ``make(params)`` builds an unfitted model (default: the registry's); ``fixed`` are
-    parameters the user set, never searched; ``grams`` keeps the Gram matrices the
-    trials compute for the next study of the run (:class:`~kuairec.models.matrices.
-    GramStore`). Returns the record and the chosen
-    configuration's model fitted on the split's fit part with its per-user values.
+    parameters the user set, never searched; ``grams`` (a
+    :class:`~kuairec.models.matrices.GramStore`) keeps the Gram matrices the trials
+    compute for the run's next study. Returns the record and the chosen configuration's
+    model fitted on the split's fit part with its per-user values.
     """
     import optuna
 
