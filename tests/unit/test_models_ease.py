@@ -159,3 +159,52 @@ def test_a_gram_store_hands_the_next_study_the_matrices_of_the_last(
     assert matrices._SHARED.store is None  # nothing is kept after the block
     store.clear()
     assert list((tmp_path / "grams").iterdir()) == []
+
+
+def test_a_gram_store_that_cannot_write_or_read_only_costs_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A store saves time and nothing else: a full disk keeps nothing (no half file
+    left) and the fit goes on; a saved file damaged since is computed again; the file of
+    interactions that no longer exist is deleted at the next save."""
+    import errno
+    import gc
+
+    from kuairec.models import matrices
+
+    rng = np.random.default_rng(6)
+    dense = (rng.random((40, 12)) < 0.4) * rng.uniform(0.1, 8.0, (40, 12))
+    u, i = np.nonzero(dense)
+    train = _train(u, i, dense[u, i], (40, 12))
+    want = create_model("ease", {"l2": 3.0}).fit(train).b_
+    store = matrices.GramStore(tmp_path / "grams")
+    save = np.save
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(matrices.np, "save", full)
+    with matrices.shared_grams(store):
+        got = create_model("ease", {"l2": 3.0}).fit(train).b_
+    np.testing.assert_array_equal(got, want)
+    assert list((tmp_path / "grams").iterdir()) == []  # nothing kept, no .tmp left
+    monkeypatch.setattr(matrices.np, "save", save)
+    with matrices.shared_grams(store):
+        create_model("ease", {"l2": 3.0}).fit(train)
+    (saved,) = (tmp_path / "grams").iterdir()
+    saved.write_bytes(saved.read_bytes()[:100])  # damaged since
+    with matrices.shared_grams(store):
+        got = create_model("ease", {"l2": 3.0}).fit(train).b_
+    np.testing.assert_array_equal(got, want)
+    assert not saved.exists() and len(list((tmp_path / "grams").iterdir())) == 1  # anew
+    assert store.get(("linear", 5.0, 0.0), train.interactions) is not None
+    other = _train(u, i, dense[u, i], (40, 12))
+    with matrices.shared_grams(store):
+        create_model("ease", {"l2": 3.0, "threshold": 1.0}).fit(other)
+    assert len(list((tmp_path / "grams").iterdir())) == 2
+    del train, other
+    gc.collect()
+    twin = _train(u, i, dense[u, i], (40, 12))
+    with matrices.shared_grams(store):
+        create_model("ease", {"l2": 3.0}).fit(twin)
+    assert len(list((tmp_path / "grams").iterdir())) == 1  # only twin's

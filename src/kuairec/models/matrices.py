@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -106,30 +106,51 @@ class GramStore:
         self._entries: list[tuple[tuple[str, float, float], weakref.ref, Path]] = []
 
     def get(self, key: tuple[str, float, float], inter: Interactions) -> np.ndarray | None:
-        """The saved matrix (a fresh array, Fortran order as computed), or None."""
+        """The saved matrix (a fresh array, Fortran order as computed), or None (also
+        when its file can no longer be read: the caller computes it again)."""
         for k, owner, path in self._entries:
             if k == key and owner() is inter:
-                return np.load(path, allow_pickle=False)
+                try:
+                    return np.load(path, allow_pickle=False)
+                except (OSError, ValueError):
+                    self._forget(lambda e, path=path: e[2] == path)
+                    return None
         return None
 
     def put(self, key: tuple[str, float, float], inter: Interactions, gram: np.ndarray) -> None:
-        """Save ``gram`` (written, then renamed: a reader never sees half a file)."""
+        """Save ``gram`` (written, then renamed: a reader never sees half a file). A store
+        only saves time: when the folder cannot take the file (a full disk), nothing is
+        kept and the run goes on."""
         import tempfile
 
-        self._entries = [e for e in self._entries if e[1]() is not None]  # owners gone
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="gram-", suffix=".npy.tmp", dir=self.folder)
-        path = Path(tmp[: -len(".tmp")])
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, gram, allow_pickle=False)
-        os.replace(tmp, path)
+        self._forget(lambda e: e[1]() is None)  # interactions gone: never asked for again
+        tmp = None
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix="gram-", suffix=".npy.tmp", dir=self.folder)
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, gram, allow_pickle=False)
+            path = Path(tmp[: -len(".tmp")])
+            os.replace(tmp, path)
+        except OSError:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            return
         self._entries.append((key, weakref.ref(inter), path))
+
+    def _forget(self, which: Any) -> None:
+        """Delete the entries (and their files) for which ``which(entry)`` is true."""
+        keep = []
+        for entry in self._entries:
+            if which(entry):
+                entry[2].unlink(missing_ok=True)
+            else:
+                keep.append(entry)
+        self._entries = keep
 
     def clear(self) -> None:
         """Delete the saved matrices (the run's tuning is over)."""
-        for _, _, path in self._entries:
-            path.unlink(missing_ok=True)
-        self._entries = []
+        self._forget(lambda entry: True)
 
 
 class _Shared(threading.local):
