@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -96,10 +96,10 @@ class GramStore:
     study computed it. One run's tuning studies fit every trial on the validation
     split's one fit part, so EASE's and item-kNN's trials share their matrices (at full
     size ~4.3 s of ``ssyrk`` each, against ~0.7 s to write its 460 MB once and 0.1-1 s
-    to read them back from the page cache). On disk, not in
-    memory: the process's peak does not grow. At most one file per weighting, clip and
-    threshold of each interactions object (9 of the fit part under the run's search
-    spaces); the folder goes with the run's scratch folder."""
+    to read them back from the page cache). On disk, not in memory: the process's peak
+    does not grow. At most one file per weighting, clip and threshold of each
+    interactions object (9 of the fit part under the run's search spaces); the folder
+    goes with the run's scratch folder."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -138,7 +138,7 @@ class GramStore:
             return
         self._entries.append((key, weakref.ref(inter), path))
 
-    def _forget(self, which: Any) -> None:
+    def _forget(self, which: Callable[[Any], bool]) -> None:
         """Delete the entries (and their files) for which ``which(entry)`` is true."""
         keep = []
         for entry in self._entries:
