@@ -8,7 +8,6 @@ mapped by ``weighting``: ``binary`` -> 1, ``linear`` -> w, ``log`` -> log(1 + w)
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -121,20 +120,16 @@ class GramStore:
         """Save ``gram`` (written, then renamed: a reader never sees half a file). A store
         only saves time: when the folder cannot take the file (a full disk), nothing is
         kept and the run goes on."""
-        import tempfile
+        import uuid
+
+        from kuairec import atomic
 
         self._forget(lambda e: e[1]() is None)  # interactions gone: never asked for again
-        tmp = None
+        path = self.folder / f"gram-{uuid.uuid4().hex}.npy"
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix="gram-", suffix=".npy.tmp", dir=self.folder)
-            with os.fdopen(fd, "wb") as fh:
+            with atomic.temp_path(path) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, gram, allow_pickle=False)
-            path = Path(tmp[: -len(".tmp")])
-            os.replace(tmp, path)
-        except OSError:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
+        except OSError:  # temp_path has removed the part written
             return
         self._entries.append((key, weakref.ref(inter), path))
 
