@@ -301,6 +301,8 @@ def _second_process(
     import os
     import traceback
 
+    from kuairec import atomic
+
     _end_with_parent()
     job.progress.in_child()
     _one_thread_here()
@@ -327,9 +329,7 @@ def _second_process(
             except Exception:  # noqa: BLE001 - an exception that does not pickle
                 why = RuntimeError(f"{name}, in a second process:\n{traceback.format_exc()}")
                 data = pickle.dumps(("error", why))
-            with open(path + ".tmp", "wb") as fh:
-                fh.write(data)
-            os.replace(path + ".tmp", path)
+            atomic.write_bytes(path, data)
             if result[0] == "error":
                 break  # the run's process fits what is left
     finally:
