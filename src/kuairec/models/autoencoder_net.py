@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kuairec.models.torch_train import threads
-
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
@@ -46,8 +44,14 @@ def bce_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     threads, so its last bits (the epoch's logged training loss) would depend on the
     thread count, which the run's lanes change between epochs. Its gradient is the same
     on any count (each cell's own), and so are the weights."""
-    with threads(1):
+    threads = torch.get_num_threads()
+    if threads == 1:
         return F.binary_cross_entropy_with_logits(logits, (x > 0).to(logits.dtype))
+    torch.set_num_threads(1)
+    try:
+        return F.binary_cross_entropy_with_logits(logits, (x > 0).to(logits.dtype))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
