@@ -140,3 +140,30 @@ def test_parquet_input_cleans_like_csv(spark, tiny: Path, tmp_path: Path) -> Non
     with pytest.raises(DataError, match="do not parse") as got:
         clean_matrices(spark, str(broken), str(tmp_path / "t3"), 1000, 2)
     assert got.value.column == "user_id"
+
+
+def test_one_log_csv_checks_name_the_column_and_show_the_raw_text(spark, tmp_path: Path) -> None:  # noqa: ANN001
+    """The temporal protocol's one-log CSV is parsed once into Parquet before its checks:
+    a bad value is still refused with its column and its text as written in the file,
+    and a clean log maps its ids like the local loader (sorted raw ids)."""
+    from kuairec.sparkengine.userlog import read_user_log
+
+    good = ["user_id,video_id,timestamp,watch_ratio,extra"]
+    good += [
+        f"{u},{v}, {1.6e9 + 60 * (u * 10 + v)},{0.25 * v},x" for u in (30, 7) for v in (5, 900)
+    ]
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(good) + "\n")
+    log, n_rows, n_users, n_items = read_user_log(spark, str(path), str(tmp_path / "t1"), 1000)
+    rows = sorted(tuple(r) for r in log.collect())
+    assert (n_rows, n_users, n_items) == (4, 2, 2)
+    assert [r[:2] for r in rows] == [(0, 0), (0, 1), (1, 0), (1, 1)]  # 7 -> 0, 30 -> 1
+    assert rows[1][3] == 0.25 * 900 and rows[2][2] == 1.6e9 + 60 * 305
+
+    bad = [*good[:3], "7,5,1600000000,abc ,x", *good[3:]]
+    path.write_text("\n".join(bad) + "\n")
+    with pytest.raises(DataError) as got:
+        read_user_log(spark, str(path), str(tmp_path / "t2"), 1000)
+    assert got.value.column == "watch_ratio"
+    assert "expected a finite number, found 'abc'" in str(got.value)
+    assert "1 offending row(s)" in str(got.value)

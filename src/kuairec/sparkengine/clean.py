@@ -1,7 +1,9 @@
 """Clean the two matrices as the local loader does, as Spark DataFrame work.
 
-Per matrix: the rows checked (:mod:`kuairec.sparkengine.checks`), exact duplicate rows
-dropped (every column but ``time`` equal, NaN equal to NaN: the local rule), ids mapped
+Per matrix: the CSV parsed once into Parquet (:func:`~kuairec.sparkengine.read.read_staged`:
+the checks, both id maps and the deduplication read its columns), the rows checked
+(:mod:`kuairec.sparkengine.checks`), exact duplicate rows dropped (every column but
+``time`` equal, NaN equal to NaN: the local rule), ids mapped
 through the shared id maps (users and videos of both matrices, sorted by raw id), the
 row-level log written as Parquet, then one row per (user, video): views, mean and max
 watch_ratio (float32, as locally), first and last timestamp. Per video: the median of
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kuairec.data import schema
 from kuairec.sparkengine.checks import validate
 from kuairec.sparkengine.idmap import build_id_map
-from kuairec.sparkengine.read import Source, locate, read_raw
+from kuairec.sparkengine.read import Source, locate, read_staged
 from kuairec.sparkengine.session import join, spark_uri
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,7 +61,10 @@ def clean_matrices(
 
     sources = locate(spark, folder)
     checked = {
-        m: validate(read_raw(spark, sources[m]), sources[m], require_rows=True) for m in MATRICES
+        m: validate(
+            read_staged(spark, sources[m], join(tables, "parsed", m)), sources[m], require_rows=True
+        )
+        for m in MATRICES
     }
     frames = {m: df.drop("time").withColumn("matrix", F.lit(m)) for m, (df, _) in checked.items()}
     both = frames["big"].unionByName(frames["small"])

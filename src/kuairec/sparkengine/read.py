@@ -114,6 +114,19 @@ def read_raw(spark: SparkSession, source: Source) -> DataFrame:
     )
 
 
+def read_staged(spark: SparkSession, source: Source, location: str) -> DataFrame:
+    """:func:`read_raw`, with a CSV parsed once: its typed columns and ``_corrupt`` are
+    written as Parquet at ``location`` and read back, so that the checks, the id maps
+    and the deduplication each read columns instead of parsing the text again (each of
+    them was a full parse of the file before). Parquet input is read as it is."""
+    df = read_raw(spark, source)
+    if source.format == "parquet":
+        return df
+    uri = spark_uri(location)
+    df.write.mode("overwrite").parquet(uri)
+    return spark.read.parquet(uri)
+
+
 def check_csv_header(spark: SparkSession, source: Source) -> None:
     """The first line must name the spec's columns, in order (the local loader's rule
     and messages, :func:`kuairec.data.validate.check_header_names`)."""

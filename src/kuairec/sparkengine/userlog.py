@@ -50,6 +50,10 @@ def read_user_log(
         text["timestamp"].try_cast("double").alias("timestamp"),
         text["watch_ratio"].try_cast("double").alias("watch_ratio"),
     )
+    # parsed once: the checks and both id maps read the Parquet columns, not the text
+    staged = spark_uri(join(tables, "parsed"))
+    typed.write.mode("overwrite").parquet(staged)
+    typed = spark.read.parquet(staged)
     n_rows = _check(typed, path)
     log = typed.select(*CSV_COLUMNS)
     users, n_users = build_id_map(spark, log, "user_id", "user_idx", join(tables, "users"),
