@@ -80,16 +80,16 @@ def test_each_stage_records_its_cpu_time_beside_its_wall_time() -> None:
     with Progress(enabled=False) as p:
         with p.stage("wait"):
             time.sleep(0.3)
-        with p.stage("work"):
-            t = time.perf_counter()
-            while time.perf_counter() - t < 0.3:
+        with p.stage("work"):  # 0.3 s of this process's CPU, however loaded the machine
+            t = time.process_time()
+            while time.process_time() - t < 0.3:
                 pass
         with p.stage("wait"):
             time.sleep(0.1)
     assert [name for name, _, _ in p.cpu] == ["wait", "work", "wait"]
     (_, wait_wall, wait_cpu), (_, work_wall, work_cpu), (_, last_wall, _) = p.cpu
     assert wait_wall >= 0.29 and wait_cpu < 0.05
-    assert work_wall >= 0.29 and work_cpu >= 0.2
+    assert work_cpu >= 0.29 and work_wall >= work_cpu - 0.01
     assert 0.09 <= last_wall < 0.3  # the repeat's own time, not the first's
 
 
