@@ -108,14 +108,16 @@ def test_notebook_runs(path: Path, tmp_path: Path, record_property) -> None:
     (tmp_path / "tmp").mkdir()
     env["TMPDIR"] = str(tmp_path / "tmp")  # the notebooks' temporary folders land here
     nb = nbformat.read(path, as_version=4)
+    km = _kernel_manager(tmp_path)
     client = nbclient.NotebookClient(
-        nb,
-        km=_kernel_manager(tmp_path),
-        timeout=CELL_TIMEOUT_S,
-        resources={"metadata": {"path": str(workdir)}},
+        nb, km=km, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(workdir)}}
     )
     start = time.perf_counter()
-    client.execute(env=env)  # a fresh kernel, started in workdir
+    try:
+        client.execute(env=env)  # a fresh kernel, started in workdir
+    finally:  # nbclient leaves a kernel it was handed running (300-550 MB each)
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
     seconds = time.perf_counter() - start
     record_property("seconds", round(seconds, 1))
     print(f"{path.name}: {seconds:.1f} s")
