@@ -69,10 +69,10 @@ def clean_matrices(
     frames = {m: df.drop("time").withColumn("matrix", F.lit(m)) for m, (df, _) in checked.items()}
     both = frames["big"].unionByName(frames["small"])
     users, n_users = build_id_map(
-        spark, both, "user_id", "user_idx", join(tables, "users"), rows_per_bucket
+        both, "user_id", "user_idx", join(tables, "users"), rows_per_bucket
     )
     items, n_items = build_id_map(
-        spark, both, "video_id", "item_idx", join(tables, "items-ids"), rows_per_bucket
+        both, "video_id", "item_idx", join(tables, "items-ids"), rows_per_bucket
     )
     rows = both.dropDuplicates(["matrix", *ROW_COLUMNS])
     log_uri = spark_uri(join(tables, "log"))

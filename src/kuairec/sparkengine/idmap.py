@@ -17,16 +17,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kuairec.errors import DataError
-from kuairec.sparkengine.session import spark_uri
+from kuairec.sparkengine.session import written
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
 INT32_MAX = 2**31 - 1
 
 
 def build_id_map(
-    spark: SparkSession,
     raw_ids: DataFrame,
     raw: str,
     index: str,
@@ -38,11 +37,8 @@ def build_id_map(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    distinct_uri = spark_uri(location.rstrip("/") + "-distinct")
-    raw_ids.select(F.col(raw).cast("long").alias(raw)).distinct().write.mode("overwrite").parquet(
-        distinct_uri
-    )
-    distinct = spark.read.parquet(distinct_uri)
+    ids = raw_ids.select(F.col(raw).cast("long").alias(raw)).distinct()
+    distinct = written(ids, location.rstrip("/") + "-distinct")
     n = distinct.count()
     if n - 1 > INT32_MAX:
         raise DataError(
@@ -60,8 +56,7 @@ def build_id_map(
     offset = F.element_at(F.array(*[F.lit(int(o)) for o in offsets]), F.col("_bucket") + 1)
     position = F.row_number().over(Window.partitionBy("_bucket").orderBy(raw))
     mapped = bucketed.select(raw, (offset + position - 1).cast("int").alias(index))
-    mapped.write.mode("overwrite").parquet(spark_uri(location))
-    return spark.read.parquet(spark_uri(location)), int(n)
+    return written(mapped, location), int(n)
 
 
 def _bucket_column(distinct: DataFrame, raw: str, n: int, rows_per_bucket: int):  # noqa: ANN202

@@ -20,7 +20,7 @@ from kuairec.data import schema
 from kuairec.data.schema import Column, FileSpec
 from kuairec.data.validate import check_header, check_header_names
 from kuairec.errors import DataError
-from kuairec.sparkengine.session import is_uri, join, spark_uri
+from kuairec.sparkengine.session import is_uri, join, spark_uri, written
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -120,11 +120,7 @@ def read_staged(spark: SparkSession, source: Source, location: str) -> DataFrame
     and the deduplication each read columns instead of parsing the text again (each of
     them was a full parse of the file before). Parquet input is read as it is."""
     df = read_raw(spark, source)
-    if source.format == "parquet":
-        return df
-    uri = spark_uri(location)
-    df.write.mode("overwrite").parquet(uri)
-    return spark.read.parquet(uri)
+    return df if source.format == "parquet" else written(df, location)
 
 
 def check_csv_header(spark: SparkSession, source: Source) -> None:

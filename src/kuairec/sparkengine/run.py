@@ -34,6 +34,7 @@ from kuairec.sparkengine.session import (
     ship_package,
     spark_uri,
     start,
+    written,
 )
 from kuairec.sparkengine.topk import top_k
 
@@ -139,9 +140,8 @@ def _prepare(spark: SparkSession, cfg: SparkRunConfig, work: str, stages: _Stage
         split, maps, video_duration, cleaning, description = _load(spark, cfg, tables, parts)
     with stages("split"):
         for name in ("train", "test"):
-            uri = spark_uri(join(tables, "split", name))
-            getattr(split, name).repartition(parts, "user_idx").write.mode("overwrite").parquet(uri)
-            setattr(split, name, spark.read.parquet(uri))
+            table = getattr(split, name).repartition(parts, "user_idx")
+            setattr(split, name, written(table, join(tables, "split", name)))
         split.users = split.test.select("user_idx").distinct()
         if cfg.protocol == "kuairec":
             split.candidates = split.test.select("item_idx").distinct()
@@ -268,9 +268,7 @@ def _user_table(spark: SparkSession, split: Any, location: str, parts: int) -> D
         F.col("_e.item_idx").alias("excl"),
         F.col("_e.watch_ratio_mean").alias("excl_wr"),
     )
-    uri = spark_uri(location)
-    table.repartition(parts, "user_idx").write.mode("overwrite").parquet(uri)
-    return spark.read.parquet(uri)
+    return written(table.repartition(parts, "user_idx"), location)
 
 
 def _unavailable(name: str, prep: Prepared, cfg: SparkRunConfig) -> str | None:

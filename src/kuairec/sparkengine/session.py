@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kuairec.sparkengine.config import SparkSettings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 
 def is_uri(location: str) -> bool:
@@ -34,6 +34,14 @@ def join(location: str, *names: str) -> str:
 def spark_uri(location: str) -> str:
     """A local path as ``file://`` (a cluster's default file system may be HDFS)."""
     return location if is_uri(location) else Path(location).resolve().as_uri()
+
+
+def written(df: DataFrame, location: str) -> DataFrame:
+    """``df`` written as Parquet at ``location`` (replacing what was there) and read
+    back: what comes after reads its columns instead of computing ``df`` again."""
+    uri = spark_uri(location)
+    df.write.mode("overwrite").parquet(uri)
+    return df.sparkSession.read.parquet(uri)
 
 
 def start(settings: SparkSettings) -> SparkSession:

@@ -16,7 +16,7 @@ from kuairec.errors import DataError
 from kuairec.evaluation.protocols import CSV_COLUMNS
 from kuairec.sparkengine.checks import N_SHOWN, bounds_violated
 from kuairec.sparkengine.idmap import build_id_map
-from kuairec.sparkengine.session import join, spark_uri
+from kuairec.sparkengine.session import join, spark_uri, written
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -50,16 +50,15 @@ def read_user_log(
         text["timestamp"].try_cast("double").alias("timestamp"),
         text["watch_ratio"].try_cast("double").alias("watch_ratio"),
     )
-    # parsed once: the checks and both id maps read the Parquet columns, not the text
-    staged = spark_uri(join(tables, "parsed"))
-    typed.write.mode("overwrite").parquet(staged)
-    typed = spark.read.parquet(staged)
+    typed = written(typed, join(tables, "parsed"))  # parsed once: the checks and id maps
     n_rows = _check(typed, path)
     log = typed.select(*CSV_COLUMNS)
-    users, n_users = build_id_map(spark, log, "user_id", "user_idx", join(tables, "users"),
-                                  rows_per_bucket)  # fmt: skip
-    items, n_items = build_id_map(spark, log, "video_id", "item_idx", join(tables, "items"),
-                                  rows_per_bucket)  # fmt: skip
+    users, n_users = build_id_map(
+        log, "user_id", "user_idx", join(tables, "users"), rows_per_bucket
+    )
+    items, n_items = build_id_map(
+        log, "video_id", "item_idx", join(tables, "items"), rows_per_bucket
+    )
     mapped = log.join(users, "user_id").join(items, "video_id")
     return (
         mapped.select("user_idx", "item_idx", "timestamp", "watch_ratio"),
