@@ -115,10 +115,10 @@ def test_notebook_runs(path: Path, tmp_path: Path, record_property) -> None:
     start = time.perf_counter()
     try:
         client.execute(env=env)  # a fresh kernel, started in workdir
+        seconds = time.perf_counter() - start
     finally:  # nbclient leaves a kernel it was handed running (300-550 MB each)
         if km.has_kernel:
             km.shutdown_kernel(now=True)
-    seconds = time.perf_counter() - start
     record_property("seconds", round(seconds, 1))
     print(f"{path.name}: {seconds:.1f} s")
     errors = [
