@@ -432,3 +432,35 @@ def _other_shape(train):
     u = inter.row_users()
     return Interactions.from_log(u, inter.indices, inter.watch_ratio_mean, None,
                                  (inter.n_users + 1, inter.n_items))  # fmt: skip
+
+
+def test_auto_takes_the_catalogue_softmax_within_its_cell_budget() -> None:
+    """softmax_over="auto": the whole catalogue while positive pairs x warm videos are at
+    most catalogue_cells (a count, never seconds), else sampled with a remark; the
+    sampled softmax's own options (uniform or hard negatives) and BCE keep it sampled."""
+    from kuairec.models.two_tower import softmax_over
+
+    config = lambda **kw: create_model("two_tower", kw).config  # noqa: E731
+    assert softmax_over(config(), 180_000, 2_100) == (True, None)  # the synthetic default
+    assert softmax_over(config(catalogue_cells=100), 10, 10) == (True, None)  # at the limit
+    sampled, remark = softmax_over(config(), 4_600_000, 10_700)  # KuaiRec's full size
+    assert not sampled
+    assert "49,220,000,000 logits" in remark and "catalogue_cells=2,000,000,000" in remark
+    assert softmax_over(config(catalogue_cells=99), 10, 10)[0] is False
+    assert softmax_over(config(softmax_over="catalogue", catalogue_cells=0), 9, 9) == (True, None)
+    assert softmax_over(config(softmax_over="sampled"), 1, 1) == (False, None)
+    assert softmax_over(config(uniform_negatives=8), 1, 1) == (False, None)
+    assert softmax_over(config(hard_negatives=2), 1, 1) == (False, None)
+    assert softmax_over(config(loss="bce"), 1, 1) == (False, None)
+
+
+def test_a_fit_says_when_the_catalogue_was_too_large() -> None:
+    """The tiny log fits over its catalogue by default; with a budget below its cells the
+    fit is sampled, its weights differ, and its remark says why."""
+    train = tiny_train()
+    whole = create_model("two_tower", FAST).fit(train)
+    small = create_model("two_tower", {**FAST, "catalogue_cells": 1}).fit(train)
+    assert whole.catalogue_ and not small.catalogue_
+    assert whole.fit_remark_ is None
+    assert "softmax over sampled candidates" in small.fit_remark_
+    assert not np.allclose(whole.score(np.arange(3)), small.score(np.arange(3)))

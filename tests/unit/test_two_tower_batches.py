@@ -261,3 +261,75 @@ def test_the_heads_target_clipped_then_log1p() -> None:
     want = [2.0, 0.5, 1.5, 1.0, 0.2, 2.5, 2.5, 0.1]
     np.testing.assert_allclose(clipped[pos]["rating"].numpy(), want, rtol=1e-6)
     np.testing.assert_allclose(logged[pos]["rating"].numpy(), np.log1p(want), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- the catalogue softmax
+def shifted_pairs():
+    """tiny_pairs with every video moved up by one: video 0 is cold (no pairs), so a
+    warm video's column in the catalogue is its index minus one."""
+    indptr, items, ratios = tiny_pairs()
+    return indptr, items + 1, ratios
+
+
+def test_catalogue_fields_by_hand() -> None:
+    """Each query's own video as a warm column, and the cells of the batch's users'
+    positive videos (ratio >= 1.0), in warm columns; none without the user mask."""
+    from kuairec.models.two_tower_batches import PairBatches
+
+    indptr, items, ratios = shifted_pairs()
+    data = PairBatches(indptr, items, ratios, 7, np.arange(1, 7), rules(catalogue=True))
+    b = {k: v.numpy() for k, v in data[np.array([6, 0, 4, 2])].items()}
+    # pairs: (user 2, video 4, 9.0), (0, 1, 2.0), (1, 3, 0.2), (0, 6, 1.5): queries 0, 1, 3
+    assert b["positive"].tolist() == [True, True, False, True]
+    assert b["target"].tolist() == [3, 0, 5]  # videos 4, 1, 6 -> columns 3, 0, 5
+    assert b["users"].tolist() == [0, 1, 2]
+    # positives: user 0 videos 1 and 6 (columns 0, 5); user 1 video 2 (ratio 1.0, column
+    # 1); user 2 videos 1 and 4 (columns 0, 3); video 5 of user 2 has ratio 0.1
+    cells = sorted(zip(b["pos_rows"].tolist(), b["pos_cols"].tolist(), strict=True))
+    assert cells == [(0, 0), (0, 5), (1, 1), (2, 0), (2, 3)]
+    assert b["negatives"].size == 0  # nothing is drawn
+    off = PairBatches(indptr, items, ratios, 7, np.arange(1, 7),
+                      rules(catalogue=True, mask_user_positives=False))  # fmt: skip
+    assert off[np.array([6, 0])]["pos_rows"].numel() == 0
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_the_catalogue_loss_equals_the_full_softmax_by_hand(mask: bool) -> None:
+    """Each positive pair's own video against every warm video (the cold one left out),
+    its user's other positives masked (with the mask), no logQ: written out with loops."""
+    import torch
+
+    from kuairec.models.two_tower_batches import PairBatches
+    from kuairec.models.two_tower_net import NetShape, TwoTowerNet
+    from kuairec.models.two_tower_task import TaskSettings, TwoTowerTask
+
+    indptr, items, ratios = shifted_pairs()
+    data = PairBatches(indptr, items, ratios, 7, np.arange(1, 7),
+                       rules(catalogue=True, mask_user_positives=mask))  # fmt: skip
+    torch.manual_seed(0)
+    warm = np.array([0, 1, 1, 1, 1, 1, 1], np.float32)
+    net = TwoTowerNet(NetShape(7, 3, 0, "dot", 0.1, True, False), np.zeros((4, 0)),
+                      np.zeros((1, 0)), np.zeros((7, 0)), np.zeros((7, 0)), warm)  # fmt: skip
+    log_q = np.log(np.full(7, 1 / 7))  # not used: nothing is sampled
+    settings = TaskSettings("softmax", True, 0.0, "huber", 1e-3, 0.0, 0.1, catalogue=True)
+    task = TwoTowerTask(net, log_q, settings)
+    batch = data[np.arange(8)]
+    with torch.no_grad():
+        got = float(task.training_step(batch, 0))
+        v = net.warm_items().numpy()
+        pooled = task.pooled_without_own(batch)
+        u = net.user_tower.finish(pooled + net.user_tower.part("x", net.user_x[batch["users"]])[
+            batch["user_row"]]).numpy()  # fmt: skip
+    users_of_pair = np.repeat(np.arange(4), np.diff(indptr))
+    positives = {(int(us), int(it)) for us, it, r in zip(users_of_pair, items, ratios,
+                                                         strict=True) if r >= 1.0}  # fmt: skip
+    losses = []
+    for p, (us, it, r) in enumerate(zip(users_of_pair, items, ratios, strict=True)):
+        if r < 1.0:
+            continue
+        up = u[p]
+        own = float(up @ v[it])
+        others = [float(up @ v[c]) for c in range(1, 7)
+                  if c != it and not (mask and (us, c) in positives)]  # fmt: skip
+        losses.append(-(own - math.log(math.exp(own) + sum(map(math.exp, others)))))
+    assert got == pytest.approx(float(np.mean(losses)), rel=1e-5)

@@ -62,6 +62,15 @@ class TwoTowerConfig:
     logq: bool = param(True, doc="softmax: subtract log of the sampling probability")
     uniform_negatives: int = param(0, ge=0, doc="softmax: extra uniform negatives per batch")
     batch_negatives: int = param(1024, ge=1, doc="softmax: in-batch positives' videos shared")
+    softmax_over: Literal["auto", "sampled", "catalogue"] = param(
+        "auto",
+        doc="softmax candidates: every warm video (catalogue), the batch's and uniform ones "
+        "with logQ (sampled: uniform_/hard_negatives apply), or auto: catalogue within "
+        "catalogue_cells and without uniform_ or hard_negatives",
+    )
+    catalogue_cells: int = param(
+        2_000_000_000, ge=0, doc="auto: catalogue when positive pairs x warm videos <= this"
+    )
     hard_negatives: int = param(0, ge=0, doc="softmax: per query, from its user's top list")
     hard_pool: int = param(100, ge=1, doc="hard negatives: top unseen videos, each epoch")
     bce_negatives: int = param(4, ge=1, doc="bce: uniform negatives per positive")
@@ -122,6 +131,7 @@ class TwoTowerRecommender(Recommender):
     uses_validation = True
     uses_accelerator = True
     tune_in_run = False
+    catalogue_ = False  # set by fit: whether its softmax ran over the whole catalogue
     search_space = {
         "dim": Param("choice", choices=(16, 32, 64)),
         "threshold": Param("choice", choices=(0.5, 1.0, 2.0)),
@@ -164,6 +174,9 @@ class TwoTowerRecommender(Recommender):
         )
         warm = arrays["warm"] > 0
         log_q = positive_log_share(inter, c.threshold)
+        self.catalogue_, remark = softmax_over(
+            c, int(np.count_nonzero(inter.watch_ratio_mean >= c.threshold)), int(warm.sum())
+        )
         dataset = bt.PairBatches(
             inter.indptr, inter.indices, inter.watch_ratio_mean, train.n_items,
             np.flatnonzero(warm),
@@ -179,7 +192,7 @@ class TwoTowerRecommender(Recommender):
             max_seconds=c.max_seconds, num_threads=c.num_threads,
         )  # fmt: skip
         trained = tt.train_module(
-            functools.partial(build_task, shape, arrays, log_q, c, history),
+            functools.partial(build_task, shape, arrays, log_q, c, history, self.catalogue_),
             bt.batch_loader(dataset),
             settings,
             validate=validate,
@@ -192,6 +205,8 @@ class TwoTowerRecommender(Recommender):
         self.history_ = trained.history
         self.best_epoch_ = trained.best_epoch
         self.time_limit_fired_, self.fit_remark_ = tt.fit_notes(trained, settings)
+        if remark:
+            self.fit_remark_ = f"{self.fit_remark_}; {remark}" if self.fit_remark_ else remark
 
     def fold_in(self, train: TrainSet) -> TwoTowerRecommender:
         """From now on, pool known users' histories from ``train`` (normally the whole
@@ -236,6 +251,7 @@ class TwoTowerRecommender(Recommender):
             uniform_negatives=c.uniform_negatives, bce_negatives=c.bce_negatives,
             loss=c.loss, seed=c.seed, batch_size=self.batch_size_, pairs_per_user=c.pairs_per_user,
             mask_user_positives=c.mask_user_positives, batch_negatives=c.batch_negatives,
+            catalogue=self.catalogue_,
         )  # fmt: skip
 
     def net_shape(self, n_items: int) -> Any:
@@ -321,6 +337,30 @@ class TwoTowerRecommender(Recommender):
         self.rating_clip_ = float(np.asarray(clip).ravel()[0])
 
 
+def softmax_over(c: Any, n_positive: int, n_warm: int) -> tuple[bool, str | None]:
+    """(whether the softmax runs over the whole warm catalogue, a remark or None).
+
+    ``auto`` takes the catalogue when an epoch's logits, positive pairs x warm videos,
+    are at most ``catalogue_cells``: a cost counted in cells, never in seconds (the same
+    choice on any machine). Real logs and the synthetic default fall well inside (0.1-0.8
+    billion cells), KuaiRec's full size (~50 billion) outside: there an epoch over the
+    catalogue was measured at 6.6x the sampled one's time (docs/models.md)."""
+    if c.loss != "softmax" or c.softmax_over == "sampled":
+        return False, None
+    if c.softmax_over == "catalogue":
+        return True, None
+    if c.uniform_negatives or c.hard_negatives:  # options of the sampled softmax
+        return False, None
+    cells = n_positive * n_warm
+    if cells <= c.catalogue_cells:
+        return True, None
+    return False, (
+        f"softmax over sampled candidates: the whole catalogue would be {cells:,} logits "
+        f"an epoch ({n_positive:,} positive pairs x {n_warm:,} videos), above "
+        f"catalogue_cells={c.catalogue_cells:,}"
+    )
+
+
 def epoch_cap(n_pairs: int, max_epochs: int, epoch_pairs: int) -> int:
     """Epochs at most: ``max_epochs``, and (``epoch_pairs`` > 0) no more whole epochs
     than ``epoch_pairs`` training pairs make, at least one. A budget counted in pairs,
@@ -356,7 +396,12 @@ def positive_log_share(inter: Any, threshold: float) -> np.ndarray:
 
 
 def build_task(
-    shape: Any, arrays: dict[str, np.ndarray], log_q: np.ndarray, c: Any, history: Any
+    shape: Any,
+    arrays: dict[str, np.ndarray],
+    log_q: np.ndarray,
+    c: Any,
+    history: Any,
+    catalogue: bool = False,
 ) -> Any:
     """The LightningModule (picklable through ``functools.partial``)."""
     from kuairec.models.two_tower_net import TwoTowerNet
@@ -365,7 +410,7 @@ def build_task(
     settings = TaskSettings(
         loss=c.loss, logq=c.logq, rating_weight=c.rating_weight, rating_loss=c.rating_loss,
         learning_rate=c.learning_rate, weight_decay=c.weight_decay, cold_ridge=c.cold_ridge,
-        hard_negatives=c.hard_negatives, hard_pool=c.hard_pool,
+        hard_negatives=c.hard_negatives, hard_pool=c.hard_pool, catalogue=catalogue,
     )  # fmt: skip
     return TwoTowerTask(TwoTowerNet(shape, **arrays), log_q, settings, history)
 

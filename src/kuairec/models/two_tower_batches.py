@@ -63,6 +63,7 @@ class BatchRules:
     batch_negatives: int = 1024  # softmax: this many positives' videos (at most) are shared
     rating_clip: float = 5.0  # the head's target: watch_ratio clipped here
     rating_log1p: bool = False  # ... then log1p
+    catalogue: bool = False  # softmax over every warm video (no negatives drawn)
 
 
 def epoch_order(indptr: np.ndarray, chunk: int, rng: np.random.Generator) -> np.ndarray:
@@ -142,6 +143,8 @@ class PairBatches(torch.utils.data.Dataset):
         r = self.rules
         users, user_row = np.unique(self.users[pos], return_inverse=True)
         n_neg = (r.uniform_negatives,) if r.loss == "softmax" else (pos.size, r.bce_negatives)
+        if r.catalogue:
+            n_neg = (0,)
         negatives = self.warm_items[self.rng.integers(0, self.warm_items.size, n_neg)]
         items = self.items[pos]
         items_u, slots = np.unique(np.concatenate([items, negatives.ravel()]), return_inverse=True)
@@ -164,7 +167,9 @@ class PairBatches(torch.utils.data.Dataset):
             out["recent"] = rows
             hit = rows[out["user_row"]] == items[:, None]
             out["recent_pos"] = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
-        if r.loss == "softmax":
+        if r.catalogue:
+            out.update(self.catalogue_fields(users, items, out["positive"]))
+        elif r.loss == "softmax":
             positive = out["positive"]
             n_pos = int(positive.sum())
             shared = np.arange(n_pos)
@@ -176,6 +181,23 @@ class PairBatches(torch.utils.data.Dataset):
                 r.mask_user_positives,
             )  # fmt: skip
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+
+    def catalogue_fields(self, users, items, positive) -> dict[str, np.ndarray]:
+        """The softmax over the warm catalogue: each query's (positive pair's) own video
+        as a warm column (``target``) and the (distinct user row, warm column) cells of
+        the batch's users' positive videos (``pos_rows``, ``pos_cols``; none without
+        ``mask_user_positives``): masked in the user's queries but for each query's own
+        (a known positive is no negative)."""
+        entry, indptr = rows_entries(self.indptr, users)
+        keep = self.ratios[entry] >= self.rules.threshold
+        keep &= self.rules.mask_user_positives
+        rows = np.repeat(np.arange(users.size), np.diff(indptr))[keep]
+        cols = np.searchsorted(self.warm_items, self.items[entry[keep]])
+        return {
+            "target": np.searchsorted(self.warm_items, items[positive]),
+            "pos_rows": rows,
+            "pos_cols": cols,
+        }
 
     def rating_target(self, ratios: np.ndarray) -> np.ndarray:
         """The watch_ratio head's target: clipped at ``rating_clip``, log1p'd or not."""

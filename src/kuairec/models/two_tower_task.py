@@ -44,6 +44,7 @@ class TaskSettings:
     cold_ridge: float
     hard_negatives: int = 0  # softmax: per query, drawn from its user's current top list
     hard_pool: int = 100  # ... of this many unseen videos, refreshed every epoch
+    catalogue: bool = False  # softmax over every warm video (no sampling, no logQ)
 
 
 class TwoTowerTask(L.LightningModule):
@@ -75,6 +76,7 @@ class TwoTowerTask(L.LightningModule):
         self.register_buffer("history_x_sums", torch.as_tensor(x_sums), persistent=False)
         self._cold_step = -1  # the global step the cold tower was last solved at
         self.hard_table: torch.Tensor | None = None  # (n_users, hard_pool) video indices
+        self._warm: torch.Tensor | None = None  # the warm videos (the catalogue softmax)
 
     def user_sums(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The batch's distinct users' whole-history sums through the user tower's first
@@ -159,6 +161,8 @@ class TwoTowerTask(L.LightningModule):
             pos = net.similarity_rows(qu, v[positive][:, None, :]).squeeze(1)
             neg_v = v_u[batch["neg_slot"][positive]]  # (P, K, d): the positives' own negatives
             return sampled_bce_loss(pos, net.similarity_rows(qu, neg_v))
+        if self.settings.catalogue:
+            return self.catalogue_loss(qu, batch)
         # each query's own video, then the shared candidates: the videos of the positives
         # at batch["shared"] (batch_negatives of them at most) and the uniform negatives
         neg, pos_items, shared_pos = batch["negatives"], batch["item"][positive], batch["shared"]
@@ -178,6 +182,22 @@ class TwoTowerTask(L.LightningModule):
             users = batch["users"].index_select(0, batch["user_row"][positive])
             logits = torch.cat([logits, self.hard_logits(qu, users)], dim=1)
         return shared_softmax_loss(own, logits)
+
+    def catalogue_loss(self, qu: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Full softmax: each query (positive pair) against every warm video, its own
+        video the target; its user's other positive videos masked (known positives, not
+        negatives). No sampling, so no logQ correction."""
+        net = self.net
+        if self._warm is None or self._warm.device != net.warm.device:
+            self._warm = torch.nonzero(net.warm > 0).squeeze(1)
+        a, b = net.score_parts(qu, net.item_tower.finish(self.item_parts(self._warm)[0]))
+        target = batch["target"]
+        mask = torch.zeros((batch["users"].numel(), b.shape[0]), dtype=torch.bool,
+                           device=qu.device)  # fmt: skip
+        mask[batch["pos_rows"], batch["pos_cols"]] = True
+        mask = mask.index_select(0, batch["user_row"][batch["positive"]])
+        mask[torch.arange(target.numel(), device=qu.device), target] = False
+        return F.cross_entropy((a @ b.T).masked_fill(mask, float("-inf")), target)
 
     def hard_logits(self, qu: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         """(P, hard_negatives) scores of each query against videos drawn uniformly (with
