@@ -16,11 +16,15 @@ before / after so a change in the machine's load hits both. Printed per side:
 - with ``--epoch``: one epoch of the model's real fit (Lightning, validation included) of
   the working tree, its seconds and validation NDCG@10.
 
+``--softmax`` compares the working tree's sampled softmax with its softmax over the whole
+catalogue (``softmax_over``) instead of before and after.
+
 Not a timed test: record the figures in docs/models.md with the machine (and say whether
 it was shared).
 
     python benchmarks/bench_two_tower.py --scale 0.2
     python benchmarks/bench_two_tower.py --data /tmp/s1 --steps 10 --epoch   # scale 1.0
+    python benchmarks/bench_two_tower.py --data /tmp/s1 --softmax --steps 30 --repeats 1
 """
 
 from __future__ import annotations
@@ -104,6 +108,40 @@ def sides(fit, seed: int) -> dict:
     }
 
 
+def softmax_sides(fit, seed: int) -> dict:
+    """name -> (loader factory, task) of the working tree's model with the sampled and
+    the catalogue softmax (``softmax_over``), same data and config otherwise."""
+    from kuairec.models import create_model
+    from kuairec.models import two_tower_batches as bt
+    from kuairec.models.two_tower import (
+        batch_size,
+        build_task,
+        net_arrays,
+        positive_log_share,
+        rating_clip,
+        softmax_over,
+    )
+
+    inter, arrays = fit.interactions, net_arrays(fit)
+    warm = np.flatnonzero(arrays["warm"] > 0)
+    out = {}
+    for over in ("sampled", "catalogue"):
+        model = create_model("two_tower", {"seed": seed, "softmax_over": over})
+        c = model.config
+        model.rating_clip_ = rating_clip(inter.watch_ratio_mean, c.clip, c.rating_quantile)
+        model.batch_size_ = batch_size(inter.nnz, c.batch_size)
+        n_pos = int(np.count_nonzero(inter.watch_ratio_mean >= c.threshold))
+        model.catalogue_, _ = softmax_over(c, n_pos, warm.size)
+        log_q = positive_log_share(inter, c.threshold)
+        history = model._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
+        pairs = (inter.indptr, inter.indices, inter.watch_ratio_mean, fit.n_items, warm)
+        rules = model._rules()
+        task = build_task(model.net_shape(fit.n_items), arrays, log_q, c, history,
+                          model.catalogue_)  # fmt: skip
+        out[over] = (lambda p=pairs, r=rules: bt.batch_loader(bt.PairBatches(*p, r)), task)
+    return out
+
+
 def examples_per_second(loader, n_batches: int, task=None) -> tuple[float, float, float]:
     """(seconds to the first batch of a fresh epoch: the epoch's order and one batch,
     examples/s over the next ``n_batches``, their mean loss)."""
@@ -149,6 +187,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="steps per 'steps' figure")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--epoch", action="store_true", help="also one real epoch (after)")
+    ap.add_argument(
+        "--softmax", action="store_true", help="sampled against catalogue softmax (no before)"
+    )
     args = ap.parse_args()
     import torch
 
@@ -157,13 +198,13 @@ def main() -> None:
     fit, valid = fit_part(args)
     print(f"fit part: {fit.n_users} users x {fit.n_items} videos, "
           f"{fit.interactions.indices.size:,} pairs", flush=True)  # fmt: skip
-    built = sides(fit, args.seed)
+    built = softmax_sides(fit, args.seed) if args.softmax else sides(fit, args.seed)
     for rep in range(args.repeats):
         for name, (loader, task) in built.items():
             first, batches, _ = examples_per_second(loader(), args.batches)
             _, steps, loss = examples_per_second(loader(), args.steps, task)
             print(
-                f"[{rep}] {name:6s} epoch start {first:5.2f} s | batches {batches:10,.0f} "
+                f"[{rep}] {name:9s} epoch start {first:5.2f} s | batches {batches:10,.0f} "
                 f"examples/s | steps {steps:8,.0f} examples/s (mean loss {loss:.3f})",
                 flush=True,
             )

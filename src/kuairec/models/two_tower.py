@@ -10,16 +10,22 @@
 - **User tower**: ``MLP([mean of the history videos' embeddings, user_x])``. A training
   pair's own video is left out of the history it is scored against.
 - **Similarity**: dot product, or cosine over a learned temperature.
-- **Loss**: in-batch sampled softmax over the batch's videos (plus optional uniform
-  negatives) with the logQ correction of Yi et al. 2019 (each candidate's logit minus the
-  log of its expected count among the candidates), on the pairs with ``watch_ratio >=
-  threshold``; or (``loss="bce"``) binary cross-entropy against uniform negatives. Plus,
+- **Loss**: a softmax for each pair with ``watch_ratio >= threshold``, its own video
+  against every warm video (``softmax_over="catalogue"``, the user's other positives
+  masked), or against the batch's videos (plus optional uniform negatives) with the logQ
+  correction of Yi et al. 2019 (each candidate's logit minus the log of its expected
+  count among the candidates; ``"sampled"``); ``"auto"`` (the default) takes the
+  catalogue while an epoch's logits (positive pairs x warm videos) stay within
+  ``catalogue_cells``. Or (``loss="bce"``) binary cross-entropy against uniform
+  negatives. Plus,
   with ``rating_head``, ``rating_weight`` times a Huber (or MSE) loss of a watch_ratio
   head on every pair's clipped watch_ratio: ``predict`` gives it.
 - Early stopping on the validation split's NDCG@10 (:mod:`kuairec.models.torch_train`).
 
 Defaults (docs/models.md, chosen with ``benchmarks/tt_select.py`` on the synthetic default
-and on real public logs): cosine similarity at temperature 0.05, the head on log1p of the
+and on real public logs): the catalogue softmax where it is affordable (real logs and the
+synthetic default; sampled at KuaiRec's full size), cosine similarity at temperature
+0.05, the head on log1p of the
 watch_ratio clipped at its 99th percentile, and an epoch budget counted in training pairs
 (``epoch_pairs``: 1.8M pairs, at most 50 epochs, patience 3), never in seconds.
 
@@ -116,7 +122,7 @@ class TwoTowerConfig:
 
 
 class TwoTowerRecommender(Recommender):
-    """Two towers (history + user features, video id + features), logQ in-batch softmax.
+    """Two towers (history + user features, video id + features), catalogue or logQ softmax.
 
     A watch_ratio head predicts ratings; it scores new users and cold videos."""
 
