@@ -349,8 +349,8 @@ def softmax_over(c: Any, n_positive: int, n_warm: int) -> tuple[bool, str | None
     ``auto`` takes the catalogue when an epoch's logits, positive pairs x warm videos,
     are at most ``catalogue_cells``: a cost counted in cells, never in seconds (the same
     choice on any machine). Real logs and the synthetic default fall well inside (0.1-0.8
-    billion cells), KuaiRec's full size (~50 billion) outside: there an epoch over the
-    catalogue was measured at 6.6x the sampled one's time (docs/models.md)."""
+    billion cells), KuaiRec's full size (30 billion) outside: there an epoch over the
+    catalogue was measured at 8x the sampled one's time (docs/models.md)."""
     if c.loss != "softmax" or c.softmax_over == "sampled":
         return False, None
     if c.softmax_over == "catalogue":
