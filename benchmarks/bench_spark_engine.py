@@ -224,8 +224,29 @@ def to_parquet(folder: Path, target: Path) -> None:
 # ---------------------------------------------------------------------- commands
 def _record(entry: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
+    entry = {**entry, "tree": entry.get("tree") or source_tree()}
     with out.open("a") as fh:
         fh.write(json.dumps(entry) + "\n")
+
+
+def source_tree() -> str:
+    """The commit of the kuairec source this run imports (the children import the same),
+    ``+dirty`` when its ``src`` differs from it; "unknown" outside a git checkout. So a
+    results line says which code it measured (before / after a change)."""
+    import subprocess
+
+    import kuairec
+
+    src = Path(kuairec.__file__).resolve().parents[1]
+    git = ["git", "-C", str(src)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
 
 
 def _load_average() -> float:
