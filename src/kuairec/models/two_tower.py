@@ -17,17 +17,16 @@
   count among the candidates; ``"sampled"``); ``"auto"`` (the default) takes the
   catalogue while an epoch's logits (positive pairs x warm videos) stay within
   ``catalogue_cells``. Or (``loss="bce"``) binary cross-entropy against uniform
-  negatives. Plus,
-  with ``rating_head``, ``rating_weight`` times a Huber (or MSE) loss of a watch_ratio
-  head on every pair's clipped watch_ratio: ``predict`` gives it.
+  negatives. Plus, with ``rating_head``, ``rating_weight`` times a Huber (or MSE) loss
+  of a watch_ratio head on every pair's clipped watch_ratio: ``predict`` gives it.
 - Early stopping on the validation split's NDCG@10 (:mod:`kuairec.models.torch_train`).
 
 Defaults (docs/models.md, chosen with ``benchmarks/tt_select.py`` on the synthetic default
 and on real public logs): the catalogue softmax where it is affordable (real logs and the
 synthetic default; sampled at KuaiRec's full size), cosine similarity at temperature
-0.05, the head on log1p of the
-watch_ratio clipped at its 99th percentile, and an epoch budget counted in training pairs
-(``epoch_pairs``: 1.8M pairs, at most 50 epochs, patience 3), never in seconds.
+0.05, the head on log1p of the watch_ratio clipped at its 99th percentile, and an epoch
+budget counted in training pairs (``epoch_pairs``: 1.8M pairs, at most 50 epochs,
+patience 3), never in seconds.
 
 New users (``score(history=...)``): the posted history is pooled as a known user's;
 their user features are unknown: the row of a user without a row in user_features.csv
@@ -348,7 +347,7 @@ def softmax_over(c: Any, n_positive: int, n_warm: int) -> tuple[bool, str | None
 
     ``auto`` takes the catalogue when an epoch's logits, positive pairs x warm videos,
     are at most ``catalogue_cells``: a cost counted in cells, never in seconds (the same
-    choice on any machine). Real logs and the synthetic default fall well inside (0.1-0.8
+    choice on any machine). Real logs and the synthetic default fall well inside (0.1-0.5
     billion cells), KuaiRec's full size (30 billion) outside: there an epoch over the
     catalogue was measured at 8x the sampled one's time (docs/models.md)."""
     if c.loss != "softmax" or c.softmax_over == "sampled":

@@ -143,8 +143,7 @@ class PairBatches(torch.utils.data.Dataset):
         r = self.rules
         users, user_row = np.unique(self.users[pos], return_inverse=True)
         n_neg = (r.uniform_negatives,) if r.loss == "softmax" else (pos.size, r.bce_negatives)
-        if r.catalogue:
-            n_neg = (0,)
+        n_neg = (0,) if r.catalogue else n_neg  # the catalogue softmax draws nothing
         negatives = self.warm_items[self.rng.integers(0, self.warm_items.size, n_neg)]
         items = self.items[pos]
         items_u, slots = np.unique(np.concatenate([items, negatives.ravel()]), return_inverse=True)

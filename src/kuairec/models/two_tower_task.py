@@ -212,7 +212,9 @@ class TwoTowerTask(L.LightningModule):
         return self.net.similarity_rows(qu, v[inv])
 
     def on_train_epoch_start(self) -> None:
-        if self.settings.hard_negatives and self.current_epoch > 0 and self.history is not None:
+        s = self.settings
+        hard = s.hard_negatives and not s.catalogue  # the catalogue softmax has every video
+        if hard and self.current_epoch > 0 and self.history is not None:
             self.hard_table = self.top_unseen(self.settings.hard_pool)
 
     @torch.no_grad()
