@@ -34,6 +34,12 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     ],
     "unexposed": [{"unexposed": "drop"}, {"unexposed": "live"}, {}],
     "prior": [{"prior": False}, {}],
+    "exposure": [
+        {"unexposed": "drop", "prior": False},
+        {"unexposed": "drop"},
+        {"unexposed": "live", "prior": False},
+        {},
+    ],
     "n": [{"n_candidates": n} for n in (50, 100, 200, 400)],
     "retrievers": [
         {"retrievers": ["ease", "als", "popularity"]},
