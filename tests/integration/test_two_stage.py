@@ -52,7 +52,9 @@ def test_the_cut_and_its_summary(model, split) -> None:
     assert sum(s.users_by_role.values()) == s.target_users
     assert s.retrievers == ["ease", "popularity"] and s.reused == []
     assert len(s.trials) == 2 and s.decision in ("defaults", "tuned")
-    assert set(s.held_out_ndcg) == {"two_stage", "ease", "popularity"}
+    assert set(s.held_out_ndcg) == {
+        name + part for name in ("two_stage", "ease", "popularity") for part in ("", ", shown only")
+    }
     assert sum(g.gain_share for g in s.importance) == pytest.approx(1.0)
     groups = {g.name: g.group for g in s.importance}
     assert groups["ease_rank"] == "retrieval" and groups["item_show_log1p"] == "item"

@@ -323,6 +323,29 @@ def test_ndcg_counts_the_positives_the_candidates_missed() -> None:
     assert got.tolist() == pytest.approx([dcg / (1 + 1 / math.log2(3) + 1 / math.log2(4))])
 
 
+def test_shown_ndcg_ranks_only_what_each_user_was_shown() -> None:
+    """Among the shown candidates only, ideal from those rows: user 0's unshown video
+    (scored first) and its missed positive do not count; user 1 has no shown positive."""
+    from kuairec.models.two_stage.ranker import shown_ndcg
+
+    data = RankData(
+        x=np.zeros((6, 1), np.float32), names=("f",),
+        user=np.array([0, 0, 0, 0, 1, 1]), item=np.array([0, 1, 2, 3, 4, 5]),
+        label=np.array([0, 2, 0, 1, 0, 0]),  # after the unexposed rule: item 2 unshown
+        ideal={0: np.array([2, 1, 1]), 1: np.array([1])},
+        shown=np.array([True, True, False, True, True, False]),
+    )  # fmt: skip
+    got = shown_ndcg(data, np.arange(6), np.array([0.5, 0.2, 0.9, 0.7, 0.1, 0.3]))
+    # user 0, shown: items 0 (0.5, gain 0), 3 (0.7, 1), 1 (0.2, 2) -> order 3, 0, 1
+    dcg = 1 / math.log2(2) + 2 / math.log2(4)
+    ideal = 2 / math.log2(2) + 1 / math.log2(3)
+    assert got[0] == pytest.approx(dcg / ideal)
+    assert math.isnan(got[1])
+    # the rows argument is honoured: user 0's rows without item 3
+    only = shown_ndcg(data, np.array([0, 1, 2]), np.array([0.5, 0.2, 0.9]))
+    assert only.tolist() == pytest.approx([(2 / math.log2(3)) / 2.0])
+
+
 # ---------------------------------------------------------------- the ranker
 
 

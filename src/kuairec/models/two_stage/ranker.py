@@ -43,6 +43,7 @@ class RankData:
     label: np.ndarray  # int32 (n_rows,): relevance after T; -1 = never exposed after T
     ideal: dict[int, np.ndarray]  # user -> that user's target relevances (all of them)
     prior: np.ndarray | None = None  # float64 (n_rows,): the score boosting starts from
+    shown: np.ndarray | None = None  # bool (n_rows,): the user was shown the video after T
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,26 @@ def ndcg_at_k(data: RankData, rows: np.ndarray, scores: np.ndarray | None) -> np
     disc = np.where(pos < K, 1.0 / np.log2(pos + 2.0), 0.0)
     dcg = np.bincount(np.searchsorted(uniq, user), weights=gain * disc, minlength=uniq.size)
     ideal = np.array([_idcg(data.ideal.get(int(u), np.zeros(0))) for u in uniq])
+    return np.divide(dcg, ideal, out=np.full(uniq.size, np.nan), where=ideal > 0)
+
+
+def shown_ndcg(data: RankData, rows: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+    """NDCG@10 per user of ``rows`` among the candidates the user was *shown* after T only
+    (``data.shown``), its ideal from those same rows: how well the order ranks what the
+    user liked among what the user saw, the logged analogue of a fully observed test
+    (where every test video was shown). Users (ascending) without a shown positive: NaN."""
+    keep = data.shown[rows]
+    rows, user = rows[keep], data.user[rows[keep]]
+    s = data.x[rows, 0] if scores is None else scores[keep]
+    gain = np.maximum(data.label[rows], 0).astype(np.float64)
+    order = np.lexsort((data.item[rows], -s, user))
+    user, gain = user[order], gain[order]
+    uniq, starts = np.unique(user, return_index=True)
+    pos = np.arange(user.size) - np.repeat(starts, np.diff(np.r_[starts, user.size]))
+    disc = np.where(pos < K, 1.0 / np.log2(pos + 2.0), 0.0)
+    at = np.searchsorted(uniq, user)
+    dcg = np.bincount(at, weights=gain * disc, minlength=uniq.size)
+    ideal = np.array([_idcg(gain[at == i]) for i in range(uniq.size)])
     return np.divide(dcg, ideal, out=np.full(uniq.size, np.nan), where=ideal > 0)
 
 

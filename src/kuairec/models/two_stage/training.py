@@ -108,6 +108,7 @@ def rank_data(
     ]
     x = np.vstack([p[0] for p in parts])
     label = np.concatenate([p[3] for p in parts])
+    shown = label >= 0  # before the unexposed rule relabels
     if unexposed == "negative":
         label = np.where(label < 0, 0, label).astype(np.int32)
     elif unexposed == "live":  # negatives: unexposed videos that someone watched after T
@@ -130,6 +131,7 @@ def rank_data(
         label=label,
         ideal=ideal,
         prior=prior_of(np.concatenate([p[6] for p in parts])) if prior else None,
+        shown=shown,
     )
     return data, np.vstack([p[5] for p in parts])
 
@@ -152,7 +154,7 @@ def _known_scorer(model: Recommender, users: np.ndarray) -> Any:
 
 def summarize(cut, data, retr_scores, choice, early, reused, ctx, cfg, seconds) -> Any:  # noqa: ANN001
     """The :class:`~.summary.FitSummary` of a fit."""
-    from kuairec.models.two_stage.ranker import held_out_ndcg, ndcg_at_k
+    from kuairec.models.two_stage.ranker import held_out_ndcg, ndcg_at_k, shown_ndcg
     from kuairec.models.two_stage.summary import FitSummary, importance
 
     held: dict[str, float] = {}
@@ -161,8 +163,14 @@ def summarize(cut, data, retr_scores, choice, early, reused, ctx, cfg, seconds) 
         rows = np.flatnonzero(sel)
         if choice.booster is not None:
             held["two_stage"] = float(np.nanmean(held_out_ndcg(choice.booster, data, sel)))
+            ranked = choice.booster.predict(data.x[rows], num_threads=1)
+            if data.prior is not None:
+                ranked = ranked + data.prior[rows]
+            held["two_stage, shown only"] = _mean(shown_ndcg(data, rows, ranked))
         for j, name in enumerate(early):
             held[name] = float(np.nanmean(ndcg_at_k(data, rows, retr_scores[rows, j])))
+        for j, name in enumerate(early):
+            held[f"{name}, shown only"] = _mean(shown_ndcg(data, rows, retr_scores[rows, j]))
     return FitSummary(
         cutoff=float(cut.cutoff), split=cut.kind,
         history_pairs=int(cut.history.interactions.nnz), straddling_pairs=cut.n_straddling,
@@ -174,6 +182,12 @@ def summarize(cut, data, retr_scores, choice, early, reused, ctx, cfg, seconds) 
         held_out_ndcg=held, importance=importance(choice.booster, feature_groups(data.names)),
         notes=list(ctx.notes), seconds={k: round(v, 3) for k, v in seconds.items()},
     )  # fmt: skip
+
+
+def _mean(values: np.ndarray) -> float:
+    """The mean of the users with a value (NaN when none has one), without a warning."""
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
 
 
 def feature_groups(names: tuple[str, ...]) -> dict[str, str]:
