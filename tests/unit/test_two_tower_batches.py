@@ -204,6 +204,20 @@ def test_logq_values_on_a_tiny_batch() -> None:
     assert off.expected_log_q(torch.tensor([0, 1]), 6, 8).tolist() == [0.0, 0.0]
 
 
+def step_by_parts(task, net, batch) -> tuple[float, np.ndarray, np.ndarray]:
+    """The task's loss on ``batch``, every video's item vector and each pair's user vector
+    (its history without the pair's own video): what a hand computation needs."""
+    import torch
+
+    with torch.no_grad():
+        got = float(task.training_step(batch, 0))
+        v = net.warm_items().numpy()
+        pooled = task.pooled_without_own(batch)
+        u = net.user_tower.finish(pooled + net.user_tower.part("x", net.user_x[batch["users"]])[
+            batch["user_row"]]).numpy()  # fmt: skip
+    return got, v, u
+
+
 def test_the_task_loss_equals_the_softmax_by_hand() -> None:
     """The retrieval loss of one batch from the task equals the sampled softmax written
     out with loops: own logit against the shared and uniform candidates, hits masked."""
@@ -222,12 +236,7 @@ def test_the_task_loss_equals_the_softmax_by_hand() -> None:
     log_q = np.log([0.3, 0.1, 0.1, 0.2, 0.1, 0.2])
     task = TwoTowerTask(net, log_q, TaskSettings("softmax", True, 0.0, "huber", 1e-3, 0.0, 0.1))
     batch = data[np.arange(8)]
-    with torch.no_grad():
-        got = float(task.training_step(batch, 0))
-        v = net.warm_items().numpy()
-        pooled = task.pooled_without_own(batch)
-        u = net.user_tower.finish(pooled + net.user_tower.part("x", net.user_x[batch["users"]])[
-            batch["user_row"]]).numpy()  # fmt: skip
+    got, v, u = step_by_parts(task, net, batch)
     b = {k: t.numpy() for k, t in batch.items()}
     q_items, q_users = b["item"][b["positive"]], b["user_row"][b["positive"]]
     shared_items = np.concatenate([q_items[b["shared"]], b["negatives"]])
@@ -314,12 +323,7 @@ def test_the_catalogue_loss_equals_the_full_softmax_by_hand(mask: bool) -> None:
     settings = TaskSettings("softmax", True, 0.0, "huber", 1e-3, 0.0, 0.1, catalogue=True)
     task = TwoTowerTask(net, log_q, settings)
     batch = data[np.arange(8)]
-    with torch.no_grad():
-        got = float(task.training_step(batch, 0))
-        v = net.warm_items().numpy()
-        pooled = task.pooled_without_own(batch)
-        u = net.user_tower.finish(pooled + net.user_tower.part("x", net.user_x[batch["users"]])[
-            batch["user_row"]]).numpy()  # fmt: skip
+    got, v, u = step_by_parts(task, net, batch)
     users_of_pair = np.repeat(np.arange(4), np.diff(indptr))
     positives = {(int(us), int(it)) for us, it, r in zip(users_of_pair, items, ratios,
                                                          strict=True) if r >= 1.0}  # fmt: skip
