@@ -200,12 +200,16 @@ def held_out_ndcg(booster: Any, data: RankData, row_mask: np.ndarray) -> np.ndar
     """Per-user NDCG@10 (users of ``row_mask``'s rows, ascending; NaN without a
     positive) of the booster's order (plus the prior) of all their candidates."""
     rows = np.flatnonzero(row_mask)
-    scores = None
-    if booster is not None:
-        scores = booster.predict(data.x[rows], num_threads=1)
-        if data.prior is not None:
-            scores = scores + data.prior[rows]
-    return ndcg_at_k(data, rows, scores)
+    return ndcg_at_k(data, rows, ranker_scores(booster, data, rows))
+
+
+def ranker_scores(booster: Any, data: RankData, rows: np.ndarray) -> np.ndarray | None:
+    """The booster's scores of ``rows`` plus the prior it boosted from (None: no booster,
+    the first retriever's order)."""
+    if booster is None:
+        return None
+    scores = booster.predict(data.x[rows], num_threads=1)
+    return scores if data.prior is None else scores + data.prior[rows]
 
 
 def _prior(data: RankData, rows: np.ndarray) -> np.ndarray | None:
@@ -223,15 +227,7 @@ def prior_of(first_rank: np.ndarray) -> np.ndarray:
 def ndcg_at_k(data: RankData, rows: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
     """NDCG@10 per user of ``rows`` ordered by ``scores`` (desc; ties: lower item; None:
     the first feature, the first retriever's score), against all its target labels."""
-    s = data.x[rows, 0] if scores is None else scores
-    user, item = data.user[rows], data.item[rows]
-    gain = np.maximum(data.label[rows], 0).astype(np.float64)
-    order = np.lexsort((item, -s, user))
-    user, gain = user[order], gain[order]
-    uniq, starts = np.unique(user, return_index=True)
-    pos = np.arange(user.size) - np.repeat(starts, np.diff(np.r_[starts, user.size]))
-    disc = np.where(pos < K, 1.0 / np.log2(pos + 2.0), 0.0)
-    dcg = np.bincount(np.searchsorted(uniq, user), weights=gain * disc, minlength=uniq.size)
+    uniq, dcg = _dcg(data, rows, scores, with_ideal=False)
     ideal = np.array([_idcg(data.ideal.get(int(u), np.zeros(0))) for u in uniq])
     return np.divide(dcg, ideal, out=np.full(uniq.size, np.nan), where=ideal > 0)
 
@@ -242,18 +238,31 @@ def shown_ndcg(data: RankData, rows: np.ndarray, scores: np.ndarray | None) -> n
     user liked among what the user saw, the logged analogue of a fully observed test
     (where every test video was shown). Users (ascending) without a shown positive: NaN."""
     keep = data.shown[rows]
-    rows, user = rows[keep], data.user[rows[keep]]
-    s = data.x[rows, 0] if scores is None else scores[keep]
-    gain = np.maximum(data.label[rows], 0).astype(np.float64)
-    order = np.lexsort((data.item[rows], -s, user))
-    user, gain = user[order], gain[order]
-    uniq, starts = np.unique(user, return_index=True)
-    pos = np.arange(user.size) - np.repeat(starts, np.diff(np.r_[starts, user.size]))
-    disc = np.where(pos < K, 1.0 / np.log2(pos + 2.0), 0.0)
-    at = np.searchsorted(uniq, user)
-    dcg = np.bincount(at, weights=gain * disc, minlength=uniq.size)
-    ideal = np.array([_idcg(gain[at == i]) for i in range(uniq.size)])
+    uniq, dcg, ideal = _dcg(data, rows[keep], None if scores is None else scores[keep])
     return np.divide(dcg, ideal, out=np.full(uniq.size, np.nan), where=ideal > 0)
+
+
+def _dcg(
+    data: RankData, rows: np.ndarray, scores: np.ndarray | None, with_ideal: bool = True
+) -> tuple[np.ndarray, ...]:
+    """(users of ``rows`` ascending, each one's DCG@10 of ``rows`` ordered by ``scores``
+    as :func:`ndcg_at_k` orders them, and with ``with_ideal`` each one's ideal DCG@10 of
+    those same rows)."""
+    s = data.x[rows, 0] if scores is None else scores
+    user, item = data.user[rows], data.item[rows]
+    gain = np.maximum(data.label[rows], 0).astype(np.float64)
+    uniq, at = np.unique(user, return_inverse=True)
+    out = []
+    orders = [np.lexsort((item, -s, user))]
+    if with_ideal:
+        orders.append(np.lexsort((-gain, user)))
+    for order in orders:  # ranked, then ideal
+        u, g = at[order], gain[order]
+        starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if u.size else u
+        pos = np.arange(u.size) - np.repeat(starts, np.diff(np.r_[starts, u.size]))
+        disc = np.where(pos < K, 1.0 / np.log2(pos + 2.0), 0.0)
+        out.append(np.bincount(u, weights=g * disc, minlength=uniq.size))
+    return (uniq, *out)
 
 
 def _idcg(gains: np.ndarray) -> float:

@@ -154,18 +154,15 @@ def _known_scorer(model: Recommender, users: np.ndarray) -> Any:
 
 def summarize(cut, data, retr_scores, choice, early, reused, ctx, cfg, seconds) -> Any:  # noqa: ANN001
     """The :class:`~.summary.FitSummary` of a fit."""
-    from kuairec.models.two_stage.ranker import held_out_ndcg, ndcg_at_k, shown_ndcg
+    from kuairec.models.two_stage.ranker import ndcg_at_k, ranker_scores, shown_ndcg
     from kuairec.models.two_stage.summary import FitSummary, importance
 
     held: dict[str, float] = {}
     if choice.row_roles is not None:
-        sel = choice.row_roles == 1
-        rows = np.flatnonzero(sel)
+        rows = np.flatnonzero(choice.row_roles == 1)
         if choice.booster is not None:
-            held["two_stage"] = float(np.nanmean(held_out_ndcg(choice.booster, data, sel)))
-            ranked = choice.booster.predict(data.x[rows], num_threads=1)
-            if data.prior is not None:
-                ranked = ranked + data.prior[rows]
+            ranked = ranker_scores(choice.booster, data, rows)
+            held["two_stage"] = float(np.nanmean(ndcg_at_k(data, rows, ranked)))
             held["two_stage, shown only"] = _mean(shown_ndcg(data, rows, ranked))
         for j, name in enumerate(early):
             held[name] = float(np.nanmean(ndcg_at_k(data, rows, retr_scores[rows, j])))
