@@ -78,7 +78,9 @@ def sides(fit, seed: int) -> dict:
         rating_clip,
     )
 
-    model = create_model("two_tower", {"seed": seed})
+    # the sampled softmax: the only one the old code has (the default's `auto` takes the
+    # catalogue on small logs; ``--softmax`` compares the two)
+    model = create_model("two_tower", {"seed": seed, "softmax_over": "sampled"})
     c, inter = model.config, fit.interactions
     model.rating_clip_ = rating_clip(inter.watch_ratio_mean, c.clip, c.rating_quantile)
     model.batch_size_ = batch_size(inter.nnz, c.batch_size)
@@ -110,35 +112,15 @@ def sides(fit, seed: int) -> dict:
 
 def softmax_sides(fit, seed: int) -> dict:
     """name -> (loader factory, task) of the working tree's model with the sampled and
-    the catalogue softmax (``softmax_over``), same data and config otherwise."""
+    the catalogue softmax (``softmax_over``), from the parts its fit trains from."""
     from kuairec.models import create_model
     from kuairec.models import two_tower_batches as bt
-    from kuairec.models.two_tower import (
-        batch_size,
-        build_task,
-        net_arrays,
-        positive_log_share,
-        rating_clip,
-        softmax_over,
-    )
 
-    inter, arrays = fit.interactions, net_arrays(fit)
-    warm = np.flatnonzero(arrays["warm"] > 0)
     out = {}
     for over in ("sampled", "catalogue"):
         model = create_model("two_tower", {"seed": seed, "softmax_over": over})
-        c = model.config
-        model.rating_clip_ = rating_clip(inter.watch_ratio_mean, c.clip, c.rating_quantile)
-        model.batch_size_ = batch_size(inter.nnz, c.batch_size)
-        n_pos = int(np.count_nonzero(inter.watch_ratio_mean >= c.threshold))
-        model.catalogue_, _ = softmax_over(c, n_pos, warm.size)
-        log_q = positive_log_share(inter, c.threshold)
-        history = model._history(inter.indptr, inter.indices, inter.watch_ratio_mean)
-        pairs = (inter.indptr, inter.indices, inter.watch_ratio_mean, fit.n_items, warm)
-        rules = model._rules()
-        task = build_task(model.net_shape(fit.n_items), arrays, log_q, c, history,
-                          model.catalogue_)  # fmt: skip
-        out[over] = (lambda p=pairs, r=rules: bt.batch_loader(bt.PairBatches(*p, r)), task)
+        dataset, make_task, _, _ = model._training_parts(fit)
+        out[over] = (lambda d=dataset: bt.batch_loader(d), make_task())
     return out
 
 

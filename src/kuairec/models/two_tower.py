@@ -171,23 +171,7 @@ class TwoTowerRecommender(Recommender):
 
         c = self.config
         inter = train.interactions
-        self.rating_clip_ = rating_clip(inter.watch_ratio_mean, c.clip, c.rating_quantile)
-        self.batch_size_ = batch_size(inter.nnz, c.batch_size)
-        arrays = net_arrays(train)
-        history = self._history(
-            inter.indptr, inter.indices, inter.watch_ratio_mean, inter.first_timestamp
-        )
-        warm = arrays["warm"] > 0
-        log_q = positive_log_share(inter, c.threshold)
-        self.catalogue_, remark = softmax_over(
-            c, int(np.count_nonzero(inter.watch_ratio_mean >= c.threshold)), int(warm.sum())
-        )
-        dataset = bt.PairBatches(
-            inter.indptr, inter.indices, inter.watch_ratio_mean, train.n_items,
-            np.flatnonzero(warm),
-            self._rules(), history.recent,
-        )  # fmt: skip
-        shape = self.net_shape(train.n_items)
+        dataset, make_task, history, remark = self._training_parts(train)
         validate = None
         if valid is not None:
             validate = tt.ValidationNDCG(valid, train, task_.validation_scores)
@@ -197,7 +181,7 @@ class TwoTowerRecommender(Recommender):
             max_seconds=c.max_seconds, num_threads=c.num_threads,
         )  # fmt: skip
         trained = tt.train_module(
-            functools.partial(build_task, shape, arrays, log_q, c, history, self.catalogue_),
+            make_task,
             bt.batch_loader(dataset),
             settings,
             validate=validate,
@@ -212,6 +196,33 @@ class TwoTowerRecommender(Recommender):
         self.time_limit_fired_, self.fit_remark_ = tt.fit_notes(trained, settings)
         if remark:
             self.fit_remark_ = f"{self.fit_remark_}; {remark}" if self.fit_remark_ else remark
+
+    def _training_parts(self, train: TrainSet) -> tuple[Any, Any, Any, str | None]:
+        """What a fit trains from: the training pairs' batches (a ``PairBatches``), the
+        task's factory (picklable), the pairs' :class:`History` and a remark on the
+        softmax (or None). Sets ``rating_clip_``, ``batch_size_`` and ``catalogue_``;
+        ``benchmarks/bench_two_tower.py`` times steps from the same parts."""
+        from kuairec.models import two_tower_batches as bt
+
+        c, inter = self.config, train.interactions
+        self.rating_clip_ = rating_clip(inter.watch_ratio_mean, c.clip, c.rating_quantile)
+        self.batch_size_ = batch_size(inter.nnz, c.batch_size)
+        arrays = net_arrays(train)
+        history = self._history(
+            inter.indptr, inter.indices, inter.watch_ratio_mean, inter.first_timestamp
+        )
+        warm = arrays["warm"] > 0
+        log_q = positive_log_share(inter, c.threshold)
+        self.catalogue_, remark = softmax_over(
+            c, int(np.count_nonzero(inter.watch_ratio_mean >= c.threshold)), int(warm.sum())
+        )
+        dataset = bt.PairBatches(
+            inter.indptr, inter.indices, inter.watch_ratio_mean, train.n_items,
+            np.flatnonzero(warm), self._rules(), history.recent,
+        )  # fmt: skip
+        shape = self.net_shape(train.n_items)
+        make_task = functools.partial(build_task, shape, arrays, log_q, c, history, self.catalogue_)
+        return dataset, make_task, history, remark
 
     def fold_in(self, train: TrainSet) -> TwoTowerRecommender:
         """From now on, pool known users' histories from ``train`` (normally the whole
