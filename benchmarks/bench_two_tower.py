@@ -97,7 +97,9 @@ def sides(fit, seed: int) -> dict:
         learning_rate=c.learning_rate, weight_decay=c.weight_decay, cold_weight=1.0,
         cold_ridge=c.cold_ridge,
     )  # fmt: skip
-    old_net = old.TwoTowerNet(old.NetShape(**vars(model.net_shape(fit.n_items))), **arrays)
+    shape = vars(model.net_shape(fit.n_items))  # the old shape's fields (later ones are off)
+    old_shape = old.NetShape(**{k: shape[k] for k in old.NetShape.__annotations__})
+    old_net = old.TwoTowerNet(old_shape, **arrays)
     return {
         "before": (
             lambda: old.batch_loader(old.PairBatches(*pairs, old_rules), model.batch_size_, seed),
