@@ -116,6 +116,53 @@ def test_own_video_is_left_out_of_the_pooled_history(fitted) -> None:
         np.testing.assert_allclose(got[row], want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_history_dropout_pools_only_the_kept_videos(fitted, dense: bool) -> None:
+    """With history_dropout each pair's pooled history is the weighted mean of the
+    history table's rows over its user's *kept* videos, its own left out: both the id
+    embeddings' part (the batch's rows) and the item features' part (the precomputed
+    whole-history sums less the dropped videos' bag)."""
+    import torch
+
+    from kuairec.models.two_tower import build_task, net_arrays, positive_log_share
+    from kuairec.models.two_tower_batches import PairBatches
+
+    train = tiny_train()
+    inter = train.interactions
+    c = dataclasses.replace(fitted.config, history_weighting="linear")
+    hist = dataclasses.replace(
+        fitted._history(inter.indptr, inter.indices, inter.watch_ratio_mean), weighting="linear"
+    )
+    task = build_task(
+        fitted.net_shape(train.n_items), net_arrays(train), positive_log_share(inter, 1.0), c, hist
+    )
+    task.net.load_state_dict(fitted.net_.state_dict())
+    r = dataclasses.replace(fitted._rules(), history_weighting="linear", history_dropout=0.5)
+    data = PairBatches(inter.indptr, inter.indices, inter.watch_ratio_mean, 13, np.arange(12), r)
+    data.dense = dense
+    positions = np.array([0, 3, 40, 41, 42])
+    batch = data[positions]
+    assert batch["drop_items"].numel() > 0  # some videos were left out
+    with torch.no_grad():
+        got = task.pooled_without_own(batch).numpy()
+        table = task.net.history_table().numpy()
+    users = batch["users"].numpy()
+    if dense:
+        kept_w = batch["history"].numpy()
+    else:  # the bags, spread into rows
+        kept_w = np.zeros((users.size, 13), np.float32)
+        offsets = np.append(batch["hist_offsets"].numpy(), batch["hist_items"].numel())
+        for row in range(users.size):
+            lo, hi = offsets[row], offsets[row + 1]
+            kept_w[row, batch["hist_items"][lo:hi].numpy()] = batch["hist_weights"][lo:hi].numpy()
+    items = inter.indices[positions]
+    for k, (row, i) in enumerate(zip(batch["user_row"].numpy(), items, strict=True)):
+        w = kept_w[row].copy()
+        w[i] = 0.0  # its own video left out
+        want = (w[:, None] * table).sum(axis=0) / w.sum() if w.sum() > 0 else 0.0 * table[0]
+        np.testing.assert_allclose(got[k], want, rtol=1e-4, atol=1e-5)
+
+
 def test_a_user_with_one_pair_has_an_empty_pooled_history() -> None:
     import torch
 

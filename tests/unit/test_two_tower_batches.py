@@ -120,6 +120,43 @@ def test_a_batch_holds_its_pairs_users_and_videos() -> None:
     assert b["shared"].tolist() == [0, 1, 2]  # 3 positives, all shared
 
 
+def test_history_dropout_leaves_entries_out_consistently() -> None:
+    """Each batch user's history entries are left out with chance p: the rows hold the
+    kept entries' weights, the mass their sum, each pair's own weight its cell, the
+    dropped bags exactly the rest; p = 0 gives the batch of old."""
+    from kuairec.models.two_tower_batches import PairBatches
+
+    n_users, per_user, n_items = 40, 30, 50
+    indptr = np.arange(n_users + 1) * per_user
+    rng = np.random.default_rng(1)
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
+    ratios = rng.uniform(0.1, 4.0, items.size).astype(np.float32)
+    r = rules(history_weighting="linear", batch_size=200, pairs_per_user=10)
+    base = PairBatches(indptr, items, ratios, n_items, np.arange(n_items), r)
+    r_drop = dataclasses.replace(r, history_dropout=0.3)
+    drop = PairBatches(indptr, items, ratios, n_items, np.arange(n_items), r_drop)
+    pos = rng.choice(items.size, 200, replace=False)
+    b0 = {k: v.numpy() for k, v in base[pos].items()}
+    b = {k: v.numpy() for k, v in drop[pos].items()}
+    assert "drop_items" not in b0
+    assert np.array_equal(b0["users"], b["users"])
+    full = b0["history"]  # every entry's weight
+    np.testing.assert_allclose(b0["mass"], full.sum(axis=1)[b0["user_row"]], rtol=1e-6)
+    kept = b["history"]
+    assert np.all((kept == 0) | (kept == full))  # an entry is kept whole or left out
+    np.testing.assert_allclose(b["mass"], kept.sum(axis=1)[b["user_row"]], rtol=1e-6)
+    assert np.array_equal(b["weight"], kept[b["user_row"], b["item"]])  # the own entry's cell
+    offsets = np.append(b["drop_offsets"], b["drop_items"].size)
+    for row in range(b["users"].size):
+        lo, hi = offsets[row], offsets[row + 1]
+        gone = (full[row] > 0) & (kept[row] == 0)
+        assert sorted(b["drop_items"][lo:hi].tolist()) == np.flatnonzero(gone).tolist()
+        np.testing.assert_array_equal(np.sort(b["drop_weights"][lo:hi]), np.sort(full[row, gone]))
+    share = b["drop_items"].size / np.count_nonzero(full)  # ~0.3 of the rows' entries
+    assert 0.25 < share < 0.35
+    assert not np.array_equal(b["weight"], b0["weight"])  # some own entries were dropped
+
+
 def test_dense_and_bag_histories_give_the_same_sums() -> None:
     import torch
 

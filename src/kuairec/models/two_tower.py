@@ -88,6 +88,9 @@ class TwoTowerConfig:
     history_weighting: Literal["binary", "linear", "log"] = param(
         "binary", doc="weight of a history video in the mean (of its clipped watch_ratio)"
     )
+    history_dropout: float = param(
+        0.0, ge=0, lt=1, doc="training: each history video left out of the mean with this chance"
+    )
     cold_ridge: float = param(0.1, ge=0, doc="L2 penalty on the cold tower's weights")
     rating_head: bool = param(True, doc="train a watch_ratio head (predict)")
     rating_weight: float = param(0.5, ge=0, doc="weight of the watch_ratio loss")
@@ -267,7 +270,7 @@ class TwoTowerRecommender(Recommender):
             uniform_negatives=c.uniform_negatives, bce_negatives=c.bce_negatives,
             loss=c.loss, seed=c.seed, batch_size=self.batch_size_, pairs_per_user=c.pairs_per_user,
             mask_user_positives=c.mask_user_positives, batch_negatives=c.batch_negatives,
-            catalogue=self.catalogue_,
+            catalogue=self.catalogue_, history_dropout=c.history_dropout,
         )  # fmt: skip
 
     def net_shape(self, n_items: int) -> Any:

@@ -64,6 +64,7 @@ class BatchRules:
     rating_clip: float = 5.0  # the head's target: watch_ratio clipped here
     rating_log1p: bool = False  # ... then log1p
     catalogue: bool = False  # softmax over every warm video (no negatives drawn)
+    history_dropout: float = 0.0  # each batch user's history entry left out with this chance
 
 
 def epoch_order(indptr: np.ndarray, chunk: int, rng: np.random.Generator) -> np.ndarray:
@@ -128,7 +129,6 @@ class PairBatches(torch.utils.data.Dataset):
         n_users = self.indptr.size - 1
         self.users = np.repeat(np.arange(n_users), np.diff(self.indptr))
         self.weights = weight_values(self.ratios, rules.history_weighting, rules.clip)
-        self.mass = np.bincount(self.users, self.weights, n_users).astype(np.float32)
         self.warm_items = np.asarray(warm_items, np.int64)
         self.rules = rules
         self.dense = self.items.size > DENSE_DENSITY * max(n_users * self.n_items, 1)
@@ -147,6 +147,7 @@ class PairBatches(torch.utils.data.Dataset):
         negatives = self.warm_items[self.rng.integers(0, self.warm_items.size, n_neg)]
         items = self.items[pos]
         items_u, slots = np.unique(np.concatenate([items, negatives.ravel()]), return_inverse=True)
+        histories, mass, own_kept = self.histories(users, pos)
         out = {
             "users": users,
             "user_row": user_row.ravel(),
@@ -154,12 +155,12 @@ class PairBatches(torch.utils.data.Dataset):
             "items_u": items_u,
             "item_slot": slots[: pos.size],
             "neg_slot": slots[pos.size :].reshape(negatives.shape),
-            "weight": self.weights[pos],
-            "mass": self.mass[users][user_row.ravel()],
+            "weight": self.weights[pos] * own_kept,
+            "mass": mass[user_row.ravel()],
             "rating": self.rating_target(self.ratios[pos]),
             "positive": self.ratios[pos] >= r.threshold,
             "negatives": negatives,
-            **self.histories(users),
+            **histories,
         }
         if self.recent is not None:  # each user's last videos; where the pair's own is
             rows = self.recent[users]
@@ -203,19 +204,41 @@ class PairBatches(torch.utils.data.Dataset):
         clipped = np.minimum(ratios, np.float32(self.rules.rating_clip))
         return np.log1p(clipped) if self.rules.rating_log1p else clipped
 
-    def histories(self, users: np.ndarray) -> dict[str, np.ndarray]:
-        """The weighted training rows of ``users``: a dense matrix, or embedding bags."""
+    def histories(
+        self, users: np.ndarray, pos: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """The weighted training rows of ``users`` (sorted, distinct): a dense matrix, or
+        embedding bags; each user's weight in all (``mass``); whether each pair ``pos``'s
+        own entry is in its user's row (1.0 or 0.0).
+
+        With ``history_dropout`` p each entry of the batch's rows is left out with chance
+        p (its weight 0; the mass is the kept entries'), as Mult-DAE drops its input
+        (Liang et al., WWW 2018): the tower pools a random part of the history, so it
+        cannot lean on any one video. The left-out entries come as bags too
+        (``drop_items``, ``drop_weights``, ``drop_offsets``): the task takes their item
+        features out of the precomputed whole-history sums."""
         entry, indptr = rows_entries(self.indptr, users)
+        weights = self.weights[entry]
+        rows = np.repeat(np.arange(users.size), np.diff(indptr))
+        out: dict[str, np.ndarray] = {}
+        own_kept = np.ones(pos.size, np.float32)
+        if self.rules.history_dropout > 0:
+            kept = self.rng.random(entry.size) >= self.rules.history_dropout
+            dropped = np.flatnonzero(~kept)
+            out["drop_items"] = self.items[entry[dropped]]
+            out["drop_weights"] = weights[dropped]
+            out["drop_offsets"] = np.searchsorted(dropped, indptr[:-1]).astype(np.int64)
+            weights = weights * kept
+            # entries ascend (users sorted, each row's entries contiguous): find each own
+            own_kept = kept[np.searchsorted(entry, pos)].astype(np.float32)
+        mass = np.bincount(rows, weights, users.size).astype(np.float32)
         if self.dense:
             dense = np.zeros((users.size, self.n_items), np.float32)
-            rows = np.repeat(np.arange(users.size), np.diff(indptr))
-            dense[rows, self.items[entry]] = self.weights[entry]
-            return {"history": dense}
-        return {
-            "hist_items": self.items[entry],
-            "hist_weights": self.weights[entry],
-            "hist_offsets": indptr[:-1],
-        }
+            dense[rows, self.items[entry]] = weights
+            out["history"] = dense
+        else:
+            out.update(hist_items=self.items[entry], hist_weights=weights, hist_offsets=indptr[:-1])
+        return out, mass, own_kept
 
 
 def accidental_hits(

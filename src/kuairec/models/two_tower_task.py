@@ -90,6 +90,11 @@ class TwoTowerTask(L.LightningModule):
                 mode="sum", per_sample_weights=batch["hist_weights"],
             )  # fmt: skip
         x_sums = self.history_x_sums.index_select(0, batch["users"])
+        if "drop_items" in batch:  # history dropout: the left-out videos' features out
+            x_sums = x_sums - F.embedding_bag(
+                batch["drop_items"], net.item_x, batch["drop_offsets"],
+                mode="sum", per_sample_weights=batch["drop_weights"],
+            )  # fmt: skip
         return t.part("history", ids) + t.part("history_x", x_sums)
 
     def item_parts(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
