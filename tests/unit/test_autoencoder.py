@@ -141,6 +141,27 @@ def test_early_stopping_restores_the_best_epoch(tmp_path, split) -> None:
     assert list(tmp_path.iterdir()) == []  # logs and checkpoints are gone
 
 
+def test_the_learning_rate_decays_after_each_epoch_without_a_new_best(tmp_path, split) -> None:
+    """lr_decay multiplies the learning rate after every epoch whose validation value is
+    no new best (ties included), never after one that is; 1.0 leaves it alone."""
+    fit_part, _ = split
+    model = create_model("autoencoder", FAST)
+    x = model._input(fit_part.interactions)
+    seen: list[float] = []
+
+    def validate(module) -> float:  # the lr the epoch trained with, then the next value
+        seen.append(module.trainer.optimizers[0].param_groups[0]["lr"])
+        return [0.1, 0.3, 0.3, 0.2, 0.5, 0.4][len(seen) - 1]
+
+    settings = tt.TrainSettings("t", max_epochs=6, patience=9, num_threads=1, lr_decay=0.5)
+    tt.train_module(
+        lambda: model._build(x.shape[1]), net.row_loader(x, 16, 0), settings,
+        validate=validate, scratch_dir=tmp_path,
+    )  # fmt: skip
+    lr = seen[0]
+    assert seen == pytest.approx([lr, lr, lr, lr / 2, lr / 4, lr / 4])
+
+
 def test_fit_records_history_and_stops_on_validation(split) -> None:
     fit_part, valid = split
     model = create_model("autoencoder", {**FAST, "lr": 3e-2, "max_epochs": 30, "patience": 2})

@@ -83,6 +83,7 @@ class TrainSettings:
     max_seconds: float | None = None  # opt-in safety cap: stop after the epoch past it
     deterministic: bool = True
     num_threads: int = 0  # torch's intra-op CPU threads for the fit; 0 = torch's default
+    lr_decay: float = 1.0  # each epoch without a new best validation value: lr *= lr_decay
 
 
 @dataclass
@@ -216,6 +217,10 @@ class EpochEnd(L.Callback):
             pl_module.log(VALID_METRIC, value, on_epoch=True, logger=True)
             if self.stopper.update(epoch, value):
                 self.best_state = copy.deepcopy(pl_module.state_dict())
+            elif self.settings.lr_decay != 1.0:  # decided by the curve, never by a clock
+                for optimizer in trainer.optimizers:
+                    for group in optimizer.param_groups:
+                        group["lr"] *= self.settings.lr_decay
             trainer.should_stop = trainer.should_stop or self.stopper.should_stop
         cap = self.settings.max_seconds
         if cap is not None and time.perf_counter() - self._t0 > cap and not trainer.should_stop:

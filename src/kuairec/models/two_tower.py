@@ -110,6 +110,9 @@ class TwoTowerConfig:
         True, doc="softmax: a user's other positives aren't negatives"
     )
     learning_rate: float = param(5e-3, gt=0, doc="AdamW learning rate")
+    lr_decay: float = param(
+        1.0, gt=0, le=1, doc="learning rate times this after each epoch without a better NDCG@10"
+    )
     weight_decay: float = param(1e-5, ge=0, doc="AdamW weight decay")
     max_epochs: int = param(50, ge=1, doc="epochs at most (see also epoch_pairs)")
     epoch_pairs: int = param(
@@ -181,7 +184,7 @@ class TwoTowerRecommender(Recommender):
         settings = tt.TrainSettings(
             name=self.name, max_epochs=epoch_cap(inter.nnz, c.max_epochs, c.epoch_pairs),
             patience=c.patience, seed=c.seed, accelerator=c.accelerator, devices=c.devices,
-            max_seconds=c.max_seconds, num_threads=c.num_threads,
+            max_seconds=c.max_seconds, num_threads=c.num_threads, lr_decay=c.lr_decay,
         )  # fmt: skip
         trained = tt.train_module(
             make_task,
