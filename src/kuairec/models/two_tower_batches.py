@@ -24,8 +24,11 @@ user's last videos (``recent``) and the place of each pair's own video among the
 (``recent_pos``, -1: not there), and the distinct users' weighted histories: a dense
 (users, n_items) matrix ``history`` when the data are dense enough for a matrix product to
 win (a measured crossover, :data:`DENSE_DENSITY`), else bags for ``embedding_bag``
-(``hist_items``, ``hist_weights``, ``hist_offsets``). Randomness (the order, the
-negatives) comes from one generator seeded with ``rules.seed``.
+(``hist_items``, ``hist_weights``, ``hist_offsets``); with ``history_dropout`` the
+entries left out of those rows as bags (``drop_items``, ``drop_weights``,
+``drop_offsets``; the attention encoder's last videos are not dropped). Randomness (the
+order, the negatives, the dropped entries) comes from one generator seeded with
+``rules.seed``.
 """
 
 from __future__ import annotations
