@@ -289,7 +289,9 @@ def run(args: argparse.Namespace, candidates: dict[str, dict[str, Any]]) -> None
             res = measure(d, params, refs, args.cold, args.refit)
             write(args.out, {"data": data, "candidate": cand, "seed": args.seed,
                              "fit_seed": fit_seed, "params": params, **res})  # fmt: skip
-            print(data, cand, args.seed, fit_seed, json.dumps(res)[:400], flush=True)
+            brief = {k: res[k] for k in ("fit_seconds", "best_epoch", "select", "confirm")}
+            brief["test"] = res["test"]["ndcg"]
+            print(data, cand, args.seed, fit_seed, json.dumps(brief), flush=True)
 
 
 def table(path: Path) -> None:
