@@ -165,6 +165,29 @@ def test_user_factors_solve_the_mapped_normal_equations(
         np.testing.assert_allclose(fitted.user_factors_[u], want, rtol=2e-3, atol=2e-4)
 
 
+def test_a_fit_on_javas_blas_says_so_in_its_row(fitted: SparkALSRecommender) -> None:
+    """The fit records netlib's BLAS class: JNIBLAS exactly when the system has a
+    libblas.so.3 (native_blas='auto'), and only a fit without it carries a remark that
+    names the class and what to install."""
+    from kuairec.models.spark_session import native_blas_library
+
+    native = native_blas_library("auto") is not None
+    assert (fitted.fit_info_["blas"] == "JNIBLAS") == native
+    if native:
+        assert fitted.fit_remark_ is None
+    else:
+        assert fitted.fit_info_["blas"] in fitted.fit_remark_
+        assert "no system libblas.so.3" in fitted.fit_remark_
+        assert "libopenblas0-pthread" in fitted.fit_remark_
+
+
+def test_the_java_blas_remarks_by_choice() -> None:
+    from kuairec.models.spark_als import java_blas_remark
+
+    assert "as native_blas='java' asks" in java_blas_remark("VectorBLAS", "java")
+    assert "libfoo.so did not load" in java_blas_remark("VectorBLAS", "libfoo.so")
+
+
 def test_own_history_folds_back_to_the_training_factors(
     fitted: SparkALSRecommender, structured: TrainSet
 ) -> None:
