@@ -301,8 +301,11 @@ class SparkALSRecommender(FactorModel):
             raise ModelError(f"{self.name}: Spark failed: {java_reason(exc)}") from None
         self.reg_param_ = reg_param
         self.set_factors(user_f, item_f, x)
-        blas = blas_implementation(spark)["blas"]
-        if blas != NATIVE_BLAS:
+        try:
+            blas = blas_implementation(spark)["blas"]
+        except Exception:  # a JVM without netlib's classes: the finished fit stands
+            blas = "unknown"
+        if blas not in (NATIVE_BLAS, "unknown"):
             self.fit_remark_ = java_blas_remark(blas, c.native_blas)
         self.fit_info_ = {
             "reg_param": reg_param,
