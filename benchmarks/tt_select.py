@@ -203,7 +203,7 @@ def measure(d: dict[str, Any], params: dict[str, Any], refs: dict, cold: bool, r
         out[part] = ndcg(top(model, d[part]), d[part], d["fit"], 0)["ndcg"]
     out["test-fitpart"] = test_figures(model, d, refs)
     model.fold_in(d["train"])  # what kuairec run does before the test
-    out["test"] = test_figures(model, d, refs)
+    out["test"] = test_figures(model, d, refs, per_user=True)
     if d["ds"] is not None and model.predicts_ratings:
         out["rating"] = rating_figures(model, d["test"])
     if refit:  # the whole training log, the epochs early stopping chose, no validation
@@ -215,13 +215,15 @@ def measure(d: dict[str, Any], params: dict[str, Any], refs: dict, cold: bool, r
     return out
 
 
-def test_figures(model: Any, d: dict[str, Any], refs: dict) -> dict[str, Any]:
-    """NDCG@10 on the test with its interval, the paired differences to ``REFS`` and the
-    per-user values (for the mean over fit seeds)."""
+def test_figures(model: Any, d: dict[str, Any], refs: dict, per_user: bool = False) -> dict:
+    """NDCG@10 on the test with its interval, the paired differences to ``REFS`` and, with
+    ``per_user``, the per-user values (the run's test figure keeps them: the table's mean
+    over fit seeds)."""
     r = ndcg(top(model, d["test"]), d["test"], d["train"], 1000)
-    per_user = r["per_user"]
-    r["per_user"] = np.asarray(per_user, dtype=float).tolist()
-    return {**r, **{f"vs_{n}": paired(per_user, refs[n]["per_user"]) for n in REFS}}
+    values = r.pop("per_user")
+    if per_user:
+        r["per_user"] = np.asarray(values, dtype=float).tolist()
+    return {**r, **{f"vs_{n}": paired(values, refs[n]["per_user"]) for n in REFS}}
 
 
 def cold_ndcg(ds: Any, params: dict[str, Any], groups: list[str], seed: int = 0) -> float:
