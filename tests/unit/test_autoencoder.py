@@ -162,6 +162,102 @@ def test_the_learning_rate_decays_after_each_epoch_without_a_new_best(tmp_path, 
     assert seen == pytest.approx([lr, lr, lr, lr / 2, lr / 4, lr / 4])
 
 
+def test_the_weight_average_by_hand() -> None:
+    """The moving average after each step, against the formula: per-step decay from the
+    half-life (1 epoch of 4 steps: b = 0.5 ** (1 / 4)), the warm-up min(b, (1 + t) /
+    (10 + t)); a frozen parameter is not averaged."""
+    module = torch.nn.Linear(1, 1)
+    module.bias.requires_grad_(False)
+    with torch.no_grad():
+        module.weight.fill_(0.0)
+    avg = tt.WeightAverage(module, half_life_epochs=1.0, steps_per_epoch=4)
+    assert avg.decay == pytest.approx(0.5**0.25)
+    assert set(avg.values) == {"weight"}
+    expected = 0.0
+    for t, w in enumerate([1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0], 1):
+        with torch.no_grad():
+            module.weight.fill_(w)
+        avg.update(module)
+        b = min(0.5**0.25, (1 + t) / (10 + t))
+        expected = expected + (1 - b) * (w - expected)
+        assert float(avg.values["weight"]) == pytest.approx(expected, rel=1e-6)
+    assert (1 + 12) / (10 + 12) < 0.5**0.25  # the warm-up still holds at step 12
+    live = avg.copy_to(module)
+    assert float(module.weight.detach()) == pytest.approx(expected, rel=1e-6)
+    assert float(live["weight"]) == 8.0
+
+
+class _Recording(net.AutoencoderNet):
+    """The autoencoder recording its weights before training and after every step."""
+
+    def on_train_start(self) -> None:
+        self.trajectory = [self._weights()]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.trajectory.append(self._weights())
+
+    def _weights(self) -> dict:
+        return {n: p.detach().clone() for n, p in self.named_parameters()}
+
+
+def test_validation_and_the_fit_see_the_averaged_weights(tmp_path, split) -> None:
+    """With ``average_epochs`` validation scores, early stopping keeps and the fit returns
+    the moving average of the steps' weights (recomputed here from the recorded
+    trajectory); training itself goes on from the trained weights, step for step the
+    same trajectory as without the average. Without validation the fit returns the last
+    average."""
+    fit_part, _ = split
+    model = create_model("autoencoder", FAST)
+    x = model._input(fit_part.interactions)
+    steps = len(net.row_loader(x, 16, 0))
+    built = []
+
+    def build():
+        module = _Recording(x.shape[1], hidden_dims=[8], lr=1e-2)
+        built.append(module)
+        return module
+
+    runs = {}
+    for half_life in (0.0, 1.0):
+        fake = FakeValidation([0.1, 0.3, 0.2, 0.25], tmp_path / str(half_life))
+        settings = tt.TrainSettings(
+            "t", max_epochs=4, patience=9, num_threads=1, average_epochs=half_life
+        )
+        loader = net.row_loader(x, 16, 0)  # a fresh one: its shuffling generator is seeded
+        out = tt.train_module(build, loader, settings, validate=fake, scratch_dir=tmp_path)
+        runs[half_life] = (out, fake, built[-1].trajectory)
+    plain, averaged = runs[0.0][2], runs[1.0][2]
+    assert len(plain) == len(averaged) == 1 + 4 * steps
+    for a, b in zip(plain, averaged, strict=True):  # the same training, step for step
+        for n in a:
+            torch.testing.assert_close(a[n], b[n], rtol=0, atol=0)
+    decay = 0.5 ** (1.0 / steps)
+    expected = dict(averaged[0])
+    at_epoch_end = []
+    for t, w in enumerate(averaged[1:], 1):
+        b = min(decay, (1 + t) / (10 + t))
+        expected = {n: expected[n] + (1 - b) * (w[n] - expected[n]) for n in expected}
+        if t % steps == 0:
+            at_epoch_end.append(expected)
+    out, fake, _ = runs[1.0]
+    for epoch, want in enumerate(at_epoch_end):
+        for n, value in want.items():
+            torch.testing.assert_close(fake.seen[epoch][n], value, rtol=1e-5, atol=1e-6)
+    final = dict(out.module.named_parameters())
+    for n, value in at_epoch_end[1].items():  # the best epoch (0.3), averaged
+        torch.testing.assert_close(final[n].detach(), value, rtol=1e-5, atol=1e-6)
+    live = averaged[2 * steps]
+    assert any(not torch.allclose(live[n], at_epoch_end[1][n], atol=1e-4) for n in live)
+    for n, value in runs[0.0][1].seen[1].items():  # without the average: the live weights
+        if n in live:
+            torch.testing.assert_close(value, live[n], rtol=0, atol=0)
+    settings = tt.TrainSettings("t", max_epochs=4, num_threads=1, average_epochs=1.0)
+    out = tt.train_module(build, net.row_loader(x, 16, 0), settings, scratch_dir=tmp_path)
+    final = dict(out.module.named_parameters())  # no validation: the last average
+    for n, value in at_epoch_end[-1].items():
+        torch.testing.assert_close(final[n].detach(), value, rtol=1e-5, atol=1e-6)
+
+
 def test_fit_records_history_and_stops_on_validation(split) -> None:
     fit_part, valid = split
     model = create_model("autoencoder", {**FAST, "lr": 3e-2, "max_epochs": 30, "patience": 2})

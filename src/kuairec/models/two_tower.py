@@ -113,6 +113,9 @@ class TwoTowerConfig:
     lr_decay: float = param(
         1.0, gt=0, le=1, doc="learning rate times this after each epoch without a better NDCG@10"
     )
+    weight_average: float = param(
+        0.0, ge=0, doc="half-life in epochs of a moving average of the weights (0: off)"
+    )
     weight_decay: float = param(1e-5, ge=0, doc="AdamW weight decay")
     max_epochs: int = param(50, ge=1, doc="epochs at most (see also epoch_pairs)")
     epoch_pairs: int = param(
@@ -185,6 +188,7 @@ class TwoTowerRecommender(Recommender):
             name=self.name, max_epochs=epoch_cap(inter.nnz, c.max_epochs, c.epoch_pairs),
             patience=c.patience, seed=c.seed, accelerator=c.accelerator, devices=c.devices,
             max_seconds=c.max_seconds, num_threads=c.num_threads, lr_decay=c.lr_decay,
+            average_epochs=c.weight_average,
         )  # fmt: skip
         trained = tt.train_module(
             make_task,
