@@ -41,6 +41,11 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
         {},
     ],
     "n": [{"n_candidates": n} for n in (50, 100, 200, 400)],
+    "deep": [
+        {"retrievers": ["autoencoder", "popularity"]},
+        {"retrievers": ["autoencoder", "ease", "popularity"]},
+        {"retrievers": ["autoencoder", "popularity"], "unexposed": "live", "prior": False},
+    ],
     "retrievers": [
         {"retrievers": ["ease", "als", "popularity"]},
         {"retrievers": ["ease", "itemknn", "popularity"]},
