@@ -381,7 +381,8 @@ def test_the_fit_threads_follow_the_catalogue_and_leave_the_numbers_alone() -> N
     bit, which is what lets the rule choose threads by size alone."""
     from kuairec.models.autoencoder import WIDE_CATALOGUE, fit_threads
 
-    assert fit_threads(0, WIDE_CATALOGUE - 1) == 1 and fit_threads(0, WIDE_CATALOGUE) == 2
+    wide = 1 if tt.sums_split_over_threads() else 2  # the machine's BLAS decides
+    assert fit_threads(0, WIDE_CATALOGUE - 1) == 1 and fit_threads(0, WIDE_CATALOGUE) == wide
     assert fit_threads(3, 10) == 3
     train = _train(n_users=300, n_items=700)
     # the default and the seed's configuration (BCE over every cell, ReLU, dropout):
@@ -393,12 +394,100 @@ def test_the_fit_threads_follow_the_catalogue_and_leave_the_numbers_alone() -> N
             model = create_model(name, {**settings, "num_threads": n}).fit(train)
             scores.append(model.score(np.arange(50)))
         assert np.array_equal(scores[0], scores[1]), name
-        assert create_model(name).one_core_fit(model.config)
+        assert create_model(name).one_core_fit(create_model(name).config)
     # RecVAE's numbers move with its threads: never run on a lane that changes them
     recvae = create_model(
         "autoencoder", {"architecture": "recvae", "variational": True, "hidden_dims": [64, 16]}
     )
     assert not recvae.one_core_fit(recvae.config)
+
+
+def test_the_probe_of_split_sums_compares_one_thread_with_two() -> None:
+    """sums_split_over_threads is what the products of its shapes show on this machine
+    (recomputed here), and it leaves torch's thread count as it found it."""
+    torch.set_num_threads(2)
+    tt.sums_split_over_threads.cache_clear()
+    found = tt.sums_split_over_threads()
+    assert torch.get_num_threads() == 2
+    gen = torch.Generator().manual_seed(0)
+    differs = False
+    for m, k, n in tt._SPLIT_PROBE:
+        a, b = torch.randn(m, k, generator=gen), torch.randn(k, n, generator=gen)
+        torch.set_num_threads(1)
+        one = a @ b
+        torch.set_num_threads(2)
+        differs = differs or not torch.equal(one, a @ b)
+    assert found == differs
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_where_sums_split_a_wide_fit_keeps_to_one_thread(monkeypatch, split) -> None:
+    """On a machine whose products split their sums over threads, the autoencoder's fit
+    keeps to one thread (fit_threads, fit_cores) and so is a one-core fit the run never
+    widens (beside: among the fits that stay on one thread); elsewhere it takes two on
+    a wide catalogue and may be widened. An explicit thread count on such a machine is
+    not a one-core fit. RecVAE never is."""
+    from kuairec.models.autoencoder import WIDE_CATALOGUE, AutoencoderRecommender, fit_threads
+    from kuairec.models.registry import check_params
+    from kuairec.pipeline import beside
+
+    monkeypatch.setattr(tt, "sums_split_over_threads", lambda: split)
+    assert fit_threads(0, WIDE_CATALOGUE) == (1 if split else 2)
+    assert fit_threads(0, WIDE_CATALOGUE - 1) == 1 and fit_threads(3, 10) == 3
+    for name in ("autoencoder", "autoencoder_seed_config"):
+        config = check_params(name, {})
+        assert AutoencoderRecommender.fit_cores(config) == (1 if split else None)
+        assert AutoencoderRecommender.one_core_fit(config)
+    two = check_params("autoencoder", {"num_threads": 2})
+    assert AutoencoderRecommender.one_core_fit(two) is (not split)
+    recvae = check_params(
+        "autoencoder", {"architecture": "recvae", "variational": True, "hidden_dims": [64, 16]}
+    )
+    assert not AutoencoderRecommender.one_core_fit(recvae)
+    names = ["autoencoder_seed_config", "autoencoder", "bpr"]
+    group = beside.groups(names, lambda n: {})["bpr"]
+    widened = () if split else ("autoencoder_seed_config", "autoencoder")
+    assert group.here == widened
+    assert set(group.there) == set(names) - set(widened)
+
+
+def test_a_wide_fit_gives_the_same_numbers_whether_or_not_a_lane_widens_it(tmp_path) -> None:
+    """What the run's lanes do to a wide autoencoder fit (kuairec.pipeline.beside): it
+    starts on one thread under the cap and takes its own count from the epoch after the
+    cap is lifted. Its weights equal those of the same fit alone, on this machine,
+    whichever way its products split."""
+    import threading
+
+    from kuairec.models.autoencoder import WIDE_CATALOGUE, fit_threads
+
+    train = _train(n_users=160, n_items=WIDE_CATALOGUE + 96)
+    model = create_model("autoencoder", {"hidden_dims": [32], "batch_size": 32, "lr": 1e-2})
+    x = model._input(train.interactions)
+    own = fit_threads(model.config.num_threads, x.shape[1])
+
+    def fit(validate):
+        settings = tt.TrainSettings("t", max_epochs=3, patience=9, num_threads=own)
+        return tt.train_module(
+            lambda: model._build(x.shape[1]), net.row_loader(x, 32, 0), settings,
+            validate=validate, scratch_dir=tmp_path,
+        ).module  # fmt: skip
+
+    alone = fit(lambda m: float(m.current_epoch))  # the last epoch is the best
+    lift, seen = threading.Event(), []
+
+    def validate(m) -> float:  # the threads the epoch ran on; then the lane frees up
+        seen.append(torch.get_num_threads())
+        lift.set()
+        return float(m.current_epoch)
+
+    before = tt.cap_threads(1, lift)
+    try:
+        lane = fit(validate)
+    finally:
+        tt.cap_threads(before)
+    assert seen == [1, own, own]
+    for (n, a), b in zip(alone.state_dict().items(), lane.state_dict().values(), strict=True):
+        assert torch.equal(a, b), n
 
 
 def test_the_bce_loss_is_the_same_on_any_thread_count() -> None:

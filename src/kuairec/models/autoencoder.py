@@ -163,12 +163,26 @@ class AutoencoderRecommender(Recommender):
     }
 
     @classmethod
+    def fit_cores(cls, config: Any) -> int | None:
+        # one thread when asked for, and where the machine's products split their sums
+        # over threads (a fit's numbers then depend on its thread count: fit_threads)
+        if config.architecture == "recvae":
+            return None
+        if config.num_threads == 1 or (config.num_threads == 0 and _sums_split()):
+            return 1
+        return None
+
+    @classmethod
     def one_core_fit(cls, config: Any) -> bool:
-        # the layers' products split their output, not their sums, over the threads: the
-        # same numbers on one thread as on two (:func:`fit_threads`; tested). Not
-        # RecVAE's: its scores after 2 epochs differed between 1 and 2 threads (at 512
-        # users x 6,000 videos), so its thread count must not change under it.
-        return config.architecture != "recvae"
+        # where the layers' products split their output, not their sums, over the
+        # threads (the machine's BLAS decides: :func:`fit_threads`), the numbers are the
+        # same on one thread as on two, and the run may widen a fit between epochs;
+        # elsewhere the fit keeps to one thread by itself (fit_cores). Not RecVAE's: its
+        # scores after 2 epochs differed between 1 and 2 threads (at 512 users x 6,000
+        # videos) on any machine, so its thread count must not change under it.
+        if config.architecture == "recvae":
+            return False
+        return cls.fit_cores(config) == 1 or not _sums_split()
 
     def _fit(self, train: TrainSet, valid: TestSet | None, progress: bool) -> None:
         from kuairec.models import autoencoder_net as net
@@ -282,12 +296,22 @@ WIDE_CATALOGUE = 4096
 
 def fit_threads(setting: int, n_items: int) -> int:
     """torch threads for a fit: ``setting``, or (0) 2 for a catalogue of
-    :data:`WIDE_CATALOGUE` videos or more and 1 below. Decided by the data, never by the
-    machine: the layers' products split their output, not their sums, over the threads,
-    so the MLP's numbers are the same with 1 or 2 (a test checks it; RecVAE's are not,
-    and the catalogue alone fixes its count); at KuaiRec's full
-    size 2 threads fit an epoch 1.45x faster on 2 idle cores (docs/benchmarks-run.md),
-    and a small catalogue's products are too small to share."""
+    :data:`WIDE_CATALOGUE` videos or more and 1 below, unless the machine's products
+    split their sums over threads (:func:`~kuairec.models.torch_train.
+    sums_split_over_threads`: then 1, so that no fit's numbers depend on when the run
+    hands it a second core). Where the products split their output instead, the MLP's
+    numbers are the same with 1 or 2 threads (a test checks it; RecVAE's are not, and
+    the catalogue alone fixes its count); at KuaiRec's full size 2 threads fit an epoch
+    1.45x faster on 2 idle cores (docs/benchmarks-run.md), and a small catalogue's
+    products are too small to share."""
     if setting:
         return int(setting)
-    return 2 if n_items >= WIDE_CATALOGUE else 1
+    if n_items < WIDE_CATALOGUE:
+        return 1
+    return 1 if _sums_split() else 2
+
+
+def _sums_split() -> bool:
+    from kuairec.models.torch_train import sums_split_over_threads
+
+    return sums_split_over_threads()

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import math
@@ -474,6 +475,35 @@ def _shared_tensors_by_file(on: bool) -> Iterator[None]:
         yield
     finally:
         tmp.set_sharing_strategy(before)
+
+
+_SPLIT_PROBE = ((256, 4096, 256), (256, 10_000, 256), (256, 16_384, 128), (1024, 16_384, 256))
+
+
+@functools.cache
+def sums_split_over_threads() -> bool:
+    """Whether this machine's matrix product splits a long sum over threads, so that a
+    wide layer's output (a batch times ~10,000 videos times 256 units) differs in its
+    last bits between one thread and two. It depends on the CPU and the BLAS's code
+    path for it, not on us: measured 2026-12-07, MKL on AMD EPYC (AVX2) splits the
+    output (False) and MKL on an Intel Xeon with AVX-512 splits the sum (True). Decided
+    once per process, before any fork (the run plans its lanes first), by products of
+    the autoencoder's shapes on one and on two threads; torch's thread count is left as
+    it was. A fact of the machine, never of a clock: the same on every run of it."""
+    before = torch.get_num_threads()
+    gen = torch.Generator().manual_seed(0)
+    try:
+        for m, k, n in _SPLIT_PROBE:
+            a = torch.randn(m, k, generator=gen)
+            b = torch.randn(k, n, generator=gen)
+            torch.set_num_threads(1)
+            one = a @ b
+            torch.set_num_threads(2)
+            if not torch.equal(one, a @ b):
+                return True
+        return False
+    finally:
+        torch.set_num_threads(before)
 
 
 _CAP: int | None = None  # cap_threads: at most this many threads for every fit

@@ -5,7 +5,9 @@ idle core.
 Which models share the lanes is decided by what they declare, never by a measured time:
 :meth:`~kuairec.models.base.Recommender.one_core_fit` is true for each (BPR's sequential
 SGD; the two-tower model on its default one torch thread; the autoencoder, whose numbers
-do not depend on its torch thread count, run on one thread), on the CPU. Such models
+do not depend on its torch thread count where the machine's products split their outputs
+over threads, run on one thread, and which keeps to one thread by itself where they
+split their sums: ``torch_train.sums_split_over_threads``), on the CPU. Such models
 form a group from the first of them on, as long as no model in between follows one of
 them or builds on fitted models (what each model sees of the run is what it saw in the
 run's order); the group is fitted at its last member's turn, so the models before it
