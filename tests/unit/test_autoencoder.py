@@ -444,11 +444,12 @@ def test_where_sums_split_a_wide_fit_keeps_to_one_thread(monkeypatch, split) -> 
         "autoencoder", {"architecture": "recvae", "variational": True, "hidden_dims": [64, 16]}
     )
     assert not AutoencoderRecommender.one_core_fit(recvae)
-    names = ["autoencoder_seed_config", "autoencoder", "bpr"]
-    group = beside.groups(names, lambda n: {})["bpr"]
+    names = ["bpr", "autoencoder", "autoencoder_seed_config"]
+    group = beside.groups(names, lambda n: {})["autoencoder_seed_config"]
     widened = () if split else ("autoencoder_seed_config", "autoencoder")
     assert group.here == widened
     assert set(group.there) == set(names) - set(widened)
+    assert group.order[0 if not split else -1] == "autoencoder_seed_config"  # first taken
 
 
 def test_a_wide_fit_gives_the_same_numbers_whether_or_not_a_lane_widens_it(tmp_path) -> None:

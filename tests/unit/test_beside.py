@@ -52,12 +52,13 @@ def _orders(found):
 def test_the_one_core_fits_wait_for_the_last_of_them() -> None:
     # here, from the front: the autoencoders (their numbers do not depend on their
     # threads), the seed's first (patience 50: it trains at least 51 epochs); the
-    # second process, from the back: BPR, the two-tower model (one thread by config)
+    # second process, from the back: the two-tower model (patience 3: 4 epochs at least),
+    # then BPR (one thread by config), the longest declared training first there too
     (group,) = groups(DEFAULTS, _params()).values()
     assert groups(DEFAULTS, _params()).keys() == {"two_tower"}
     assert group.here == ("autoencoder_seed_config", "autoencoder")
-    assert group.there == ("bpr", "two_tower")
-    assert group.order == ["autoencoder_seed_config", "autoencoder", "two_tower", "bpr"]
+    assert group.there == ("two_tower", "bpr")
+    assert group.order == ["autoencoder_seed_config", "autoencoder", "bpr", "two_tower"]
     # a seed configuration that stops sooner than the default: the default first
     short = groups(DEFAULTS, _params({"autoencoder_seed_config": {"patience": 2}}))
     assert short["two_tower"].here == ("autoencoder", "autoencoder_seed_config")
@@ -73,7 +74,7 @@ def test_a_fit_on_more_threads_or_an_accelerator_is_not_a_one_core_fit() -> None
     # the autoencoder's do not (it starts on one thread there), but a GPU fit is never
     # forked nor shares a core
     gpu = groups(DEFAULTS, _params({"autoencoder": {"accelerator": "gpu"}}))
-    assert _orders(gpu) == {"two_tower": ["autoencoder_seed_config", "two_tower", "bpr"]}
+    assert _orders(gpu) == {"two_tower": ["autoencoder_seed_config", "bpr", "two_tower"]}
 
 
 def test_two_torch_models_share_the_lanes_in_two_processes() -> None:
@@ -87,12 +88,12 @@ def test_no_group_across_a_model_that_builds_on_the_fitted_ones() -> None:
     # what it is given
     assert groups(["bpr", "two_stage", "two_tower"], _params()) == {}
     assert _orders(groups(["bpr", "ease", "two_tower", "two_stage"], _params())) == {
-        "two_tower": ["two_tower", "bpr"]
+        "two_tower": ["bpr", "two_tower"]
     }
     # and a group ends where such a model stands: the ones after it form their own
     names = ["bpr", "two_tower", "two_stage", "autoencoder", "two_tower_bce"]
     assert _orders(groups(names, _params())) == {
-        "two_tower": ["two_tower", "bpr"],
+        "two_tower": ["bpr", "two_tower"],
         "two_tower_bce": ["autoencoder", "two_tower_bce"],
     }
 

@@ -16,8 +16,9 @@ wait (the run's memory follows the order the models are listed in).
 In the group every fit starts on one thread. The fits whose numbers do not depend on
 their thread count (the autoencoder's) are taken by this process, the one declaring the
 longest training first (its patience + 1 epochs, at most its epoch cap); the one-thread
-fits by their own config (BPR, the two-tower model) by the forked second process, which
-takes the rest from the other end when it has done those. Once the second process finds
+fits by their own config (BPR, the two-tower model; and the autoencoders where they keep
+to one thread) by the forked second process, also the longest declared training first,
+which takes the rest from the other end when it has done those. Once the second process finds
 nothing left, this process's fit takes the threads it asked for from its next epoch on
 (never the second process's: OpenMP's threads do not survive a fork). The second process
 starts from the run's state, and torch's seed and thread count are its own there; it
@@ -108,6 +109,7 @@ def groups(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[st
             grows = [n for n in members if _grows(n, params(n))]
             grows.sort(key=lambda n: -_least_epochs(n, params(n)))  # stable: run order
             there = tuple(n for n in members if n not in grows)
+            there = tuple(sorted(there, key=lambda n: -_least_epochs(n, params(n))))
             out[members[-1]] = Group(tuple(grows), there)
     return out
 
