@@ -342,9 +342,19 @@ def all_item_vectors(net: TwoTowerNet, items: np.ndarray | None = None) -> torch
 @torch.no_grad()
 def score_users(net: TwoTowerNet, history: History, user_x, items=None, users=None) -> np.ndarray:
     """float32 (rows, items) ranking scores of the users behind ``history`` (``users``:
-    their indices when known, see :func:`user_vectors`)."""
+    their indices when known, see :func:`user_vectors`).
+
+    The scores of a subset of ``items`` are columns of the scores of every video, not a
+    product of their own: a matrix product's last bits depend on its shape on some CPUs
+    (MKL with AVX-512: a product over 3 videos differed from the same columns of one
+    over 30 by one unit in the last place), and ``score(users, items)`` must equal
+    ``score(users)[:, items]``. The product over every video costs rows x videos x
+    ``dim``: small beside the towers."""
     u = user_vectors(net, history, user_x, users)
-    return net.similarity(u, all_item_vectors(net, items)).float().cpu().numpy()
+    scores = net.similarity(u, all_item_vectors(net))
+    if items is not None:
+        scores = scores[:, torch.as_tensor(np.asarray(items), device=scores.device)]
+    return scores.float().cpu().numpy()
 
 
 def last_items(indptr: np.ndarray, items: np.ndarray, n: int, order=None) -> np.ndarray:
