@@ -301,13 +301,19 @@ class WeightAverage:
 
     def copy_to(self, module: Any) -> dict[str, torch.Tensor]:
         """Put the averages into ``module``; returns the weights they replaced."""
-        params = dict(module.named_parameters())
-        replaced = {}
-        with torch.no_grad():
-            for n, a in self.values.items():
-                replaced[n] = params[n].detach().clone()
-                params[n].copy_(a)
-        return replaced
+        return _put_parameters(module, self.values)
+
+
+def _put_parameters(module: Any, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copy ``values`` into the module's parameters of those names; returns copies of the
+    values they replaced."""
+    params = dict(module.named_parameters())
+    replaced = {}
+    with torch.no_grad():
+        for n, value in values.items():
+            replaced[n] = params[n].detach().clone()
+            params[n].copy_(value)
+    return replaced
 
 
 @contextlib.contextmanager
@@ -321,10 +327,7 @@ def averaged(average: WeightAverage | None, module: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        params = dict(module.named_parameters())
-        with torch.no_grad():
-            for n, w in live.items():
-                params[n].copy_(w)
+        _put_parameters(module, live)
 
 
 def train_module(

@@ -106,11 +106,13 @@ def groups(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[st
                 members.append(name)
         if len(members) > 1:
             taken |= set(members)
-            grows = [n for n in members if _grows(n, params(n))]
-            grows.sort(key=lambda n: -_least_epochs(n, params(n)))  # stable: run order
-            there = tuple(n for n in members if n not in grows)
-            there = tuple(sorted(there, key=lambda n: -_least_epochs(n, params(n))))
-            out[members[-1]] = Group(tuple(grows), there)
+
+            def longest_first(name: str) -> int:  # sorted() is stable: ties in run order
+                return -_least_epochs(name, params(name))
+
+            grows = sorted((n for n in members if _grows(n, params(n))), key=longest_first)
+            there = sorted((n for n in members if n not in grows), key=longest_first)
+            out[members[-1]] = Group(tuple(grows), tuple(there))
     return out
 
 
