@@ -89,6 +89,9 @@ def groups(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[st
     def cls(name: str) -> Any:
         return get_model_class(name)
 
+    def longest_first(name: str) -> int:  # sorted() is stable: ties in run order
+        return -_least_epochs(name, params(name))
+
     def leans(name: str) -> bool:  # what it sees depends on the models before it
         return cls(name).follows is not None or cls(name).reuses_fitted
 
@@ -106,10 +109,6 @@ def groups(names: list[str], params: Callable[[str], dict[str, Any]]) -> dict[st
                 members.append(name)
         if len(members) > 1:
             taken |= set(members)
-
-            def longest_first(name: str) -> int:  # sorted() is stable: ties in run order
-                return -_least_epochs(name, params(name))
-
             grows = sorted((n for n in members if _grows(n, params(n))), key=longest_first)
             there = sorted((n for n in members if n not in grows), key=longest_first)
             out[members[-1]] = Group(tuple(grows), tuple(there))
