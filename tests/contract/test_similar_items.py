@@ -16,7 +16,7 @@ from kuairec.models.ease import EASERecommender, sparsify_weights
 from kuairec.models.factors import FactorModel
 
 SIMILARITY = ("ease", "itemknn", "two_stage")  # besides every FactorModel; two_stage: its
-# first retriever's (ease, in its test settings)
+# first retriever's (item-kNN, in its test settings)
 
 
 def _has_similarity(model) -> bool:
@@ -44,6 +44,21 @@ def test_similar_items_shape_order_and_padding(name: str, train) -> None:
     assert ((items == -1) == np.isneginf(scores)).all()
     wide, _ = model.similar_items([0], 10**6)
     assert wide.shape == (1, N_ITEMS - 1)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_an_items_neighbours_do_not_depend_on_the_items_asked_with_it(name: str, train) -> None:
+    """Asked alone or with every other video, a video gets the same neighbours and the
+    same scores (a float32 product of item factors rounds by its shape on some CPUs)."""
+    model = make(name).fit(train)
+    if not _has_similarity(model):
+        return
+    every = np.arange(N_ITEMS)
+    items, scores = model.similar_items(every, N_ITEMS)
+    for item in every:
+        alone, alone_scores = model.similar_items([item], N_ITEMS)
+        np.testing.assert_array_equal(alone[0], items[item])
+        np.testing.assert_array_equal(alone_scores[0], scores[item])
 
 
 @pytest.mark.parametrize("name", ["als", "bpr", "ease", "itemknn"])

@@ -90,7 +90,7 @@ class FactorModel(Recommender):
 
     def _item_cosine(self, items: np.ndarray) -> np.ndarray:
         norms = np.linalg.norm(self.item_factors_, axis=1)
-        out = self.item_factors_[items] @ self.item_factors_.T
+        out = batch_invariant_product(self.item_factors_[items], self.item_factors_)
         denom = norms[items, None] * norms[None, :]
         np.divide(out, denom, out=out, where=denom > 0)
         out[:, norms == 0] = -np.inf
