@@ -52,7 +52,7 @@ def test_an_items_neighbours_do_not_depend_on_the_items_asked_with_it(name: str,
     same scores (a float32 product of item factors rounds by its shape on some CPUs)."""
     model = make(name).fit(train)
     if not _has_similarity(model):
-        return
+        pytest.skip(f"{name} has no item-item similarity")
     every = np.arange(N_ITEMS)
     items, scores = model.similar_items(every, N_ITEMS)
     for item in every:

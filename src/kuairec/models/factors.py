@@ -205,8 +205,7 @@ def batch_invariant_product(user_f: np.ndarray, item_f: np.ndarray) -> np.ndarra
     shapes by a few float64 units in the last place, far below float32's rounding: the
     float64 product rounded once to float32 gives the same entries in any batch (in every
     shape measured; an entry would have to lie within those few units of a float32
-    rounding boundary). The
-    factor matrices are narrow (rank 8-128), so the float64 product costs little beside
-    ranking its scores."""
+    rounding boundary). The factor matrices are narrow (rank 8-128), so the float64
+    product costs little beside ranking its scores."""
     out = user_f.astype(np.float64) @ item_f.T.astype(np.float64)
     return out.astype(np.float32)
